@@ -1,0 +1,5 @@
+import sys
+
+from pymsde.cli import main
+
+sys.exit(main())
