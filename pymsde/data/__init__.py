@@ -1,4 +1,8 @@
 """Data layer: the grid, the trajectories container, files and training windows."""
 from pymsde.data.grid import BOUNDARY_TYPES, Grid
+from pymsde.data.io import load, save
+from pymsde.data.trajectories import Trajectories
+from pymsde.data.windows import Window, WindowSampler, window_starts
 
-__all__ = ["Grid", "BOUNDARY_TYPES"]
+__all__ = ["Grid", "BOUNDARY_TYPES", "Trajectories", "WindowSampler", "Window", "window_starts",
+           "load", "save"]

@@ -1,0 +1,418 @@
+"""The trajectories container: fields sampled on a fine grid at evenly spaced times.
+
+A :class:`Trajectories` holds ``n_traj`` trajectories of a ``C``-channel field on one grid:
+
+- ``u``  ``(n_traj, n_t, C, *grid)``: the field, real floating point (float32 or float64 kept
+  as given; simulators write float64), in the units of the data;
+- ``t``  ``(n_traj, n_t)`` float64: observation times, strictly increasing with a uniform step
+  within each trajectory (a ``(n_t,)`` vector is accepted and shared by every trajectory);
+- ``domain`` ``(n_dims, 2)`` float64: ``(lo, hi)`` per spatial axis;
+- ``boundary``: ``"periodic"`` or ``"dirichlet"`` per spatial axis;
+- ``mu`` ``(n_traj, n_mu)`` or ``None``: parameters, one row per trajectory;
+- ``f``  ``(n_traj, n_t, n_f)`` or ``None``: forcing values at the observation times;
+- ``attrs``: free JSON-serialisable metadata (case name, viscosity, seed, ...). The key
+  ``"split"`` is reserved: ``{name: [trajectory indices]}``, e.g. train/val/test.
+
+Everything is validated on construction (ranks, dtypes, finiteness, time steps, lengths,
+boundary names); a bad field raises :class:`~pymsde.util.errors.DataError` naming the field,
+the expected and the found value. The point placement of the grid is that of
+:class:`~pymsde.data.grid.Grid`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from pymsde.data.grid import BOUNDARY_TYPES, Grid
+from pymsde.util.errors import ConfigError, DataError
+
+#: Relative tolerance of the uniform-step check: every step of a trajectory must lie within
+#: ``DT_RTOL * dt`` of the trajectory's mean step. Loose enough for times stored in float32
+#: (relative rounding ~6e-8 of t, i.e. ~6e-5 of dt for 1000 steps over [0, 1]), tight enough to
+#: catch a missing or duplicated frame (an error of 100 % of dt).
+DT_RTOL = 1e-4
+
+#: The reserved attrs key holding the named splits.
+SPLIT_KEY = "split"
+
+
+def _describe(a: np.ndarray) -> str:
+    return f"shape {tuple(a.shape)} dtype {a.dtype}"
+
+
+def _as_real_array(value: Any, name: str, allow_int: bool = False) -> np.ndarray:
+    """``value`` as a numpy array of a real floating dtype (kept as given), else DataError.
+
+    With ``allow_int`` integer arrays (times ``np.arange(n)``, a domain ``[[0, 1]]``) become
+    float64; the field ``u`` itself must already be floating point.
+    """
+    a = np.asarray(value)
+    if a.dtype == object:
+        raise DataError(f"{name}: object array (dtype object); expected a real floating-point array")
+    if allow_int and np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float64)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise DataError(f"{name}: dtype {a.dtype}; expected a real floating-point dtype (float32 or float64)")
+    return a
+
+
+def _first_nonfinite(a: np.ndarray, lead: int) -> tuple[int, ...] | None:
+    """Index over the first ``lead`` axes of the first non-finite entry of ``a``, or None.
+
+    Scans one trajectory at a time so the boolean mask never exceeds one trajectory's size
+    (a Burgers 2-D data set is ~2.6 GB in float64).
+    """
+    for i in range(a.shape[0]):
+        ok = np.isfinite(a[i])
+        if not ok.all():
+            bad = np.argwhere(~ok)[0]
+            return (i, *(int(j) for j in bad[: lead - 1]))
+    return None
+
+
+def _json_default(obj: Any) -> Any:
+    # numpy scalars and arrays are common in metadata (a seed from an rng, a viscosity);
+    # they become plain JSON numbers/lists so attrs survive a file round trip exactly.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def normalise_attrs(attrs: Mapping[str, Any] | None, name: str = "attrs") -> dict:
+    """A JSON round trip of ``attrs`` (numpy scalars -> numbers, tuples -> lists).
+
+    Raises DataError naming the offending top-level key when a value is not serialisable.
+    """
+    if attrs is None:
+        return {}
+    if not isinstance(attrs, Mapping):
+        raise DataError(f"{name}: expected a dict, found {type(attrs).__name__}")
+    out = {}
+    for key, value in attrs.items():
+        if not isinstance(key, str):
+            raise DataError(f"{name}: key {key!r} is a {type(key).__name__}; expected str keys (JSON)")
+        try:
+            out[key] = json.loads(json.dumps(value, default=_json_default, allow_nan=True))
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{name}[{key!r}]: not JSON-serialisable ({err})") from None
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectories:
+    """Trajectories of a field on a fine grid (see the module docstring for the fields).
+
+    Construct with keywords: ``Trajectories(u=u, t=t, domain=[[0, 1]], boundary=("periodic",))``.
+    Arrays are not copied unless a conversion is needed (``t`` and ``domain`` become float64).
+    The dataclass is frozen; use :func:`dataclasses.replace` to change a field (re-validated).
+    """
+
+    u: np.ndarray
+    t: np.ndarray
+    domain: np.ndarray
+    boundary: tuple[str, ...]
+    mu: np.ndarray | None = None
+    f: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ validation
+    def __post_init__(self) -> None:
+        u = _as_real_array(self.u, "u")
+        if not 4 <= u.ndim <= 6:
+            raise DataError(f"u: rank {u.ndim} ({_describe(u)}); expected (n_traj, n_t, C, *grid) "
+                            f"with 1 to 3 spatial axes, i.e. rank 4 to 6")
+        n_traj, n_t, n_c = u.shape[:3]
+        n_dims = u.ndim - 3
+        if n_traj < 1 or n_t < 2 or n_c < 1:
+            raise DataError(f"u: shape {tuple(u.shape)}; expected at least 1 trajectory, 2 times "
+                            f"and 1 channel (n_traj, n_t, C) = ({n_traj}, {n_t}, {n_c})")
+
+        t = _as_real_array(self.t, "t", allow_int=True).astype(np.float64, copy=False)
+        t_shape = tuple(t.shape)
+        if t.ndim == 1 and t.shape[0] == n_t:
+            t = np.repeat(t[None, :], n_traj, axis=0)
+        if t.shape != (n_traj, n_t):
+            raise DataError(f"t: shape {t_shape}; expected ({n_traj}, {n_t}) or ({n_t},) "
+                            f"to match u {tuple(u.shape)}")
+        if not np.isfinite(t).all():
+            i, k = np.argwhere(~np.isfinite(t))[0]
+            raise DataError(f"t: non-finite value {t[i, k]} at trajectory {i}, time index {k}")
+        steps = np.diff(t, axis=1)
+        if not (steps > 0).all():
+            i, k = np.argwhere(~(steps > 0))[0]
+            raise DataError(f"t: not strictly increasing in trajectory {i}: t[{k}] = {t[i, k]!r}, "
+                            f"t[{k + 1}] = {t[i, k + 1]!r}")
+        mean_step = (t[:, -1] - t[:, 0]) / (n_t - 1)
+        dev = np.abs(steps - mean_step[:, None]) / mean_step[:, None]
+        if (dev > DT_RTOL).any():
+            i, k = np.unravel_index(int(np.argmax(dev)), dev.shape)
+            raise DataError(f"t: non-uniform time step in trajectory {i}: t[{k + 1}] - t[{k}] = "
+                            f"{steps[i, k]!r}, expected the trajectory's step {mean_step[i]!r} "
+                            f"(relative tolerance {DT_RTOL})")
+
+        domain = _as_real_array(self.domain, "domain", allow_int=True).astype(np.float64, copy=False)
+        if domain.shape != (n_dims, 2):
+            raise DataError(f"domain: shape {tuple(domain.shape)}; expected ({n_dims}, 2), one (lo, hi) "
+                            f"per spatial axis of u {tuple(u.shape)}")
+        if not (np.isfinite(domain).all() and (domain[:, 1] > domain[:, 0]).all()):
+            raise DataError(f"domain: {domain.tolist()}; expected finite (lo, hi) with lo < hi per axis")
+
+        boundary = self.boundary
+        if isinstance(boundary, str):
+            boundary = (boundary,)
+        boundary = tuple(str(b) for b in np.asarray(boundary).reshape(-1).tolist())
+        if len(boundary) != n_dims:
+            raise DataError(f"boundary: {len(boundary)} entries {boundary}; expected {n_dims}, one per "
+                            f"spatial axis of u {tuple(u.shape)}")
+        for axis, b in enumerate(boundary):
+            if b not in BOUNDARY_TYPES:
+                raise DataError(f"boundary: unknown type {b!r} on axis {axis}; expected one of {BOUNDARY_TYPES}")
+
+        mu = self.mu
+        if mu is not None:
+            mu = _as_real_array(mu, "mu", allow_int=True)
+            if mu.ndim != 2 or mu.shape[0] != n_traj:
+                raise DataError(f"mu: {_describe(mu)}; expected (n_traj, n_mu) with n_traj = {n_traj}")
+            if not np.isfinite(mu).all():
+                i, j = np.argwhere(~np.isfinite(mu))[0]
+                raise DataError(f"mu: non-finite value {mu[i, j]} at trajectory {i}, parameter {j}")
+
+        f = self.f
+        if f is not None:
+            f = _as_real_array(f, "f", allow_int=True)
+            if f.ndim != 3 or f.shape[:2] != (n_traj, n_t):
+                raise DataError(f"f: {_describe(f)}; expected (n_traj, n_t, n_f) with "
+                                f"(n_traj, n_t) = ({n_traj}, {n_t})")
+            bad = _first_nonfinite(f, 2)
+            if bad is not None:
+                raise DataError(f"f: non-finite value at trajectory {bad[0]}, time index {bad[1]}")
+
+        bad = _first_nonfinite(u, 2)
+        if bad is not None:
+            raise DataError(f"u: non-finite value (NaN or inf) at trajectory {bad[0]}, time index {bad[1]} "
+                            f"(t = {t[bad]!r})")
+
+        attrs = normalise_attrs(self.attrs)
+        if SPLIT_KEY in attrs:
+            attrs[SPLIT_KEY] = _check_splits(attrs[SPLIT_KEY], n_traj)
+
+        object.__setattr__(self, "u", u)
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "boundary", boundary)
+        object.__setattr__(self, "mu", mu)
+        object.__setattr__(self, "f", f)
+        object.__setattr__(self, "attrs", attrs)
+
+    @classmethod
+    def _trusted(cls, u, t, domain, boundary, mu, f, attrs) -> "Trajectories":
+        # Build from parts of an already validated instance (subset, split) without rescanning
+        # gigabytes of field values for finiteness.
+        obj = object.__new__(cls)
+        for name, value in (("u", u), ("t", t), ("domain", domain), ("boundary", boundary),
+                            ("mu", mu), ("f", f), ("attrs", attrs)):
+            object.__setattr__(obj, name, value)
+        return obj
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_traj(self) -> int:
+        """Number of trajectories."""
+        return int(self.u.shape[0])
+
+    @property
+    def n_t(self) -> int:
+        """Number of observation times per trajectory."""
+        return int(self.u.shape[1])
+
+    @property
+    def channels(self) -> int:
+        """Number of field channels ``C``."""
+        return int(self.u.shape[2])
+
+    @property
+    def n_dims(self) -> int:
+        """Number of spatial axes (1 to 3)."""
+        return self.u.ndim - 3
+
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """Points per spatial axis."""
+        return tuple(int(n) for n in self.u.shape[3:])
+
+    @property
+    def n_mu(self) -> int:
+        """Parameters per trajectory (0 without ``mu``)."""
+        return 0 if self.mu is None else int(self.mu.shape[1])
+
+    @property
+    def n_f(self) -> int:
+        """Forcing values per time (0 without ``f``)."""
+        return 0 if self.f is None else int(self.f.shape[2])
+
+    @property
+    def grid(self) -> Grid:
+        """The spatial :class:`Grid` (shape, domain, boundary types)."""
+        return Grid(self.grid_shape, tuple(map(tuple, self.domain.tolist())), self.boundary)
+
+    @property
+    def dts(self) -> np.ndarray:
+        """Time step of each trajectory, ``(n_traj,)`` float64 (mean step, uniform to ``DT_RTOL``)."""
+        return (self.t[:, -1] - self.t[:, 0]) / (self.n_t - 1)
+
+    @property
+    def dt(self) -> float:
+        """The common time step of all trajectories.
+
+        Raises DataError when trajectories have different steps (beyond ``DT_RTOL``); use
+        :attr:`dts` for per-trajectory steps.
+        """
+        dts = self.dts
+        if np.abs(dts - dts[0]).max() > DT_RTOL * dts[0]:
+            i = int(np.argmax(np.abs(dts - dts[0])))
+            raise DataError(f"t: trajectories have different time steps (trajectory 0: {dts[0]!r}, "
+                            f"trajectory {i}: {dts[i]!r}); expected one common dt")
+        return float(dts.mean())
+
+    @property
+    def splits(self) -> dict[str, np.ndarray]:
+        """The named splits recorded in ``attrs["split"]``: name -> trajectory indices (int64)."""
+        return {k: np.asarray(v, dtype=np.int64) for k, v in self.attrs.get(SPLIT_KEY, {}).items()}
+
+    def coarse_factors(self, coarse_shape: Sequence[int]) -> tuple[int, ...]:
+        """Integer factor ``s`` per axis with ``grid_shape = s * coarse_shape``.
+
+        Raises ConfigError when the coarse grid does not divide the fine grid.
+        """
+        return self.grid.coarsening_factors(coarse_shape)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={getattr(self, k)}" for k in ("n_mu", "n_f") if getattr(self, k))
+        return (f"Trajectories(n_traj={self.n_traj}, n_t={self.n_t}, channels={self.channels}, "
+                f"grid={self.grid_shape}, boundary={self.boundary}, dtype={self.u.dtype}{extra})")
+
+    # ------------------------------------------------------------------ selection
+    def subset(self, indices: Sequence[int] | np.ndarray | slice) -> "Trajectories":
+        """The trajectories ``indices`` (ints, a boolean mask of length n_traj, or a slice), in that order.
+
+        Recorded splits are carried over: each keeps the selected trajectories under their new
+        positions; splits left empty are dropped. Consecutive increasing indices give views of
+        the arrays (no copy); any other selection copies.
+        """
+        idx = np.arange(self.n_traj)[indices] if isinstance(indices, slice) else np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (self.n_traj,):
+                raise ConfigError(f"subset: boolean mask of shape {idx.shape}; expected ({self.n_traj},)")
+            idx = np.flatnonzero(idx)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise ConfigError(f"subset: indices {_describe(idx)}; expected a 1-D sequence of integers")
+        idx = idx.astype(np.int64)
+        if idx.size == 0:
+            raise ConfigError("subset: no trajectories selected; expected at least one index")
+        if idx.min() < -self.n_traj or idx.max() >= self.n_traj:
+            raise ConfigError(f"subset: index out of range [{-self.n_traj}, {self.n_traj}) in {idx.tolist()}")
+        idx = idx % self.n_traj
+        attrs = {k: v for k, v in self.attrs.items() if k != SPLIT_KEY}
+        if self.splits:
+            new_pos = {int(old): new for new, old in enumerate(idx)}
+            carried = {name: [new_pos[int(i)] for i in members if int(i) in new_pos]
+                       for name, members in self.splits.items()}
+            carried = {k: v for k, v in carried.items() if v}
+            if carried:
+                attrs[SPLIT_KEY] = carried
+        # a run of consecutive indices selects by slice: a view, no copy of a multi-GB field
+        sel = slice(int(idx[0]), int(idx[-1]) + 1) if (np.diff(idx) == 1).all() else idx
+        return Trajectories._trusted(
+            self.u[sel], self.t[sel], self.domain, self.boundary,
+            None if self.mu is None else self.mu[sel], None if self.f is None else self.f[sel], attrs)
+
+    def split(self, sizes: Mapping[str, float] | Sequence[float], seed: int = 0) -> "Trajectories":
+        """Record a random split of the trajectories into named parts; returns a new Trajectories.
+
+        Args:
+            sizes: ``{name: size}`` or a sequence read as ``(train, val, test)``. Sizes are all
+                integers (trajectory counts, summing to at most ``n_traj``) or all fractions in
+                ``[0, 1]`` (summing to at most 1; rounded to counts by largest remainder, e.g. 10
+                trajectories with ``(0.8, 0.1, 0.1)`` -> 8/1/1).
+            seed: seed of the permutation (``numpy.random.default_rng(seed)``); same seed, same split.
+
+        The indices (sorted within each part) go to ``attrs["split"]``; the arrays are shared,
+        not copied. Raises ConfigError when sizes are negative, exceed the data, or a part
+        asked for (size > 0) would receive no trajectory.
+        """
+        if not isinstance(sizes, Mapping):
+            sizes = list(sizes)
+            if len(sizes) > 3:
+                raise ConfigError(f"split: {len(sizes)} sizes given as a sequence; expected at most 3 "
+                                  f"(train, val, test) or a dict name -> size")
+            sizes = dict(zip(("train", "val", "test"), sizes))
+        counts = _split_counts(dict(sizes), self.n_traj)
+        perm = np.random.default_rng(seed).permutation(self.n_traj)
+        parts, start = {}, 0
+        for name, c in counts.items():
+            parts[name] = sorted(int(i) for i in perm[start:start + c])
+            start += c
+        parts = {k: v for k, v in parts.items() if v}
+        attrs = dict(self.attrs)
+        attrs[SPLIT_KEY] = parts
+        return Trajectories._trusted(self.u, self.t, self.domain, self.boundary, self.mu, self.f, attrs)
+
+    def get_split(self, name: str) -> "Trajectories":
+        """The trajectories of split ``name`` (see :meth:`split`). DataError when it is not recorded."""
+        splits = self.splits
+        if name not in splits:
+            raise DataError(f"attrs['split']: no split named {name!r}; recorded splits: {sorted(splits) or 'none'}")
+        return self.subset(splits[name])
+
+
+def _check_splits(value: Any, n_traj: int) -> dict[str, list[int]]:
+    """Validate ``attrs["split"]``: names -> disjoint lists of trajectory indices in range."""
+    if not isinstance(value, Mapping):
+        raise DataError(f"attrs['split']: {type(value).__name__}; expected a dict name -> list of indices")
+    seen: dict[int, str] = {}
+    out = {}
+    for name, members in value.items():
+        if not isinstance(members, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in members):
+            raise DataError(f"attrs['split'][{name!r}]: {members!r}; expected a list of trajectory indices")
+        for i in members:
+            if not 0 <= i < n_traj:
+                raise DataError(f"attrs['split'][{name!r}]: index {i} out of range; expected 0 <= i < {n_traj}")
+            if i in seen:
+                raise DataError(f"attrs['split']: trajectory {i} is in both {seen[i]!r} and {name!r}; "
+                                f"expected disjoint splits")
+            seen[i] = name
+        out[str(name)] = list(members)
+    return out
+
+
+def _split_counts(sizes: dict[str, float], n: int) -> dict[str, int]:
+    """Trajectory counts per named part from counts or fractions (largest-remainder rounding)."""
+    if not sizes:
+        raise ConfigError("split: no sizes given")
+    values = np.asarray([float(v) for v in sizes.values()])
+    if (values < 0).any() or not np.isfinite(values).all():
+        raise ConfigError(f"split: sizes {sizes}; expected non-negative numbers")
+    all_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in sizes.values())
+    if all_int:
+        counts = values.astype(np.int64)
+        if counts.sum() > n:
+            raise ConfigError(f"split: counts {sizes} sum to {int(counts.sum())}; the data has {n} trajectories")
+    else:
+        if (values > 1).any() or values.sum() > 1 + 1e-9:
+            raise ConfigError(f"split: fractions {sizes} sum to {values.sum():g}; expected fractions in [0, 1] "
+                              f"summing to at most 1 (or integer counts)")
+        exact = values * n
+        counts = np.floor(exact + 1e-9).astype(np.int64)
+        target = min(n, int(round(values.sum() * n)))
+        order = np.argsort(-(exact - counts), kind="stable")
+        for j in order[: max(0, target - int(counts.sum()))]:
+            counts[j] += 1
+    for (name, v), c in zip(sizes.items(), counts):
+        if float(v) > 0 and c == 0:
+            raise ConfigError(f"split: part {name!r} (size {v}) would receive 0 of {n} trajectories")
+    return {name: int(c) for name, c in zip(sizes, counts)}

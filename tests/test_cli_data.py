@@ -1,0 +1,131 @@
+"""The data commands: ``pymsde info``, ``pymsde plot`` and ``pymsde simulate``."""
+import json
+
+import numpy as np
+import pytest
+
+import pymsde.systems
+from pymsde.cli import main
+from pymsde.data import Grid, Trajectories, load, save
+
+pytest.importorskip("matplotlib")
+
+
+def burgers_like(n_traj=3, n_t=21, n_x=32, **attrs):
+    x = Grid((n_x,), ((0.0, 1.0),), ("periodic",)).coordinates(0)
+    t = np.linspace(0.0, 1.0, n_t)
+    amp = 0.25 + 0.05 * np.arange(n_traj)
+    u = amp[:, None, None] * np.exp(-(x[None, None, :] - 0.5 - 0.1 * t[None, :, None]) ** 2 / 0.01)
+    return Trajectories(u=u[:, :, None, :], t=t, domain=[[0.0, 1.0]], boundary=("periodic",),
+                        mu=amp[:, None], attrs={"case": "burgers1d", "nu": 5e-4, **attrs})
+
+
+def test_info_on_a_good_file(tmp_path, capsys):
+    path = save(burgers_like().split({"train": 2, "test": 1}, seed=0), tmp_path / "d.npz")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid trajectories file" in out
+    assert "(3, 21, 1, 32) float64" in out and "dt = 0.05" in out
+    assert "periodic on [0, 1)" in out and "train: 2" in out and "test: 1" in out
+    assert "max 0.35" in out                                            # largest amplitude 0.25 + 2 * 0.05
+    assert '"case": "burgers1d"' in out
+
+
+def test_info_json(tmp_path, capsys):
+    path = save(burgers_like(), tmp_path / "d.h5")
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["u"]["shape"] == [3, 21, 1, 32] and info["format"] == "hdf5"
+    assert info["dt"] == pytest.approx(0.05, rel=1e-12)
+    assert info["grid"]["boundary"] == ["periodic"] and info["grid"]["spacing"] == [1 / 32]
+    assert info["values"][0]["max"] == pytest.approx(0.35, rel=1e-12)
+    assert info["mu"]["min"] == [0.25] and info["attrs"]["nu"] == 5e-4
+
+
+@pytest.mark.parametrize("arrays, fragment", [
+    (dict(u=np.zeros((2, 5, 8)), t=np.arange(5.0)), "key u: rank 3"),
+    (dict(u=np.zeros((2, 5, 1, 8))), "missing key 't'"),
+    (dict(u=np.full((2, 5, 1, 8), np.nan), t=np.arange(5.0)), "non-finite value"),
+])
+def test_info_on_a_bad_file_exits_2_with_one_line(tmp_path, capsys, arrays, fragment):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    assert main(["info", str(path)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert captured.out == "" and "\n" not in err
+    assert err.startswith("pymsde: error: ") and str(path) in err and fragment in err
+
+
+def test_info_missing_file(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "nope.npz")]) == 2
+    assert "nope.npz: no such file" in capsys.readouterr().err
+
+
+def test_plot_1d_and_2d(tmp_path, capsys):
+    path = save(burgers_like(), tmp_path / "d.npz")
+    assert main(["plot", str(path), "--out", str(tmp_path / "st.png"), "--traj", "2"]) == 0
+    assert (tmp_path / "st.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    g = Grid((12, 10), ((0, 1), (0, 1)), ("dirichlet", "dirichlet"))
+    u = np.random.default_rng(0).random((1, 7, 1, 12, 10))
+    save(Trajectories(u=u, t=np.arange(7.0), domain=g.domain, boundary=g.boundary), tmp_path / "d2.npz")
+    assert main(["plot", str(tmp_path / "d2.npz"), "--out", str(tmp_path / "sn.png"), "--snapshots", "3"]) == 0
+    assert (tmp_path / "sn.png").stat().st_size > 5000
+    assert main(["plot", str(path), "--out", str(tmp_path / "x.png"), "--channel", "1"]) == 2
+    assert "--channel: 1; expected 0 <= C < 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_simulate_wiring_with_a_stand_in_simulator(tmp_path, capsys, monkeypatch):
+    calls = {}
+
+    def fake_simulate(case, **kw):
+        calls.update(case=case, **kw)
+        return burgers_like(n_traj=kw["n_traj"]).split((0.5, 0.5), seed=kw["seed"])
+
+    monkeypatch.setattr(pymsde.systems, "simulate", fake_simulate, raising=False)
+    out = tmp_path / "sim.npz"
+    png = tmp_path / "sim.png"
+    rc = main(["simulate", "burgers1d", "--out", str(out), "--n-traj", "4", "--seed", "3", "--n-grid", "32",
+               "--n-steps", "20", "--t-end", "1", "--plot", str(png)])
+    assert rc == 0
+    assert calls == dict(case="burgers1d", n_traj=4, seed=3, n_grid=32, n_steps=20, t_end=1.0,
+                         backend="torch", progress=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(f"wrote {out}: burgers1d, 4 trajectories x 21 times, grid (32,)")
+    assert "split train 2, val 2" in lines[0]
+    assert load(out).n_traj == 4 and png.stat().st_size > 5000
+
+
+def test_simulate_refuses_unknown_case(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "navier-stokes", "--out", "x.npz"])
+    assert info.value.code == 2
+    assert "invalid choice: 'navier-stokes'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(pymsde.systems, "simulate"), reason="pymsde.systems.simulate not available yet")
+def test_simulate_end_to_end_tiny_burgers(tmp_path, capsys):
+    out = tmp_path / "b.npz"
+    rc = main(["simulate", "burgers1d", "--out", str(out), "--n-traj", "2", "--seed", "1", "--n-grid", "64",
+               "--n-steps", "21", "--t-end", "0.02"])
+    assert rc == 0, capsys.readouterr().err
+    traj = load(out)
+    assert traj.n_traj == 2 and traj.grid_shape == (64,) and traj.boundary == ("periodic",)
+    assert traj.n_t == 21 and traj.dt == pytest.approx(1e-3, rel=1e-9)
+    assert np.isfinite(traj.u).all() and 0.1 < traj.u.max() < 0.5       # A ~ N(0.25, 0.05^2)
+    assert traj.attrs["case"] == "burgers1d"
+    assert main(["info", str(out)]) == 0
+    assert "(2, 21, 1, 64) float64" in capsys.readouterr().out
+
+
+def test_simulate_refuses_bad_output_names_before_simulating(tmp_path, capsys, monkeypatch):
+    def must_not_run(case, **kw):
+        raise AssertionError("simulate called despite a bad output name")
+
+    monkeypatch.setattr(pymsde.systems, "simulate", must_not_run, raising=False)
+    assert main(["simulate", "kdv1d", "--out", str(tmp_path / "data.csv")]) == 2
+    assert "unknown file type '.csv'" in capsys.readouterr().err
+    assert main(["simulate", "kdv1d", "--out", str(tmp_path / "d.npz"), "--plot", str(tmp_path / "p.pdf")]) == 2
+    assert "expected a file name ending in .png" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,71 @@
+"""Plotting primitives write real, non-empty PNGs and refuse mismatched inputs."""
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from pymsde.evaluate.plots import plot_error_curves, plot_profiles, plot_snapshots, plot_spacetime  # noqa: E402
+from pymsde.util.errors import DataError  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return width, height
+
+
+def test_spacetime(tmp_path):
+    x = np.linspace(0, 1, 64, endpoint=False)
+    t = np.linspace(0, 1, 41)
+    truth = np.sin(2 * np.pi * (x[None] - t[:, None]))
+    out = plot_spacetime({"truth": truth, "forecast": 1.01 * truth, "error": 0.01 * truth}, x, t,
+                         tmp_path / "st.png", title="advection")
+    w, h = png_size(out)
+    assert w > 3 * h / 2 and out.stat().st_size > 10_000                # three panels side by side
+    with pytest.raises(DataError, match=r"expected \(len\(t\), len\(x\)\) = \(41, 63\)"):
+        plot_spacetime({"u": truth}, x[:-1], t, tmp_path / "bad.png")
+    with pytest.raises(DataError, match="different shapes"):
+        plot_spacetime({"a": truth, "b": truth[:-1]}, x, t, tmp_path / "bad.png")
+    with pytest.raises(DataError, match="expected a file name ending in .png"):
+        plot_spacetime({"u": truth}, x, t, tmp_path / "st.jpg")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["st.png"]
+
+
+def test_snapshots(tmp_path):
+    a = np.random.default_rng(0).random((3, 16, 12))
+    out = plot_snapshots({"truth": a, "error": a - 0.5}, [0.0, 0.5, 1.0], tmp_path / "sn.png",
+                         x=np.linspace(0, 1, 16), y=np.linspace(0, 2, 12))
+    w, h = png_size(out)
+    assert w > h and out.stat().st_size > 10_000
+    with pytest.raises(DataError, match="2 times for 3 snapshots"):
+        plot_snapshots({"u": a}, [0.0, 1.0], tmp_path / "bad.png")
+
+
+def test_profiles_and_error_curves(tmp_path):
+    x = np.linspace(0, 1, 100)
+    truth = np.exp(-(x[None] - np.array([[0.3], [0.5]])) ** 2 / 0.01)
+    out = plot_profiles(x, truth, truth + 0.01, np.full_like(truth, 0.02), [0.0, 1.0], tmp_path / "pr.png")
+    assert png_size(out)[0] > 0 and out.stat().st_size > 10_000
+    out = plot_profiles(x, truth, truth, None, [0.0, 1.0], tmp_path / "pr2.png")
+    assert out.stat().st_size > 5_000
+    with pytest.raises(DataError, match=r"std has shape \(2, 99\)"):
+        plot_profiles(x, truth, truth, truth[:, 1:], [0.0, 1.0], tmp_path / "bad.png")
+    t = np.linspace(0, 1, 50)
+    out = plot_error_curves(t, {"multiscale": 1 + t, "closure": 10 * (1 + t)}, tmp_path / "ec.png",
+                            "nRMSE (%)", logy=True)
+    assert out.stat().st_size > 5_000
+    with pytest.raises(DataError, match="curve 'x' has 49 values"):
+        plot_error_curves(t, {"x": t[1:]}, tmp_path / "bad.png", "e")
+
+
+def test_colour_scales_shared_by_fields_and_by_errors():
+    from pymsde.evaluate.plots import _limits
+
+    a = np.linspace(-1.0, 2.0, 10)
+    lim = _limits({"truth": a, "forecast": 2 * a, "error A": 0.1 * a, "error B": -0.3 * a},
+                  {"error A", "error B"})
+    assert lim["truth"] == lim["forecast"] == (-2.0, 4.0, "viridis")
+    assert lim["error A"] == lim["error B"] == (-0.6, 0.6, "RdBu_r")     # one symmetric error scale
