@@ -1,0 +1,86 @@
+# The Python side's entry points (called by pymsde/kernels/julia.py through juliacall).
+#
+# Arguments cross from Python as the types PythonCall converts without ambiguity: integers,
+# floats, strings, `nothing`, and arrays (torch tensors arrive as Python objects and are
+# wrapped zero-copy by DLPack.jl). Tuples (boundary types, sizes) are passed as
+# comma-separated strings.
+
+"""
+    wrap_tensor(t, dims...) -> Array
+
+A Julia array of size `dims` over the memory of the 1-D, contiguous Python tensor `t`, without
+a copy: `DLPack.from_dlpack(t)` (which calls `t.__dlpack__()`) reshaped to `dims`. pymsde passes
+`tensor.reshape(-1)` and `dims = reverse(size(tensor))`, so a C-contiguous torch tensor becomes
+the column-major array with the axes reversed. (A 1-D buffer has one unambiguous layout;
+DLPack.jl would read some tensors with size-1 axes as column-major otherwise.)
+The array is valid while the tensor's storage is: DLPack's deleter, run by the finalizer of the
+wrapped array, releases torch's reference.
+"""
+function wrap_tensor(t, dims::Integer...)
+    v = DLPack.from_dlpack(t)
+    ndims(v) == 1 || throw(ArgumentError("wrap_tensor: expected a 1-D tensor, got $(ndims(v)) dimensions"))
+    return reshape(v, Int.(dims))
+end
+
+"""
+    share_with(A, from_dlpack) -> Python tensor
+
+Hand a Julia array to Python without a copy: `DLPack.share(A, from_dlpack)` with e.g.
+`torch.from_dlpack`; the Python tensor has the axes of `A` reversed.
+"""
+share_with(A::AbstractArray, from_dlpack) = DLPack.share(A, from_dlpack)
+
+"""
+    drift_params_from_python(activation, radius, boundary, coarse, channels, micro_dim, n_mu, n_f,
+                             n_macro, W1, b1, ..., Wn, bn, Q1, c1, ...) -> DriftParams
+
+Build `DriftParams` from positional arguments: `boundary` and `coarse` as comma-separated
+strings in Julia dimension order, then `n_macro` (weight, bias) pairs of the macroscale MLP
+followed by the microscale MLP's pairs (Julia layout: weights `(in, out)`).
+"""
+function drift_params_from_python(activation_name::AbstractString, radius::Integer, boundary::AbstractString,
+                                  coarse::AbstractString, channels::Integer, micro_dim::Integer,
+                                  n_mu::Integer, n_f::Integer, n_macro::Integer, arrays::AbstractArray...)
+    iseven(length(arrays)) || throw(ArgumentError("drift_params_from_python: weights and biases must alternate"))
+    pairs = [(arrays[2k-1], arrays[2k]) for k in 1:length(arrays)÷2]
+    cs = Tuple(parse(Int, s) for s in split(coarse, ","))
+    return DriftParams(pairs[1:n_macro], pairs[n_macro+1:end], activation_name, radius, boundary, cs,
+                       channels, micro_dim, n_mu, n_f)
+end
+
+"""
+    multiscale_drift!(out, t, z, mu, f, param_args...) -> out
+
+Bridge form of [`multiscale_drift!`](@ref): the drift parameters as the positional
+arguments of [`drift_params_from_python`](@ref).
+"""
+multiscale_drift!(out::AbstractMatrix, t::Real, z::AbstractMatrix, mu, f, param_args...) =
+    multiscale_drift!(out, drift_params_from_python(param_args...), t, z, mu, f)
+
+"""
+    rollout!(zs, z0, sigma, t0, dt, n_steps, scheme, save_every, dW, dI, mu, f, seed, param_args...) -> zs
+
+Bridge form of [`rollout!`](@ref) with the drift parameters as positional arguments.
+"""
+rollout!(zs, z0, sigma, t0, dt, n_steps, scheme, save_every, dW, dI, mu, f, seed::Integer,
+         param_args...) =
+    rollout!(zs, z0, sigma, t0, dt, n_steps, scheme, save_every, dW, dI, mu, f, seed,
+             drift_params_from_python(param_args...))
+
+"""
+    synchronize_device(A)
+
+Block until the kernels queued on `A`'s device have finished (before Python reads results).
+"""
+synchronize_device(A::AbstractArray) = KernelAbstractions.synchronize(get_backend(A))
+
+# Set by the CUDA extension's __init__ (a hook rather than a method redefinition, which
+# precompilation forbids).
+const CUDA_FUNCTIONAL = Ref{Any}(nothing)
+
+"""
+    cuda_functional() -> Bool
+
+Whether CUDA.jl is loaded (the `PyMSDEKernelsCUDAExt` extension is active) and has a usable GPU.
+"""
+cuda_functional() = (h = CUDA_FUNCTIONAL[]; h === nothing ? false : Bool(h()))

@@ -1,0 +1,105 @@
+# The drift of the learned multiscale SDE: port of pymsde/kernels/multiscale.py.
+#
+# Latent states z are columns: z has size (D, B) with D = C n_cells + micro_dim; rows
+# 1:C n_cells hold zM in torch's flat order (channel slowest, cells row-major over the torch
+# axes), which is the column-major memory of a Julia array (coarse..., C) with the coarse
+# dimensions reversed.
+
+"""
+    DriftParams(macro_layers, micro_layers, activation, radius, boundary, coarse, channels,
+                micro_dim, n_mu, n_f)
+
+Weights and metadata of the multiscale drift (port of `pymsde.kernels.multiscale.DriftParams`).
+`macro_layers`/`micro_layers` are vectors of `(W, b)` in the Julia layout (`W` is `(in, out)`);
+`boundary` and `coarse` are per Julia dimension (torch order reversed).
+"""
+struct DriftParams{L,M,F}
+    macro_layers::L
+    micro_layers::M
+    act::F
+    radius::Int
+    boundary::Tuple
+    coarse::Tuple
+    channels::Int
+    micro_dim::Int
+    n_mu::Int
+    n_f::Int
+
+    # the only constructor (an inner one, so no default constructor competes with it)
+    function DriftParams(macro_layers, micro_layers, activation_name::AbstractString, radius::Integer,
+                         boundary, coarse, channels::Integer, micro_dim::Integer, n_mu::Integer=0,
+                         n_f::Integer=0)
+        bc = parse_boundary(boundary)
+        cs = Tuple(Int.(coarse))
+        length(bc) == length(cs) || throw(ArgumentError("DriftParams: $(length(bc)) boundary types for coarse size $cs"))
+        S = channels * (2radius + 1)^length(cs)
+        n_in = S + micro_dim + n_mu + n_f
+        size(first(macro_layers)[1], 1) == n_in ||
+            throw(DimensionMismatch("DriftParams: first macro layer takes $(size(first(macro_layers)[1], 1)) inputs, expected $n_in"))
+        size(last(macro_layers)[1], 2) == channels ||
+            throw(DimensionMismatch("DriftParams: last macro layer has $(size(last(macro_layers)[1], 2)) outputs, expected $channels"))
+        if micro_dim > 0
+            q_in = micro_dim + channels * prod(cs) + 2 + n_mu + n_f
+            size(first(micro_layers)[1], 1) == q_in ||
+                throw(DimensionMismatch("DriftParams: first micro layer takes $(size(first(micro_layers)[1], 1)) inputs, expected $q_in"))
+        end
+        layers_m = collect(macro_layers)
+        layers_q = isempty(micro_layers) ? similar(layers_m, 0) : collect(micro_layers)
+        act = activation(activation_name)
+        return new{typeof(layers_m),typeof(layers_q),typeof(act)}(layers_m, layers_q, act, Int(radius), bc, cs,
+                                                                  Int(channels), Int(micro_dim), Int(n_mu), Int(n_f))
+    end
+end
+
+n_cells(p::DriftParams) = prod(p.coarse)
+macro_dim(p::DriftParams) = p.channels * n_cells(p)
+stencil_size(p::DriftParams) = p.channels * (2p.radius + 1)^length(p.coarse)
+
+"""
+    multiscale_drift!(out, p, t, z, mu=nothing, f=nothing) -> out
+
+Port of `pymsde.kernels.multiscale.multiscale_drift` for scalar time `t`: `z` and `out` are
+`(D, B)`, `mu` `(n_mu, B)`, `f` `(n_f, B)`. Macroscale: stencil gather on the coarse mesh, then
+the shared MLP as one dense product over all `n_cells * B` columns (the first layer's part on
+the per-sample inputs `[zm; mu; f]` computed once per sample and broadcast over cells, as in
+torch). Microscale: the MLP on `[zm; zM; sin t; cos t; mu; f]`.
+"""
+function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Real, z::AbstractMatrix{T},
+                           mu=nothing, f=nothing) where {T}
+    B = size(z, 2)
+    md, nc, S = macro_dim(p), n_cells(p), stencil_size(p)
+    size(z, 1) == md + p.micro_dim || throw(DimensionMismatch("multiscale_drift!: z has $(size(z, 1)) rows, expected $(md + p.micro_dim)"))
+    p.n_mu > 0 && mu === nothing && throw(ArgumentError("multiscale_drift!: the model takes n_mu = $(p.n_mu) parameters but mu is nothing"))
+    p.n_f > 0 && f === nothing && throw(ArgumentError("multiscale_drift!: the model takes n_f = $(p.n_f) forcing values but f is nothing"))
+    zM = z[1:md, :]                                   # contiguous copies: the gather wants a dense array
+    zm = z[md+1:end, :]
+    extras = Any[]
+    p.n_mu > 0 && push!(extras, mu)
+    p.n_f > 0 && push!(extras, f)
+
+    st = similar(z, S, p.coarse..., B)
+    gather_stencil!(st, reshape(zM, p.coarse..., p.channels, B), p.radius, p.boundary, :edge)
+    rows = reshape(st, S, nc * B)
+    W0, b0 = p.macro_layers[1]
+    glob = p.micro_dim > 0 ? Any[zm, extras...] : extras
+    if !isempty(glob)
+        g = length(glob) > 1 ? reduce(vcat, glob) : glob[1]
+        per_sample = transpose(view(W0, S+1:size(W0, 1), :)) * g .+ b0          # (H, B)
+        H = size(W0, 2)
+        h = reshape(transpose(view(W0, 1:S, :)) * rows, H, nc, B) .+ reshape(per_sample, H, 1, B)
+        h = reshape(h, H, nc * B)
+    else
+        h = transpose(W0) * rows .+ b0
+    end
+    if length(p.macro_layers) > 1
+        h = mlp_apply(p.act.(h), p.macro_layers[2:end], p.act)
+    end
+    # (C, n_cells, B) -> (n_cells, C, B): channel slowest within a sample, like zM
+    out[1:md, :] .= reshape(permutedims(reshape(h, p.channels, nc, B), (2, 1, 3)), md, B)
+    if p.micro_dim > 0
+        tt = T(t)
+        x = reduce(vcat, Any[zm, zM, fill!(similar(z, 1, B), sin(tt)), fill!(similar(z, 1, B), cos(tt)), extras...])
+        out[md+1:end, :] .= mlp_apply(x, p.micro_layers, p.act)
+    end
+    return out
+end

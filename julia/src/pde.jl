@@ -1,0 +1,253 @@
+# Right-hand sides, time steps and whole runs of the benchmark PDEs: port of
+# pymsde/kernels/pde.py and the ETDRK4 coefficients of pymsde/kernels/spectral.py.
+#
+# Julia layout: a field (B, C, *grid) is (grid reversed..., C, B); rfft coefficients of a 1-D
+# periodic field (B, C, n÷2+1) are (n÷2+1, C, B), transformed along dimension 1 (FFTW on the
+# CPU; CUFFT through the same AbstractFFTs calls when the arrays are CuArrays). Spacings and
+# boundary types are per Julia dimension.
+
+# ------------------------------------------------------------------ Burgers, finite differences
+
+"""
+    burgers_rhs!(out, u, dx, nu, boundary, order=4) -> out
+
+`du/dt = -u Σ_a ∂u/∂x_a + ν Δu` by central differences of order `order`, advection in the
+skew-symmetric form `(1/3) (u²)_x + (1/3) u u_x` (port of `pde.burgers_rhs`). `u` is
+`(grid..., C, B)`; `dx`, `boundary` per Julia dimension. Dirichlet boundary nodes get a zero
+time derivative (values held fixed).
+"""
+function burgers_rhs!(out::AbstractArray{T}, u::AbstractArray{T}, dx, nu::Real, boundary, order::Integer=4) where {T}
+    bcs = parse_boundary(boundary)
+    D = length(bcs)
+    dx = as_tuple(dx, Float64)
+    uu = u .* u
+    d1, d2, d3 = similar(u), similar(u), similar(u)
+    c3, nuT = T(1 / 3), T(nu)
+    for a in D:-1:1            # torch sums its axes 0, 1, ...: Julia dimensions D, D-1, ...
+        derivative!(d1, uu, a, 1, dx[a], bcs[a], order)
+        derivative!(d2, u, a, 1, dx[a], bcs[a], order)
+        derivative!(d3, u, a, 2, dx[a], bcs[a], order)
+        if a == D
+            out .= d3 .* nuT .- (d1 .+ u .* d2) .* c3
+        else
+            out .+= d3 .* nuT .- (d1 .+ u .* d2) .* c3
+        end
+    end
+    for a in 1:D
+        if bcs[a] === :dirichlet
+            selectdim(out, a, 1) .= zero(T)
+            selectdim(out, a, size(out, a)) .= zero(T)
+        end
+    end
+    return out
+end
+
+"""
+    rk4_step(rhs, u, dt)
+
+One classical Runge-Kutta step of `du/dt = rhs(u)` (port of `pde.rk4_step`).
+"""
+function rk4_step(rhs, u, dt)
+    h = eltype(u)(dt)
+    k1 = rhs(u)
+    k2 = rhs(u .+ (h / 2) .* k1)
+    k3 = rhs(u .+ (h / 2) .* k2)
+    k4 = rhs(u .+ h .* k3)
+    acc = (k1 .+ k4) .+ 2 .* (k2 .+ k3)
+    return u .+ (h / 6) .* acc
+end
+
+"""
+    burgers_rk4_step(u, dt, dx, nu, boundary, order=4)
+
+One RK4 step of [`burgers_rhs!`](@ref) (port of `pde.burgers_rk4_step`).
+"""
+burgers_rk4_step(u, dt, dx, nu, boundary, order::Integer=4) =
+    rk4_step(v -> burgers_rhs!(similar(v), v, dx, nu, boundary, order), u, dt)
+
+"""
+    burgers_fd_run!(out, u0, dt, n_sub, dx, nu, boundary, order=4) -> out
+
+The loop of `systems.solvers.integrate_burgers` (scheme "fd"): `out` is `(grid..., C, n_t, B)`
+(torch `(B, n_t, C, *grid)`); `out[.., 1, :] = u0` and each further output follows `n_sub` RK4
+steps of size `dt`. One call per simulation: the time loop stays in Julia.
+"""
+function burgers_fd_run!(out::AbstractArray, u0::AbstractArray, dt::Real, n_sub::Integer, dx, nu::Real,
+                         boundary, order::Integer=4)
+    tdim = ndims(u0)                       # the time axis sits before the batch axis
+    size(out) == (size(u0)[1:end-1]..., size(out, tdim), size(u0, tdim)) ||
+        throw(DimensionMismatch("burgers_fd_run!: out has size $(size(out)) for u0 of size $(size(u0))"))
+    bcs = parse_boundary(boundary)
+    dxs = as_tuple(dx, Float64)
+    u = copy(u0)
+    selectdim(out, tdim, 1) .= u
+    for i in 2:size(out, tdim)
+        for _ in 1:n_sub
+            u = burgers_rk4_step(u, dt, dxs, nu, bcs, order)
+        end
+        selectdim(out, tdim, i) .= u
+    end
+    KernelAbstractions.synchronize(get_backend(out))
+    return out
+end
+
+# ------------------------------------------------------------------ pseudo-spectral ETDRK4
+
+"""
+    padded_square(v_hat, n)
+
+rfft of `u²` without aliasing for `u = irfft(v_hat, n)`: the square is formed on `m = 3n/2`
+(rounded up to even) points and truncated back (port of `spectral.padded_square`).
+"""
+function padded_square(v_hat::AbstractArray, n::Integer)
+    m = 3n ÷ 2 + (3n ÷ 2) % 2
+    M = size(v_hat, 1)
+    vp = similar(v_hat, m ÷ 2 + 1, size(v_hat)[2:end]...)
+    fill!(vp, 0)
+    selectdim(vp, 1, 1:M) .= v_hat          # torch's irfft(v, n=m) pads with zeros the same way
+    u = FFTW.irfft(vp, m, 1) .* (m / n)
+    return selectdim(FFTW.rfft(u .* u, 1), 1, 1:n÷2+1) .* (n / m)
+end
+
+"""
+    conservative_advection_hat(v_hat, k, mask, n, dealias="2/3")
+
+rfft of `-(u²/2)_x` for `u = irfft(v_hat, n)`, zero outside `mask` (port of
+`pde.conservative_advection_hat`); `k` the angular wavenumbers, `mask` 0/1 per mode.
+"""
+function conservative_advection_hat(v_hat::AbstractArray, k::AbstractVector, mask::AbstractVector, n::Integer,
+                                    dealias::AbstractString="2/3")
+    if dealias == "3/2"
+        sq = padded_square(v_hat, n)
+    else
+        u = FFTW.irfft(v_hat, n, 1)
+        sq = FFTW.rfft(u .* u, 1)
+    end
+    mult = ifelse.(mask .!= 0, ComplexF64(0, -0.5) .* k, zero(ComplexF64))
+    return sq .* mult
+end
+
+"""
+    etd_coefficients(lin, dt; n_contour=64) -> (E, E2, Q, f1, f2, f3)
+
+ETDRK4 coefficients (Cox-Matthews, Kassam-Trefethen contour averages on the full unit circle)
+for `v' = lin v + N(v)` with diagonal `lin` (port of `spectral.etd_coefficients`).
+"""
+function etd_coefficients(lin::AbstractVector, dt::Real; n_contour::Integer=64)
+    z = ComplexF64.(lin) .* dt
+    r = exp.(2im * pi .* ((1:n_contour) .- 0.5) ./ n_contour)
+    lr = z .+ transpose(r)
+    e_lr = exp.(lr)
+    avg(x) = vec(sum(x; dims=2)) ./ n_contour
+    q = dt .* avg((exp.(lr ./ 2) .- 1) ./ lr)
+    f1 = dt .* avg((-4 .- lr .+ e_lr .* (4 .- 3 .* lr .+ lr .^ 2)) ./ lr .^ 3)
+    f2 = dt .* avg((2 .+ lr .+ e_lr .* (-2 .+ lr)) ./ lr .^ 3)
+    f3 = dt .* avg((-4 .- 3 .* lr .- lr .^ 2 .+ e_lr .* (4 .- lr)) ./ lr .^ 3)
+    return exp.(z), exp.(z ./ 2), q, f1, f2, f3
+end
+
+"""
+    etdrk4_step(v_hat, coeffs, nonlinear)
+
+One ETDRK4 step of `v' = L v + N(v)` with the coefficients of [`etd_coefficients`](@ref)
+(vectors over the modes, dimension 1 of `v_hat`); port of `pde.etdrk4_step`.
+"""
+function etdrk4_step(v_hat, coeffs, nonlinear)
+    e, e2, q, f1, f2, f3 = coeffs
+    nv = nonlinear(v_hat)
+    a = e2 .* v_hat .+ q .* nv
+    na = nonlinear(a)
+    b = e2 .* v_hat .+ q .* na
+    nb = nonlinear(b)
+    c = e2 .* a .+ q .* (2 .* nb .- nv)
+    nc = nonlinear(c)
+    return e .* v_hat .+ f1 .* nv .+ 2 .* f2 .* (na .+ nb) .+ f3 .* nc
+end
+
+"""
+    advection_etdrk4_step(v_hat, coeffs, k, mask, n, dealias="2/3")
+
+One ETDRK4 step of pseudo-spectral `u_t + (u²/2)_x = L u` on one periodic axis (KdV or 1-D
+Burgers; port of `pde.advection_etdrk4_step`). `v_hat` is `(n÷2+1, C, B)`.
+"""
+advection_etdrk4_step(v_hat, coeffs, k, mask, n::Integer, dealias::AbstractString="2/3") =
+    etdrk4_step(v_hat, coeffs, w -> conservative_advection_hat(w, k, mask, n, dealias))
+
+"""
+    spectral_run!(out, v0_hat, E, E2, Q, f1, f2, f3, k, mask, n, dealias, n_sub) -> out
+
+The loop of `systems.solvers._integrate_spectral`: `out` is `(n, C, n_t, B)` (torch
+`(B, n_t, C, n)`); `out[:, :, 1, :] = irfft(v0_hat)`, each further output follows `n_sub`
+ETDRK4 steps.
+"""
+function spectral_run!(out::AbstractArray, v0_hat::AbstractArray, E, E2, Q, f1, f2, f3, k, mask, n::Integer,
+                       dealias::AbstractString, n_sub::Integer)
+    coeffs = (E, E2, Q, f1, f2, f3)
+    v = copy(v0_hat)
+    selectdim(out, 3, 1) .= FFTW.irfft(v, n, 1)
+    for i in 2:size(out, 3)
+        for _ in 1:n_sub
+            v = advection_etdrk4_step(v, coeffs, k, mask, n, dealias)
+        end
+        selectdim(out, 3, i) .= FFTW.irfft(v, n, 1)
+    end
+    KernelAbstractions.synchronize(get_backend(out))
+    return out
+end
+
+# ------------------------------------------------------------------ Burgers, finite volume (coarse)
+
+minmod(a, b) = (sign(a) + sign(b)) / 2 * min(abs(a), abs(b))
+
+"""
+    burgers_fv_rhs!(out, c, dx, nu, boundary, faces) -> out
+
+Finite-volume `dc/dt` of `u_t + Σ_a (u²/2)_{x_a} = ν Δu` on cell averages (port of
+`pde.burgers_fv_rhs`): MUSCL-minmod face states, Rusanov flux, central viscous flux. `c` is
+`(cells..., C, B)`; `faces[a]` is `nothing` (periodic) or `(lo, hi)`, the fixed face values
+shaped like `c` with dimension `a` of size 1.
+"""
+function burgers_fv_rhs!(out::AbstractArray{T}, c::AbstractArray{T}, dx, nu::Real, boundary, faces) where {T}
+    bcs = parse_boundary(boundary)
+    D = length(bcs)
+    dx = as_tuple(dx, Float64)
+    for a in D:-1:1                              # torch's axis order
+        n = size(c, a)
+        sl(x, r) = selectdim(x, a, r)
+        if bcs[a] === :periodic
+            cp = cat(sl(c, n-1:n), c, sl(c, 1:2); dims=a)
+        else
+            lo, hi = faces[a]
+            g_lo = 2 .* lo .- reverse(sl(c, 1:2); dims=a)          # ghosts -2, -1
+            g_hi = 2 .* hi .- reverse(sl(c, n-1:n); dims=a)        # ghosts n, n+1
+            cp = cat(g_lo, c, g_hi; dims=a)
+        end
+        d = sl(cp, 2:n+4) .- sl(cp, 1:n+3)
+        slope = minmod.(sl(d, 1:n+2), sl(d, 2:n+3))
+        cc = sl(cp, 2:n+3)
+        ul = sl(cc .+ T(0.5) .* slope, 1:n+1)
+        ur = sl(cc .- T(0.5) .* slope, 2:n+2)
+        flux = T(0.25) .* (ul .* ul .+ ur .* ur) .- T(0.5) .* max.(abs.(ul), abs.(ur)) .* (ur .- ul)
+        flux = flux .- T(nu / dx[a]) .* sl(d, 2:n+2)
+        term = (sl(flux, 1:n) .- sl(flux, 2:n+1)) .* T(1 / dx[a])
+        if a == D
+            out .= term
+        else
+            out .+= term
+        end
+    end
+    return out
+end
+
+"""
+    ssprk3_step(rhs, u, dt)
+
+One strong-stability-preserving RK3 step (Shu-Osher; port of `pde.ssprk3_step`).
+"""
+function ssprk3_step(rhs, u, dt)
+    T = eltype(u)
+    h = T(dt)
+    u1 = u .+ h .* rhs(u)
+    u2 = T(0.75) .* u .+ T(0.25) .* (u1 .+ h .* rhs(u1))
+    return u .* T(1 / 3) .+ T(2 / 3) .* (u2 .+ h .* rhs(u2))
+end

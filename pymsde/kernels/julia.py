@@ -1,0 +1,362 @@
+"""The Julia backend: start Julia through juliacall (lazily, once), load ``PyMSDEKernels``
+(the package in ``julia/``), and call its kernels on DLPack-shared tensors.
+
+The wrappers below have the signatures of the torch kernels they mirror
+(:mod:`pymsde.kernels.padding`, :mod:`~pymsde.kernels.stencils`, :mod:`~pymsde.kernels.pde`,
+:mod:`~pymsde.kernels.mlp`, :mod:`~pymsde.kernels.multiscale`, and the rollout of
+:mod:`pymsde.kernels.sde`), so that a
+:class:`pymsde.kernels.backend.Backend` can hand out either set. Outputs are allocated by
+torch and filled in place by Julia: Python owns every buffer (see :mod:`pymsde.kernels.dlpack`).
+
+Starting Julia safely
+---------------------
+``import juliacall`` starts Julia and, through juliapkg, may *download and install Julia*
+and packages. pymsde never imports juliacall at ``import pymsde`` time, and :func:`load`
+imports it only after :func:`find_julia` located an existing Julia executable, in this order:
+``PYTHON_JULIACALL_EXE``, ``PYTHON_JULIACALL_BINDIR/julia``, ``PYTHON_JULIAPKG_EXE``, the
+executable juliapkg recorded on an earlier resolve, juliapkg's own install prefix, ``julia``
+on ``PATH``. Set ``PYMSDE_JULIA_ALLOW_INSTALL=1`` to let juliapkg install Julia itself. For the
+``auto`` backend :func:`load` runs juliapkg offline (``offline=True``): it uses packages already
+installed and never touches the network; the first install happens on an explicit
+``backend="julia"`` (or ``python -c "import pymsde.kernels.julia as j; j.load()"``). When torch
+sees a GPU (or ``PYMSDE_JULIA_CUDA=1``), :func:`load` also tries ``import CUDA`` in Julia, which
+activates PyMSDEKernels' CUDA extension if CUDA.jl is installed in juliapkg's environment.
+
+Index mapping: a torch tensor ``(d_1, ..., d_n)`` is a Julia array ``(d_n, ..., d_1)``, so the
+wrappers reverse ``boundary`` (Julia wants it per Julia dimension, fastest first) and map torch
+spatial axis ``a`` of ``d`` axes to Julia dimension ``d - a`` (1-based).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from typing import Any, Sequence
+
+import torch
+
+from pymsde.kernels.dlpack import as_exportable
+from pymsde.util.errors import BackendUnavailableError, ConfigError, StabilityError
+
+logger = logging.getLogger(__name__)
+
+#: The Julia package's name and UUID (julia/Project.toml; pymsde/juliapkg.json must agree).
+PACKAGE = "PyMSDEKernels"
+PACKAGE_UUID = "8d7d21b3-ee10-4f88-89bd-143484f2f9be"
+
+INSTALL_HINT = ("install the Julia extra with `pip install pymsde[julia]` and make Julia reachable "
+                "(a `julia` executable on PATH, or PYTHON_JULIACALL_EXE=/path/to/julia; "
+                "PYMSDE_JULIA_ALLOW_INSTALL=1 lets juliapkg download Julia); the first "
+                "backend='julia' run installs PyMSDEKernels and its Julia dependencies")
+
+_STATE: dict[str, Any] = {"module": None, "error": None, "fns": {}, "cuda": False, "info": {}}
+
+
+def julia_project_dir() -> str:
+    """The ``julia/`` folder of the Julia package (next to the ``pymsde`` package in a source
+    checkout or editable install: ``pymsde/juliapkg.json`` points there with ``"../julia"``)."""
+    return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "julia"))
+
+
+def find_julia() -> tuple[str | None, str]:
+    """Locate an existing Julia executable without starting or installing anything.
+
+    Returns:
+        ``(path, how it was found)``, or ``(None, what was checked)``.
+    """
+    checked = []
+    for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE"):
+        val = os.environ.get(var)
+        if val:
+            path = shutil.which(val)
+            if path:
+                return path, f"{var}={val}"
+            checked.append(f"{var}={val} (not an executable)")
+    bindir = os.environ.get("PYTHON_JULIACALL_BINDIR")
+    if bindir:
+        path = shutil.which(os.path.join(bindir, "julia"))
+        if path:
+            return path, f"PYTHON_JULIACALL_BINDIR={bindir}"
+        checked.append(f"PYTHON_JULIACALL_BINDIR={bindir} (no julia in it)")
+    try:
+        from juliapkg.state import STATE as jpstate  # computes paths only; starts nothing
+    except ImportError:
+        jpstate = None
+        checked.append("juliapkg (not installed)")
+    if jpstate is not None:
+        meta = jpstate.get("meta")
+        if meta and os.path.isfile(meta):
+            try:
+                with open(meta) as fp:
+                    exe = json.load(fp).get("executable")
+            except (OSError, ValueError):
+                exe = None
+            if exe and shutil.which(exe):
+                return exe, f"juliapkg's earlier resolve ({meta})"
+        prefix = jpstate.get("install")
+        if prefix:
+            path = shutil.which(os.path.join(prefix, "bin", "julia"))
+            if path:
+                return path, f"juliapkg's install prefix {prefix}"
+            checked.append(f"juliapkg install prefix {prefix}")
+    path = shutil.which("julia")
+    if path:
+        return path, "julia on PATH"
+    checked.append("julia on PATH")
+    return None, "no Julia executable found (checked " + ", ".join(checked) + ")"
+
+
+def _import_juliacall(offline: bool):
+    """Import juliacall (this starts Julia) with juliapkg offline when asked."""
+    if offline:
+        os.environ.setdefault("PYTHON_JULIAPKG_OFFLINE", "yes")
+    import juliacall  # noqa: PLC0415 -- deliberately lazy: importing starts Julia
+
+    return juliacall
+
+
+def load(*, offline: bool = False) -> Any:
+    """Start Julia and load PyMSDEKernels once per process; return the Julia module.
+
+    Args:
+        offline: run juliapkg offline (no package installation, no network).
+
+    Raises:
+        BackendUnavailableError: naming the reason and :data:`INSTALL_HINT`. A failure is
+            remembered: Julia cannot be restarted inside one Python process.
+    """
+    if _STATE["module"] is not None:
+        return _STATE["module"]
+    if _STATE["error"] is not None:
+        raise BackendUnavailableError(_STATE["error"])
+    exe, how = find_julia()
+    if exe is None and os.environ.get("PYMSDE_JULIA_ALLOW_INSTALL") != "1":
+        raise BackendUnavailableError(f"Julia backend unavailable: {how}; {INSTALL_HINT}")
+    try:
+        jc = _import_juliacall(offline)
+        jc.Main.seval(f"using {PACKAGE}")
+        if torch.cuda.is_available() or os.environ.get("PYMSDE_JULIA_CUDA") == "1":
+            # CUDA.jl is a weak dependency: loading it (when installed) activates the package
+            # extension; without it the Julia side stays on the CPU
+            jc.Main.seval("try; import CUDA; catch; end")
+        mod = getattr(jc.Main, PACKAGE)
+        fns = {name: jc.Main.seval(f"{PACKAGE}.{name}") for name in _JULIA_FUNCTIONS}
+        cuda = bool(jc.Main.seval(f"{PACKAGE}.cuda_functional()"))
+        info = {"julia_version": str(jc.Main.seval("string(VERSION)")), "executable": exe,
+                "found_by": how, "threads": int(jc.Main.seval("Threads.nthreads()")),
+                "package_version": str(jc.Main.seval(f"string(pkgversion({PACKAGE}))")),
+                "cuda": cuda}
+    except Exception as exc:  # juliacall raises plain Exceptions and JuliaError
+        _STATE["error"] = (f"Julia backend unavailable: Julia at {exe} ({how}) could not start "
+                           f"or load {PACKAGE}: {type(exc).__name__}: {exc}; {INSTALL_HINT}")
+        raise BackendUnavailableError(_STATE["error"]) from exc
+    _STATE.update(module=mod, fns=fns, cuda=cuda, info=info)
+    logger.info("Julia %s at %s loaded %s %s (threads %d, CUDA %s)", info["julia_version"], exe, PACKAGE,
+                info["package_version"], info["threads"], cuda)
+    return mod
+
+
+def info() -> dict:
+    """Versions and settings of the loaded Julia backend (empty before :func:`load`)."""
+    return dict(_STATE["info"])
+
+
+def cuda_functional() -> bool:
+    """Whether the loaded Julia session has a functional CUDA.jl (False before :func:`load`)."""
+    return bool(_STATE["cuda"])
+
+
+# Julia functions the wrappers call; looked up once by load() (names with `!` cannot be
+# attribute names in Python).
+_JULIA_FUNCTIONS = ("wrap_tensor", "pad!", "gather_stencil!", "derivative!", "mlp_forward!",
+                    "multiscale_drift!", "rollout!", "burgers_rhs!", "burgers_fd_run!", "spectral_run!",
+                    "synchronize_device")
+
+
+def _fn(name: str):
+    load()
+    return _STATE["fns"][name]
+
+
+def _jl(t: torch.Tensor, name: str) -> Any:
+    """A tensor as a Julia array over the same memory (axes reversed)."""
+    ex = as_exportable(t, name=name, cuda_ok=cuda_functional())
+    return _fn("wrap_tensor")(ex.flat, *ex.julia_size)
+
+
+def _csv(items: Sequence[str]) -> str:
+    # strings and ints are the argument types PythonCall converts unambiguously; the bridge
+    # passes tuples as comma-separated strings (parsed by PyMSDEKernels.parse_boundary)
+    return ",".join(str(s) for s in items)
+
+
+def _sync(t: torch.Tensor) -> None:
+    """Make torch's pending work visible to Julia's stream before a call (CUDA only)."""
+    if t.is_cuda:
+        torch.cuda.synchronize(t.device)
+
+
+# ---------------------------------------------------------------- the mirrored kernels
+
+def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
+        dirichlet_mode: str = "edge") -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.padding.pad` for ``x`` of shape ``(..., *grid)``
+    with at least 2 leading axes (``(B, C, *grid)``)."""
+    nd = len(boundary)
+    widths = [int(width)] * nd if isinstance(width, int) else [int(w) for w in width]
+    grid = x.shape[x.dim() - nd:]
+    for w, n, bc in zip(widths, grid, boundary):
+        if bc == "periodic" and w > n:
+            raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
+    out = x.new_empty((*x.shape[:x.dim() - nd], *(n + 2 * w for n, w in zip(grid, widths))))
+    _sync(x)
+    _fn("pad!")(_jl(out, "out"), _jl(x, "x"), _csv(reversed(widths)), _csv(reversed(boundary)),
+                dirichlet_mode)
+    return out
+
+
+def gather_stencil(x: torch.Tensor, radius: int, boundary: Sequence[str],
+                   dirichlet_mode: str = "edge") -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.padding.gather_stencil`: ``(B, C, *grid)`` ->
+    ``(B, *grid, C (2r+1)^d)``."""
+    nd = len(boundary)
+    B, C, *grid = x.shape
+    out = x.new_empty((B, *grid, C * (2 * radius + 1) ** nd))
+    _sync(x)
+    _fn("gather_stencil!")(_jl(out, "out"), _jl(x, "x"), int(radius), _csv(reversed(boundary)),
+                           dirichlet_mode)
+    return out
+
+
+def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
+               order: int = 4) -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.stencils.derivative` (``(B, C, *grid)``)."""
+    nd = u.dim() - 2
+    if not 0 <= axis < nd:
+        raise ConfigError(f"derivative: axis {axis} of a field with {nd} spatial axes")
+    out = torch.empty_like(u)
+    _sync(u)
+    _fn("derivative!")(_jl(out, "out"), _jl(u, "u"), nd - axis, int(deriv), float(dx), str(boundary),
+                       int(order))
+    return out
+
+
+def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                activation: str) -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.mlp.mlp_forward` for 2-D ``x`` ``(rows, in)``."""
+    if x.dim() != 2:
+        raise ConfigError(f"mlp_forward (julia): x must be (rows, in), found {tuple(x.shape)}")
+    out = x.new_empty((x.shape[0], weights[-1].shape[0]))
+    arrays = [a for w, b in zip(weights, biases) for a in (_jl(w, "weight"), _jl(b, "bias"))]
+    _sync(x)
+    _fn("mlp_forward!")(_jl(out, "out"), _jl(x, "x"), activation, *arrays)
+    return out
+
+
+def _params_args(params) -> list:
+    """DriftParams as the flat positional list ``drift_params_from_python`` expects."""
+    p = params.detach()
+    args = [p.activation, int(p.radius), _csv(reversed(p.boundary)), _csv(reversed(p.coarse_shape)),
+            int(p.channels), int(p.micro_dim), int(p.n_mu), int(p.n_f), len(p.macro_weights)]
+    for w, b in zip(p.macro_weights, p.macro_biases):
+        args += [_jl(w, "macro weight"), _jl(b, "macro bias")]
+    for w, b in zip(p.micro_weights, p.micro_biases):
+        args += [_jl(w, "micro weight"), _jl(b, "micro bias")]
+    return args
+
+
+def _optional(t: torch.Tensor | None, name: str) -> Any:
+    return None if t is None else _jl(t, name)
+
+
+def multiscale_drift(params, t: float, z: torch.Tensor, mu: torch.Tensor | None = None,
+                     f: torch.Tensor | None = None) -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.multiscale.multiscale_drift` (scalar ``t``)."""
+    out = torch.empty_like(z)
+    _sync(z)
+    _fn("multiscale_drift!")(_jl(out, "out"), float(t), _jl(z, "z"), _optional(mu, "mu"),
+                             _optional(f, "f"), *_params_args(params))
+    return out
+
+
+def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: float, n_steps: int,
+                scheme: str = "em", save_every: int = 1, dW: torch.Tensor | None = None,
+                dI: torch.Tensor | None = None, mu: torch.Tensor | None = None,
+                f: torch.Tensor | None = None, seed: int | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole ensemble rollout of the learned SDE in one Julia call (the loop runs in Julia).
+
+    Same arguments and results as :func:`pymsde.kernels.backend.torch_sde_rollout`: ``sigma``
+    ``(D,)`` or ``(B, D)``, ``z0`` ``(B, D)``, optional ``dW``/``dI`` ``(n_steps, B, D)``
+    (else Julia draws them from ``Random.Xoshiro(seed)``), constant ``mu`` ``(B, n_mu)`` and
+    ``f`` ``(B, n_f)``. Returns ``ts (n_saved,)`` and ``zs (n_saved, B, D)``, saving every
+    ``save_every``-th state starting with ``z0``.
+    """
+    if scheme not in ("em", "heun", "sra1"):
+        raise ConfigError(f"sde_rollout: unknown scheme {scheme!r}; expected em, heun or sra1")
+    if save_every < 1:
+        raise ConfigError(f"sde_rollout: save_every must be >= 1, found {save_every}")
+    B, D = z0.shape
+    if dW is not None and tuple(dW.shape) != (n_steps, B, D):
+        raise ConfigError(f"sde_rollout: dW must have shape {(n_steps, B, D)}, found {tuple(dW.shape)}")
+    if scheme == "sra1" and dW is not None and (dI is None or dI.shape != dW.shape):
+        raise ConfigError("sde_rollout: scheme 'sra1' with given dW needs dI of the same shape")
+    n_saved = n_steps // save_every + 1
+    zs = z0.new_empty((n_saved, B, D))
+    sig = sigma.to(dtype=z0.dtype, device=z0.device).contiguous()
+    _sync(z0)
+    _fn("rollout!")(_jl(zs, "zs"), _jl(z0, "z0"), _jl(sig, "sigma"), float(t0), float(dt), int(n_steps),
+                    scheme, int(save_every), _optional(dW, "dW"), _optional(dI, "dI"),
+                    _optional(mu, "mu"), _optional(f, "f"), -1 if seed is None else int(seed),
+                    *_params_args(params))
+    if not bool(torch.isfinite(zs).all()):
+        raise StabilityError(f"sde_rollout ({scheme}, julia): non-finite state (dt = {dt:g}); reduce dt "
+                             f"or check the drift")
+    ts = t0 + dt * save_every * torch.arange(n_saved, dtype=torch.float64)
+    return ts.to(dtype=z0.dtype, device=z0.device), zs
+
+
+def _floats(xs: Sequence[float]) -> str:
+    return ",".join(repr(float(x)) for x in xs)   # repr round-trips a double exactly
+
+
+def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
+                order: int = 4) -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.pde.burgers_rhs` (``(B, C, *grid)``)."""
+    out = torch.empty_like(u)
+    _sync(u)
+    _fn("burgers_rhs!")(_jl(out, "out"), _jl(u, "u"), _floats(reversed(dx)), float(nu),
+                        _csv(reversed(boundary)), int(order))
+    return out
+
+
+def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
+                   boundary: Sequence[str], order: int = 4) -> torch.Tensor:
+    """A whole finite-difference Burgers run in one Julia call; same contract as
+    :func:`pymsde.kernels.backend.torch_burgers_fd_run` (``(B, n_out, C, *grid)``)."""
+    out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
+    _sync(u0)
+    _fn("burgers_fd_run!")(_jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
+                           float(nu), _csv(reversed(boundary)), int(order))
+    return out
+
+
+def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.Tensor, mask: torch.Tensor,
+                 n: int, dealias: str, n_sub: int, n_out: int) -> torch.Tensor:
+    """A whole pseudo-spectral ETDRK4 run in one Julia call; same contract as
+    :func:`pymsde.kernels.backend.torch_spectral_run` (``(B, n_out, C, n)`` real)."""
+    B, C, _ = v0_hat.shape
+    out = torch.empty((B, int(n_out), C, int(n)), dtype=torch.float64, device=v0_hat.device)
+    cs = [_jl(c.to(torch.complex128).contiguous(), "ETD coefficient") for c in coeffs]
+    _sync(v0_hat)
+    _fn("spectral_run!")(_jl(out, "out"), _jl(v0_hat, "v0_hat"), *cs, _jl(k.to(torch.float64), "k"),
+                         _jl(mask.to(torch.int64), "mask"), int(n), str(dealias), int(n_sub))
+    return out
+
+
+KERNELS = ("pad", "gather_stencil", "derivative", "mlp_forward", "multiscale_drift", "sde_rollout",
+           "burgers_rhs", "burgers_fd_run", "spectral_run")
+
+__all__ = ["PACKAGE", "PACKAGE_UUID", "INSTALL_HINT", "julia_project_dir", "find_julia", "load", "info",
+           "cuda_functional", *KERNELS]

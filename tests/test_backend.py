@@ -1,0 +1,169 @@
+"""The backend switch: torch explicit, auto falls back with the reason logged once, explicit
+julia fails loudly with the install hint, and nothing imports juliacall behind the user's back."""
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pymsde.kernels import backend as bk
+from pymsde.kernels import julia as jl
+from pymsde.kernels import padding
+from pymsde.util.errors import BackendUnavailableError, ConfigError
+
+REAL_FIND_JULIA = jl.find_julia  # before the fixture replaces it
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch):
+    """No Julia reachable, and no cached resolution or Julia state between tests."""
+    for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE", "PYTHON_JULIACALL_BINDIR",
+                "PYMSDE_JULIA_ALLOW_INSTALL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(jl, "find_julia", lambda: (None, "no Julia executable found (test)"))
+    monkeypatch.setattr(jl, "_STATE", {"module": None, "error": None, "fns": {}, "cuda": False, "info": {}})
+    bk.clear_cache()
+    yield
+    bk.clear_cache()
+
+
+def test_torch_explicit_hands_out_the_torch_kernels():
+    be = bk.resolve_backend("torch")
+    assert be.name == "torch" and be.requested == "torch"
+    assert be.gather_stencil is padding.gather_stencil
+    x = torch.arange(10, dtype=torch.float64).reshape(1, 1, 10)
+    assert torch.equal(be.pad(x, 2, ("periodic",)), padding.pad(x, 2, ("periodic",)))
+    d = be.describe()
+    assert d["name"] == "torch" and d["torch_version"] == torch.__version__
+    assert bk.resolve_backend("torch") is be        # cached
+
+
+def test_unknown_backend_and_kernel_names():
+    with pytest.raises(ConfigError, match=r"backend 'jax'; expected one of \('torch', 'julia', 'auto'\)"):
+        bk.resolve_backend("jax")
+    with pytest.raises(ConfigError, match="unknown kernel 'fft'"):
+        bk.resolve_backend("torch").kernel("fft")
+
+
+def test_auto_falls_back_to_torch_and_logs_the_reason_once(caplog):
+    caplog.set_level(logging.INFO, logger="pymsde.kernels.backend")
+    be = bk.resolve_backend("auto")
+    assert be.name == "torch" and be.requested == "auto"
+    assert "no Julia executable found" in be.reason
+    again = bk.resolve_backend("auto")
+    assert again is be
+    msgs = [r.getMessage() for r in caplog.records if r.name == "pymsde.kernels.backend"]
+    assert len(msgs) == 1
+    assert msgs[0].startswith("backend auto -> torch: Julia not used") and "no Julia executable" in msgs[0]
+    assert be.describe()["reason"] == be.reason
+
+
+def test_explicit_julia_raises_with_the_install_hint():
+    with pytest.raises(BackendUnavailableError) as err:
+        bk.resolve_backend("julia")
+    msg = str(err.value)
+    assert "no Julia executable found" in msg
+    assert "pip install pymsde[julia]" in msg and "PYTHON_JULIACALL_EXE" in msg
+
+
+def test_julia_that_fails_to_start_is_reported_and_remembered(monkeypatch, caplog):
+    # an executable is found, but starting Julia fails: explicit julia raises with the cause,
+    # auto falls back naming it, and no second start is attempted
+    monkeypatch.setattr(jl, "find_julia", lambda: ("/opt/julia/bin/julia", "julia on PATH"))
+    calls = []
+
+    def broken(offline):
+        calls.append(offline)
+        raise RuntimeError("libjulia not found")
+
+    monkeypatch.setattr(jl, "_import_juliacall", broken)
+    caplog.set_level(logging.INFO, logger="pymsde.kernels.backend")
+    be = bk.resolve_backend("auto")
+    assert be.name == "torch" and "libjulia not found" in be.reason and "/opt/julia/bin/julia" in be.reason
+    assert calls == [True]                       # auto probes with juliapkg offline
+    with pytest.raises(BackendUnavailableError, match="RuntimeError: libjulia not found.*pip install pymsde"):
+        bk.resolve_backend("julia")
+    assert calls == [True]                       # the failure is remembered, not retried
+
+
+def test_find_julia_checks_the_documented_places(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("PYTHON_JULIACALL_EXE", str(tmp_path / "nope"))
+    path, how = REAL_FIND_JULIA()
+    if path is None:  # juliapkg's recorded executable may exist on a developer's machine
+        assert "PYTHON_JULIACALL_EXE=" in how and "(not an executable)" in how and "julia on PATH" in how
+    fake = tmp_path / "julia"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PYTHON_JULIACALL_EXE", str(fake))
+    assert REAL_FIND_JULIA() == (str(fake), f"PYTHON_JULIACALL_EXE={fake}")
+
+
+def test_importing_pymsde_and_resolving_auto_never_imports_juliacall():
+    # a fresh interpreter without Julia: juliacall must stay unimported (it could download Julia)
+    code = ("import sys, pymsde, pymsde.kernels\n"
+            "from pymsde.kernels.backend import resolve_backend\n"
+            "assert 'juliacall' not in sys.modules\n"
+            "import pymsde.kernels.julia as j\n"
+            "j.find_julia = lambda: (None, 'none (test)')\n"
+            "be = resolve_backend('auto')\n"
+            "assert be.name == 'torch', be\n"
+            "assert 'juliacall' not in sys.modules and 'juliapkg.deps' not in sys.modules\n"
+            "print('ok')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON_JULIA")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"
+
+
+def test_torch_rollout_matches_sde_integrate_with_given_increments():
+    from pymsde.kernels.multiscale import DriftParams, multiscale_drift
+    from pymsde.kernels.mlp import init_mlp
+    from pymsde.kernels.sde import integrate
+
+    g = torch.Generator().manual_seed(1)
+    C, n, r, dm = 1, 8, 2, 3
+    mw, mb = init_mlp([C * (2 * r + 1) + dm, 16, C], generator=g, dtype=torch.float64)
+    qw, qb = init_mlp([dm + C * n + 2, 16, dm], generator=g, dtype=torch.float64)
+    p = DriftParams(mw, mb, qw, qb, "tanh", r, ("periodic",), (n,), C, dm)
+    z0 = torch.randn(4, p.latent_dim, generator=g, dtype=torch.float64)
+    dW = 0.1 * torch.randn(20, 4, p.latent_dim, generator=g, dtype=torch.float64)
+    sigma = torch.full((p.latent_dim,), 0.3, dtype=torch.float64)
+    ts, zs = bk.torch_sde_rollout(p, sigma, z0, 0.0, 0.01, 20, save_every=5, dW=dW)
+    assert zs.shape == (5, 4, p.latent_dim) and torch.allclose(ts, torch.tensor([0, .05, .1, .15, .2], dtype=torch.float64))
+    # one EM step by hand
+    z1 = z0 + multiscale_drift(p, torch.tensor(0.0, dtype=torch.float64), z0) * 0.01 + sigma * dW[0]
+    _, zz = bk.torch_sde_rollout(p, sigma, z0, 0.0, 0.01, 1, dW=dW[:1])
+    assert torch.allclose(zz[1], z1, rtol=1e-14, atol=1e-15)
+    _, ref = integrate(lambda t, z: multiscale_drift(p, t, z), sigma, z0, 0.0, 0.01, 20, save_every=5, dW=dW)
+    assert torch.equal(zs, ref)
+
+
+def test_torch_run_kernels_reproduce_the_simulator_loops():
+    # the whole-run kernels the Julia port mirrors are the simulators' own loops
+    import numpy as np
+
+    from pymsde.kernels import pde, spectral
+    from pymsde.systems.solvers import integrate_burgers, integrate_kdv
+
+    g = np.random.default_rng(0)
+    u0 = 0.3 * g.standard_normal((2, 1, 10, 12))
+    t_out = np.linspace(0.0, 0.02, 3)
+    dx, bc = (0.1, 0.1), ("dirichlet", "periodic")
+    ref, info = integrate_burgers(u0, t_out, dx, 5e-3, bc, scheme="fd", show_progress=False)
+    got = bk.torch_burgers_fd_run(torch.as_tensor(u0), info["dt_internal"], info["substeps"], 3, dx, 5e-3, bc)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-13, atol=1e-15)
+
+    n = 64
+    x = np.arange(n) * 10.0 / n
+    u0 = (2 * np.cos(np.pi * x) * np.exp(-(x - 7.5) ** 2)).reshape(1, 1, n)
+    t_out = np.linspace(0.0, 0.05, 3)
+    ref, info = integrate_kdv(u0, t_out, 10.0, 0.02, show_progress=False)
+    k = spectral.wavenumbers(n, 10.0)
+    mask = spectral.dealias_mask(n, "2/3")
+    coeffs = spectral.etd_coefficients(pde.kdv_linear_symbol(k, 0.02), info["dt_internal"])
+    v0 = torch.fft.rfft(torch.as_tensor(u0))         # the solver keeps every mode of u0
+    got = bk.torch_spectral_run(v0, coeffs, k, mask, n, "2/3", info["substeps"], 3)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12, atol=1e-13)

@@ -1,0 +1,314 @@
+"""Julia vs torch on the same inputs (and the same Brownian increments).
+
+Tolerances (float64): one kernel call or one SDE step agrees to 1e-10 relative; a whole
+rollout of 1000 Euler-Maruyama steps to 1e-8 relative (max |difference| / max |value|), the
+two sides differing only in the order of floating-point operations. float32: 1e-4 relative.
+
+Every test here skips with "Julia not available: <reason>" when juliacall cannot start Julia
+and load PyMSDEKernels (as on the machines this package was written on).
+"""
+import pytest
+import torch
+
+from pymsde.kernels import padding, stencils
+from pymsde.kernels.backend import resolve_backend, torch_sde_rollout
+from pymsde.kernels.mlp import init_mlp, mlp_forward
+from pymsde.kernels.multiscale import DriftParams, multiscale_drift
+from pymsde.util.errors import BackendUnavailableError
+
+
+@pytest.fixture(scope="module")
+def jlb():
+    try:
+        return resolve_backend("julia")
+    except BackendUnavailableError as exc:
+        pytest.skip(f"Julia not available: {exc}")
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+def _params(coarse, boundary, C=1, dm=5, n_mu=0, n_f=0, act="tanh", dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = 2
+    n_cells = 1
+    for c in coarse:
+        n_cells *= c
+    mw, mb = init_mlp([C * (2 * r + 1) ** len(coarse) + dm + n_mu + n_f, 32, 32, C], generator=g, dtype=dtype)
+    qw, qb = init_mlp([dm + C * n_cells + 2 + n_mu + n_f, 32, dm], generator=g, dtype=dtype) if dm else ([], [])
+    for b in mb + qb:
+        b.normal_(0.0, 0.1, generator=g)
+    return DriftParams(mw, mb, qw, qb, act, r, tuple(boundary), tuple(coarse), C, dm, n_mu, n_f)
+
+
+@pytest.mark.parametrize("shape,boundary", [((3, 2, 17), ("periodic",)), ((2, 1, 9), ("dirichlet",)),
+                                            ((2, 2, 6, 7), ("periodic", "dirichlet"))])
+@pytest.mark.parametrize("mode", ["edge", "zeros"])
+def test_pad_and_gather(jlb, shape, boundary, mode):
+    x = torch.randn(*shape, dtype=torch.float64)
+    assert torch.equal(jlb.pad(x, 2, boundary, mode), padding.pad(x, 2, boundary, mode))
+    assert torch.equal(jlb.gather_stencil(x, 2, boundary, mode), padding.gather_stencil(x, 2, boundary, mode))
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "dirichlet"])
+@pytest.mark.parametrize("order", [2, 4, 6])
+@pytest.mark.parametrize("deriv", [1, 2])
+def test_derivative(jlb, boundary, order, deriv):
+    u = torch.randn(2, 1, 16, 12, dtype=torch.float64)
+    for axis in (0, 1):
+        assert rel(jlb.derivative(u, axis, deriv, 0.05, boundary, order),
+                   stencils.derivative(u, axis, deriv, 0.05, boundary, order)) < 1e-10
+
+
+@pytest.mark.parametrize("act", ["tanh", "silu", "softplus", "relu"])
+def test_mlp(jlb, act):
+    g = torch.Generator().manual_seed(3)
+    w, b = init_mlp([7, 16, 16, 3], generator=g, dtype=torch.float64)
+    x = 3 * torch.randn(50, 7, generator=g, dtype=torch.float64)
+    assert rel(jlb.mlp_forward(x, w, b, act), mlp_forward(x, w, b, act)) < 1e-10
+
+
+@pytest.mark.parametrize("coarse,boundary,C,dm,n_mu,n_f", [((20,), ("periodic",), 1, 5, 0, 0),
+                                                         ((20,), ("periodic",), 1, 0, 0, 0),
+                                                         ((8, 8), ("dirichlet", "dirichlet"), 1, 5, 2, 1),
+                                                         ((10,), ("periodic",), 2, 3, 1, 0)])
+def test_multiscale_drift(jlb, coarse, boundary, C, dm, n_mu, n_f):
+    p = _params(coarse, boundary, C, dm, n_mu, n_f)
+    B = 6
+    z = torch.randn(B, p.latent_dim, dtype=torch.float64)
+    mu = torch.randn(B, n_mu, dtype=torch.float64) if n_mu else None
+    f = torch.randn(B, n_f, dtype=torch.float64) if n_f else None
+    assert rel(jlb.multiscale_drift(p, 0.7, z, mu, f), multiscale_drift(p, 0.7, z, mu, f)) < 1e-10
+
+
+@pytest.mark.parametrize("scheme", ["em", "heun", "sra1"])
+def test_one_step(jlb, scheme):
+    p = _params((20,), ("periodic",))
+    z0 = torch.randn(16, p.latent_dim, dtype=torch.float64)
+    dW = 0.03 * torch.randn(1, *z0.shape, dtype=torch.float64)
+    dI = 1e-3 * torch.randn(1, *z0.shape, dtype=torch.float64)
+    sigma = torch.full((p.latent_dim,), 0.1, dtype=torch.float64)
+    _, zj = jlb.sde_rollout(p, sigma, z0, 0.0, 1e-3, 1, scheme=scheme, dW=dW, dI=dI)
+    _, zt = torch_sde_rollout(p, sigma, z0, 0.0, 1e-3, 1, scheme=scheme, dW=dW, dI=dI)
+    assert rel(zj[1] - z0, zt[1] - z0) < 1e-10     # relative to the increment, not the state
+
+
+def test_whole_rollout_float64(jlb):
+    p = _params((20,), ("periodic",))
+    B, n = 32, 1000
+    z0 = torch.randn(B, p.latent_dim, dtype=torch.float64)
+    dW = (1e-3) ** 0.5 * torch.randn(n, B, p.latent_dim, dtype=torch.float64)
+    sigma = torch.full((p.latent_dim,), 0.05, dtype=torch.float64)
+    tj, zj = jlb.sde_rollout(p, sigma, z0, 0.0, 1e-3, n, save_every=100, dW=dW)
+    tt, zt = torch_sde_rollout(p, sigma, z0, 0.0, 1e-3, n, save_every=100, dW=dW)
+    assert torch.allclose(tj, tt, rtol=0, atol=1e-14)
+    assert zj.shape == zt.shape == (11, B, p.latent_dim)
+    assert rel(zj, zt) < 1e-8
+
+
+def test_float32_step(jlb):
+    p = _params((20,), ("periodic",), dtype=torch.float32)
+    z0 = torch.randn(8, p.latent_dim)
+    dW = 0.03 * torch.randn(1, *z0.shape)
+    sigma = torch.full((p.latent_dim,), 0.1)
+    _, zj = jlb.sde_rollout(p, sigma, z0, 0.0, 1e-3, 1, dW=dW)
+    _, zt = torch_sde_rollout(p, sigma, z0, 0.0, 1e-3, 1, dW=dW)
+    assert zj.dtype == torch.float32 and rel(zj, zt) < 1e-4
+
+
+def test_increments_drawn_in_julia_have_the_right_variance(jlb):
+    # zero drift (last layers zero) and sigma = 1: z(T) - z0 ~ N(0, T) per component
+    p = _params((20,), ("periodic",), dm=0)
+    for w, b in zip(p.macro_weights[-1:], p.macro_biases[-1:]):
+        w.zero_()
+        b.zero_()
+    B, n, dt = 4096, 100, 1e-2
+    z0 = torch.zeros(B, p.latent_dim, dtype=torch.float64)
+    _, zj = jlb.sde_rollout(p, torch.ones(p.latent_dim, dtype=torch.float64), z0, 0.0, dt, n,
+                            save_every=n, seed=11)
+    var = float(zj[-1].var())
+    assert abs(var - n * dt) < 4 * (2 / (B * p.latent_dim)) ** 0.5 * n * dt
+
+
+def _burgers_case(shape, boundary):
+    g = torch.Generator().manual_seed(4)
+    u = 0.5 * torch.randn(*shape, generator=g, dtype=torch.float64)
+    dx = tuple(1.0 / n for n in shape[2:])
+    return u, dx, tuple(boundary)
+
+
+@pytest.mark.parametrize("shape,boundary", [((2, 1, 64), ("periodic",)), ((2, 1, 12, 16), ("dirichlet", "dirichlet")),
+                                            ((1, 1, 12, 16), ("periodic", "dirichlet"))])
+def test_burgers_rhs_and_run(jlb, shape, boundary):
+    from pymsde.kernels import pde
+    from pymsde.kernels.backend import torch_burgers_fd_run
+
+    u, dx, bc = _burgers_case(shape, boundary)
+    assert rel(jlb.burgers_rhs(u, dx, 5e-3, bc, 4), pde.burgers_rhs(u, dx, 5e-3, bc, 4)) < 1e-10
+    a = jlb.burgers_fd_run(u, 1e-4, 5, 3, dx, 5e-3, bc, 4)
+    b = torch_burgers_fd_run(u, 1e-4, 5, 3, dx, 5e-3, bc, 4)
+    assert rel(a, b) < 1e-10
+
+
+@pytest.mark.parametrize("dealias", ["2/3", "3/2"])
+def test_spectral_run(jlb, dealias):
+    from pymsde.kernels import pde, spectral
+    from pymsde.kernels.backend import torch_spectral_run
+
+    n = 64
+    x = torch.arange(n, dtype=torch.float64) * (10.0 / n)
+    u0 = (2.0 * torch.cos(torch.pi * x) * torch.exp(-(x - 7.5) ** 2)).reshape(1, 1, n)
+    k = spectral.wavenumbers(n, 10.0)
+    mask = spectral.dealias_mask(n, dealias)
+    coeffs = spectral.etd_coefficients(pde.kdv_linear_symbol(k, 0.02), 1e-3)
+    v0 = torch.fft.rfft(u0)
+    a = jlb.spectral_run(v0, coeffs, k, mask, n, dealias, 10, 4)
+    b = torch_spectral_run(v0, coeffs, k, mask, n, dealias, 10, 4)
+    assert rel(a, b) < 1e-10
+
+
+# ---------------------------------------------------------------------------------------------
+# The Python half of the bridge, run here: a numpy stand-in for PyMSDEKernels that honours the
+# package's array contract (Julia layout = reversed axes, column-major, zero-copy views; tuples
+# as comma-separated strings in Julia dimension order) and computes with the torch kernels.
+# Any slip in the wrappers' marshalling (axis order, boundary order, layer order, in-place
+# output) breaks the exact equality with torch asserted below.
+
+import numpy as np  # noqa: E402
+
+from pymsde.kernels import julia as jlmod  # noqa: E402
+
+
+def _t(a):
+    """Julia-layout numpy view -> torch-layout tensor over the same memory."""
+    return torch.from_numpy(a.transpose())
+
+
+def _csv(s, conv=str):
+    return tuple(conv(v) for v in reversed(s.split(",")))   # Julia order -> torch order
+
+
+class FakePyMSDEKernels:
+    def wrap_tensor(self, t, *dims):
+        assert t.dim() == 1 and t.is_contiguous()
+        a = np.from_dlpack(t).reshape(dims, order="F")
+        assert np.shares_memory(a, np.from_dlpack(t))
+        return a
+
+    def pad_b(self, out, x, widths, boundary, mode):
+        _t(out).copy_(padding.pad(_t(x), _csv(widths, int), _csv(boundary), mode))
+
+    def gather_stencil_b(self, out, x, radius, boundary, mode):
+        _t(out).copy_(padding.gather_stencil(_t(x), radius, _csv(boundary), mode))
+
+    def derivative_b(self, out, u, dim, deriv, dx, boundary, order):
+        nd = u.ndim - 2
+        _t(out).copy_(stencils.derivative(_t(u), nd - dim, deriv, dx, boundary, order))
+
+    def mlp_forward_b(self, out, x, act, *wb):
+        _t(out).copy_(mlp_forward(_t(x), [_t(w) for w in wb[0::2]], [_t(b) for b in wb[1::2]], act))
+
+    @staticmethod
+    def _params(act, radius, boundary, coarse, C, dm, n_mu, n_f, n_macro, *arrays):
+        ws, bs = [_t(a) for a in arrays[0::2]], [_t(a) for a in arrays[1::2]]
+        return DriftParams(ws[:n_macro], bs[:n_macro], ws[n_macro:], bs[n_macro:], act, radius, _csv(boundary),
+                           _csv(coarse, int), C, dm, n_mu, n_f)
+
+    def multiscale_drift_b(self, out, t, z, mu, f, *pargs):
+        p = self._params(*pargs)
+        _t(out).copy_(multiscale_drift(p, t, _t(z), None if mu is None else _t(mu), None if f is None else _t(f)))
+
+    def rollout_b(self, zs, z0, sigma, t0, dt, n, scheme, save_every, dW, dI, mu, f, seed, *pargs):
+        p = self._params(*pargs)
+        opt = lambda a: None if a is None else _t(a)  # noqa: E731
+        _, ref = torch_sde_rollout(p, _t(sigma), _t(z0), t0, dt, n, scheme, save_every, opt(dW), opt(dI),
+                                   opt(mu), opt(f), None if seed < 0 else seed)
+        _t(zs).copy_(ref)
+
+    def burgers_rhs_b(self, out, u, dx, nu, boundary, order):
+        from pymsde.kernels import pde
+
+        _t(out).copy_(pde.burgers_rhs(_t(u), _csv(dx, float), nu, _csv(boundary), order))
+
+    def burgers_fd_run_b(self, out, u0, dt, n_sub, dx, nu, boundary, order):
+        from pymsde.kernels.backend import torch_burgers_fd_run
+
+        ref = torch_burgers_fd_run(_t(u0), dt, n_sub, out.shape[-2], _csv(dx, float), nu, _csv(boundary), order)
+        _t(out).copy_(ref)
+
+    def spectral_run_b(self, out, v0, e, e2, q, f1, f2, f3, k, mask, n, dealias, n_sub):
+        from pymsde.kernels.backend import torch_spectral_run
+
+        ref = torch_spectral_run(_t(v0), [_t(c) for c in (e, e2, q, f1, f2, f3)], _t(k), _t(mask).bool(), n,
+                                 dealias, n_sub, out.shape[2])
+        _t(out).copy_(ref)
+
+    def synchronize_device(self, a):
+        pass
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    mod = FakePyMSDEKernels()
+    fns = {name: getattr(mod, name.replace("!", "_b")) for name in jlmod._JULIA_FUNCTIONS}
+    monkeypatch.setattr(jlmod, "_STATE", {"module": mod, "error": None, "fns": fns, "cuda": False, "info": {}})
+    return mod
+
+
+def test_bridge_marshals_stencil_kernels(fake):
+    x = torch.randn(2, 3, 6, 7, dtype=torch.float64)
+    bc = ("periodic", "dirichlet")
+    for mode in ("edge", "zeros"):
+        assert torch.equal(jlmod.pad(x, (2, 1), bc, mode), padding.pad(x, (2, 1), bc, mode))
+        assert torch.equal(jlmod.gather_stencil(x, 1, bc, mode), padding.gather_stencil(x, 1, bc, mode))
+    for axis in (0, 1):
+        assert torch.equal(jlmod.derivative(x, axis, 2, 0.1, bc[axis], 4),
+                           stencils.derivative(x, axis, 2, 0.1, bc[axis], 4))
+
+
+def test_bridge_marshals_the_drift_and_the_rollout(fake):
+    p = _params((4, 5), ("periodic", "dirichlet"), C=2, dm=3, n_mu=1, n_f=2)
+    z = torch.randn(3, p.latent_dim, dtype=torch.float64)
+    mu, f = torch.randn(3, 1, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    assert torch.equal(jlmod.multiscale_drift(p, 0.4, z, mu, f), multiscale_drift(p, 0.4, z, mu, f))
+    x = torch.randn(5, p.macro_in, dtype=torch.float64)
+    assert torch.equal(jlmod.mlp_forward(x, p.macro_weights, p.macro_biases, "tanh"),
+                       mlp_forward(x, p.macro_weights, p.macro_biases, "tanh"))
+    dW = 0.01 * torch.randn(12, 3, p.latent_dim, dtype=torch.float64)
+    sigma = torch.rand(p.latent_dim, dtype=torch.float64)
+    tj, zj = jlmod.sde_rollout(p, sigma, z, 0.5, 1e-2, 12, scheme="heun", save_every=4, dW=dW, mu=mu, f=f)
+    tt, zt = torch_sde_rollout(p, sigma, z, 0.5, 1e-2, 12, scheme="heun", save_every=4, dW=dW, mu=mu, f=f)
+    assert torch.equal(zj, zt) and torch.allclose(tj, tt, rtol=0, atol=1e-15)
+
+
+def test_bridge_refuses_bad_input_before_calling_julia(fake):
+    from pymsde.util.errors import ConfigError, DataError
+
+    with pytest.raises(DataError, match="x: non-contiguous"):
+        jlmod.gather_stencil(torch.zeros(2, 1, 8, dtype=torch.float64).transpose(0, 2), 1, ("periodic",))
+    with pytest.raises(DataError, match="dtype float16"):
+        jlmod.pad(torch.zeros(1, 1, 8, dtype=torch.float16), 1, ("periodic",))
+    p = _params((20,), ("periodic",))
+    z0 = torch.zeros(2, p.latent_dim, dtype=torch.float64)
+    with pytest.raises(ConfigError, match=r"dW must have shape \(5, 2, 25\)"):
+        jlmod.sde_rollout(p, torch.ones(p.latent_dim, dtype=torch.float64), z0, 0.0, 0.1, 5,
+                          dW=torch.zeros(4, 2, p.latent_dim, dtype=torch.float64))
+
+
+def test_bridge_marshals_the_pde_kernels(fake):
+    from pymsde.kernels import pde, spectral
+    from pymsde.kernels.backend import torch_burgers_fd_run, torch_spectral_run
+
+    u, dx, bc = _burgers_case((2, 1, 10, 14), ("periodic", "dirichlet"))
+    assert torch.equal(jlmod.burgers_rhs(u, dx, 5e-3, bc, 4), pde.burgers_rhs(u, dx, 5e-3, bc, 4))
+    assert torch.equal(jlmod.burgers_fd_run(u, 1e-4, 3, 3, dx, 5e-3, bc, 4),
+                       torch_burgers_fd_run(u, 1e-4, 3, 3, dx, 5e-3, bc, 4))
+    n = 32
+    u0 = torch.sin(2 * torch.pi * torch.arange(n, dtype=torch.float64) / n).reshape(1, 1, n).repeat(2, 1, 1)
+    k = spectral.wavenumbers(n, 1.0)
+    mask = spectral.dealias_mask(n, "2/3")
+    coeffs = spectral.etd_coefficients(pde.burgers_linear_symbol(k, 1e-2), 1e-3)
+    v0 = torch.fft.rfft(u0)
+    assert torch.equal(jlmod.spectral_run(v0, coeffs, k, mask, n, "2/3", 4, 3),
+                       torch_spectral_run(v0, coeffs, k, mask, n, "2/3", 4, 3))
