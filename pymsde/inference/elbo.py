@@ -1,0 +1,195 @@
+"""The training objective: the amortized-reparametrization ELBO of METHOD.md section 6.
+
+For a batch of ``B`` windows of ``M`` consecutive observations ``u_k`` at times ``t_k``
+(one common step ``dt``), with the encoder's means / log-variances interpolated through time
+by the model's GP posterior ``q`` (marginals ``N(m(t), diag exp l(t))``, drift
+``f_q = m' - B (z - m)``, ``B = 0.5 (sigma^2 / exp(l) - l')``)::
+
+    loglik   = mean over windows, samples, observations k and fine values of
+               log N(u_k; decoder mean, decoder var)  at  z_k = m(t_k) + exp(l(t_k)/2) eps
+    residual = c * mean over windows of
+               (t_M - t_1) * mean over quadrature times and samples of
+               0.5 * || (f_q(z, t) - g(z, t; mu, f(t))) / sigma ||^2,  z = m(t) + exp(l(t)/2) eps
+    kl       = c * KL(weights)        (a hook, zero by default)
+    loss     = -(loglik - beta * (residual + kl))
+
+The factor ``c`` is the *balance* between the two terms (``residual_scale``, see
+:func:`residual_factor`): the reference divides by the number of observations in the
+training set (``"per_dataset"``); ``"elbo"`` divides by ``M * (fine values)``, which makes
+``-loss`` the true ELBO of the window per fine value.
+
+Quadrature: ``n_quad`` times in ``[t_1, t_M]``, either stratified (one uniform random time
+in each of ``n_quad`` equal bins, a fresh draw per step: an unbiased estimate of the
+integral that never aliases with the observation grid) or the bin midpoints. The forcing
+``f`` is interpolated linearly at these times (``mu`` is constant per trajectory). The
+times are shared by the windows of a batch (still unbiased for each window), so the GP is
+evaluated once for all windows.
+
+Everything returned is a tensor (no host synchronisation): log them in blocks.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from pymsde.util.errors import ConfigError
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+WeightKL = Callable[[torch.nn.Module], torch.Tensor]
+
+
+def residual_factor(residual_scale: str | float, n_obs: int, window: int, n_fine: int) -> float:
+    """The factor ``c`` multiplying the residual integral and the weight KL.
+
+    Args:
+        residual_scale: ``"per_dataset"`` -> ``1 / n_obs`` (reference); ``"elbo"`` ->
+            ``1 / (window * n_fine)`` (true ELBO per fine value); a number -> that number.
+        n_obs: observations in the training set (trajectories x times).
+        window: observations per window ``M``.
+        n_fine: fine-grid values per observation (``C * prod(grid)``).
+    """
+    if isinstance(residual_scale, str):
+        if residual_scale == "per_dataset":
+            return 1.0 / n_obs
+        if residual_scale == "elbo":
+            return 1.0 / (window * n_fine)
+        raise ConfigError(f"residual_scale = {residual_scale!r}; expected 'per_dataset', 'elbo' or a number")
+    return float(residual_scale)
+
+
+def quadrature_times(n_quad: int, length: float, stratified: bool, generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``n_quad`` times in ``[0, length]``: bin midpoints, or one uniform draw per equal bin.
+
+    Returns:
+        ``(n_quad,)`` tensor, ascending.
+    """
+    j = torch.arange(n_quad, dtype=dtype, device=device)
+    if stratified:
+        u = torch.rand(n_quad, generator=generator, dtype=dtype, device=device)
+    else:
+        u = torch.full((n_quad,), 0.5, dtype=dtype, device=device)
+    return (j + u) * (length / n_quad)
+
+
+def interp_forcing(f: torch.Tensor, tau: torch.Tensor, dt: float) -> torch.Tensor:
+    """Linear interpolation of per-step values at relative times ``tau`` of a window.
+
+    Args:
+        f: ``(B, M, n_f)`` values at the window's observation times ``k * dt``.
+        tau: ``(Q,)`` times relative to the window's first observation, in ``[0, (M-1) dt]``.
+        dt: the observation step.
+
+    Returns:
+        ``(Q, B, n_f)``.
+    """
+    m = f.shape[1]
+    x = (tau / dt).clamp(0, m - 1)
+    i0 = x.floor().long().clamp(max=m - 2)
+    w = (x - i0.to(x.dtype))[:, None, None]            # (Q, 1, 1)
+    f0 = f[:, i0].transpose(0, 1)                        # (Q, B, n_f)
+    f1 = f[:, i0 + 1].transpose(0, 1)
+    return f0 + w * (f1 - f0)
+
+
+def gaussian_loglik(u: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Mean over all entries of ``log N(u; mean, var)`` (``var`` broadcastable to ``mean``)."""
+    var = torch.broadcast_to(var, mean.shape)
+    return -0.5 * (_LOG_2PI + torch.log(var) + (u - mean).square() / var).mean()
+
+
+def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None = None,
+               f: torch.Tensor | None = None, *, beta: float | torch.Tensor = 1.0,
+               res_factor: float = 1.0, n_quad: int = 10, n_samples: int = 1,
+               stratified: bool = True, generator: torch.Generator | None = None,
+               weight_kl: WeightKL | None = None, loglik_frames: int | None = None) -> dict[str, torch.Tensor]:
+    """The ELBO terms of a batch of windows (module docstring), as 0-dim tensors.
+
+    Args:
+        model: a ``MultiscaleModel`` (``encode``, ``decode``, ``drift``, ``diffusion`` and a
+            GP posterior ``model.posterior``; any module with the same methods works).
+        u: ``(B, M, C, *grid)`` the windows' observations.
+        t: ``(B, M)`` their times (uniform step, the same step in every window); any float
+            dtype (float64 keeps the resolution of late times).
+        mu: ``(B, n_mu)`` or None; f: ``(B, M, n_f)`` or None.
+        beta: KL-annealing weight of the residual and KL terms.
+        res_factor: the balance ``c`` (:func:`residual_factor`).
+        n_quad, n_samples: quadrature times and reparametrized samples per time.
+        stratified: stratified random quadrature times (else the bin midpoints).
+        generator: the source of every random number (quadrature times, eps).
+        weight_kl: ``weight_kl(model) -> 0-dim tensor``, KL of priors on network weights.
+        loglik_frames: decode only this many observations per window, drawn at random
+            without replacement each step (an unbiased estimate of the likelihood term at a
+            fraction of the decoder's cost); None = every observation.
+
+    Returns:
+        dict with ``loss``, ``loglik``, ``residual`` and ``kl`` (0-dim tensors; ``residual``
+        and ``kl`` already multiplied by ``res_factor``, not by ``beta``).
+    """
+    B, M = u.shape[:2]
+    S = n_samples
+    frames = u.flatten(0, 1)                                      # (B*M, C, *grid)
+    mean, logvar = model.encode(frames)                           # (B*M, D) each
+    D = mean.shape[-1]
+    logvar = torch.broadcast_to(logvar, mean.shape)
+    # The windows share their relative times, so one GP conditioning serves all of them:
+    # the B windows' latent dimensions become B*D columns of one (M, B*D) problem.
+    mean_cols = mean.reshape(B, M, D).transpose(0, 1).reshape(M, B * D)
+    logvar_cols = logvar.reshape(B, M, D).transpose(0, 1).reshape(M, B * D)
+    # relative times in the model's dtype; ``t`` may be float64 so that late absolute times
+    # (t ~ 1e4) keep their resolution before the subtraction
+    t_rel = (t[0] - t[0, 0]).to(u.dtype)                          # (M,)
+    length = t_rel[-1]
+    post = model.posterior.condition(t_rel, mean_cols, logvar_cols)
+
+    # ---- likelihood at the observation times (all of them, or a random subset of K)
+    if loglik_frames is None or loglik_frames >= M:
+        K, t_obs, target = M, t_rel, frames
+    else:
+        # K distinct frames drawn uniformly (shared by the windows of the batch): the mean over
+        # them is an unbiased estimate of the mean over the window, at K/M of the decoder cost
+        K = loglik_frames
+        idx = torch.randperm(M, generator=generator, device=u.device)[:K]
+        t_obs, target = t_rel[idx], u[:, idx].flatten(0, 1)
+    m_o, l_o, _, _ = post.evaluate(t_obs)                         # (K, B*D)
+    eps = torch.randn((S, K, B * D), generator=generator, dtype=u.dtype, device=u.device)
+    z_o = m_o + torch.exp(0.5 * l_o) * eps                        # (S, K, B*D)
+    z_o = z_o.reshape(S, K, B, D).permute(0, 2, 1, 3).reshape(S * B * K, D)   # rows (s, b, k)
+    x_mean, x_var = model.decode(z_o)                             # (S*B*K, C, *grid)
+    if S > 1:
+        target = target.unsqueeze(0).expand(S, *target.shape).flatten(0, 1)
+    loglik = gaussian_loglik(target, x_mean, x_var)
+
+    # ---- drift residual by quadrature
+    dt = length / (M - 1)
+    tau = quadrature_times(n_quad, 1.0, stratified, generator, u.dtype, u.device) * length   # (Q,)
+    m_q, l_q, dm_q, dl_q = post.evaluate(tau)                     # (Q, B*D)
+    Q = tau.shape[0]
+    m_q, l_q, dm_q, dl_q = (x.reshape(Q, B, D) for x in (m_q, l_q, dm_q, dl_q))
+    sigma = model.diffusion(mu)                                   # (D,) or (B, D)
+    sig2 = sigma.square()
+    if sig2.dim() == 2:
+        sig2 = sig2[None]                                         # (1, B, D)
+    eps_q = torch.randn((S, Q, B, D), generator=generator, dtype=u.dtype, device=u.device)
+    sd = torch.exp(0.5 * l_q)
+    z_q = m_q + sd * eps_q                                        # (S, Q, B, D)
+    # f_q = m' - B (z - m), B = 0.5 (sigma^2 / exp(l) - l'), and z - m = sd * eps
+    f_q = dm_q - 0.5 * (sig2 * torch.exp(-l_q) - dl_q) * sd * eps_q
+    t_abs = (t[:, 0][None, :] + tau[:, None].to(t.dtype)).to(u.dtype).expand(S, Q, B).reshape(-1)   # (S*Q*B,)
+    mu_q = None if mu is None else mu[None, None].expand(S, Q, B, mu.shape[-1]).reshape(-1, mu.shape[-1])
+    f_in = None
+    if f is not None:
+        f_in = interp_forcing(f, tau, dt)[None].expand(S, Q, B, f.shape[-1]).reshape(-1, f.shape[-1])
+    g = model.drift(t_abs, z_q.reshape(-1, D), mu_q, f_in).reshape(S, Q, B, D)
+    r = 0.5 * ((f_q - g).square() / sig2).sum(-1)                # (S, Q, B)
+    residual = res_factor * length * r.mean()                     # mean over windows = mean over B
+
+    if weight_kl is None:
+        kl = torch.zeros((), dtype=u.dtype, device=u.device)
+    else:
+        kl = res_factor * weight_kl(model)
+    loss = -(loglik - beta * (residual + kl))
+    return {"loss": loss, "loglik": loglik, "residual": residual, "kl": kl}
