@@ -1,0 +1,197 @@
+"""The drift of the learned multiscale SDE as a pure function of plain tensors.
+
+The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
+``(B, C, *coarse_shape)`` (channel slowest, row-major cells) and ``zm`` of shape
+``(B, micro_dim)``. The drift ``g(t, z; mu, f)`` has two parts (METHOD.md section 2):
+
+- macroscale, per coarse cell ``j`` and channel: ``g_M[:, j] = h([zM over the stencil of
+  radius r around j], zm, mu, f)`` -- one MLP ``h`` (C outputs) shared by every cell. The
+  stencil is :func:`pymsde.kernels.padding.gather_stencil` (row-major offsets, channel
+  slowest; periodic axes wrap, Dirichlet axes repeat the edge cell). ``h``'s input per cell
+  is ``[stencil (C (2r+1)^d), zm (d_m), mu (n_mu), f (n_f)]``.
+- microscale: ``g_m = q([zm, zM flat, sin t, cos t, mu, f])`` -> ``d_m`` numbers.
+
+Both MLPs follow :func:`pymsde.kernels.mlp.mlp_forward`. The torch model
+(:mod:`pymsde.model.drift`), the torch rollout kernel and the Julia kernel all evaluate
+this one definition.
+
+Cost: the shared MLP runs as one dense matmul over all ``B * n_cells`` rows. The part of
+``h``'s first layer that acts on the per-sample inputs ``[zm, mu, f]`` is computed once per
+sample and broadcast over cells (the same numbers as concatenating them to every row, at a
+fraction of the cost).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import torch
+
+from pymsde.kernels.mlp import ACTIVATIONS, activation_fn, mlp_forward
+from pymsde.kernels.padding import gather_stencil
+
+
+@dataclass(frozen=True)
+class DriftParams:
+    """Weights of the multiscale drift as plain tensors, plus the metadata to apply them.
+
+    Attributes:
+        macro_weights, macro_biases: layers of ``h``; ``macro_weights[0]`` has
+            ``C (2r+1)^d + micro_dim + n_mu + n_f`` columns, the last layer ``C`` rows.
+        micro_weights, micro_biases: layers of ``q`` (empty lists when ``micro_dim == 0``);
+            input width ``micro_dim + C n_cells + 2 + n_mu + n_f``, output ``micro_dim``.
+        activation: activation name (see :data:`pymsde.kernels.mlp.ACTIVATIONS`).
+        radius: stencil radius ``r`` (coarse cells).
+        boundary: ``"periodic"`` or ``"dirichlet"`` per spatial axis.
+        coarse_shape: coarse cells per axis.
+        channels: field channels ``C``.
+        micro_dim, n_mu, n_f: sizes of ``zm``, ``mu`` and ``f``.
+    """
+
+    macro_weights: list[torch.Tensor]
+    macro_biases: list[torch.Tensor]
+    micro_weights: list[torch.Tensor]
+    micro_biases: list[torch.Tensor]
+    activation: str
+    radius: int
+    boundary: tuple[str, ...]
+    coarse_shape: tuple[int, ...]
+    channels: int
+    micro_dim: int
+    n_mu: int = 0
+    n_f: int = 0
+
+    def __post_init__(self) -> None:
+        # cheap integer checks only: this object is rebuilt on every model.drift call
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"DriftParams.activation {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        if len(self.boundary) != len(self.coarse_shape):
+            raise ValueError(f"DriftParams: boundary has {len(self.boundary)} axes, coarse_shape "
+                             f"{self.coarse_shape} has {len(self.coarse_shape)}")
+        _check_layers("macro", self.macro_weights, self.macro_biases, self.macro_in, self.channels)
+        if self.micro_dim > 0:
+            _check_layers("micro", self.micro_weights, self.micro_biases, self.micro_in, self.micro_dim)
+        elif self.micro_weights:
+            raise ValueError("DriftParams: micro_dim is 0 but micro weights were given")
+
+    @property
+    def ndim(self) -> int:
+        """Spatial axes of the coarse mesh."""
+        return len(self.coarse_shape)
+
+    @property
+    def n_cells(self) -> int:
+        return math.prod(self.coarse_shape)
+
+    @property
+    def macro_dim(self) -> int:
+        """``C * n_cells``: the length of ``zM`` in the flat latent vector."""
+        return self.channels * self.n_cells
+
+    @property
+    def latent_dim(self) -> int:
+        return self.macro_dim + self.micro_dim
+
+    @property
+    def stencil_size(self) -> int:
+        """``C (2r+1)^d`` stencil values per cell."""
+        return self.channels * (2 * self.radius + 1) ** self.ndim
+
+    @property
+    def macro_in(self) -> int:
+        return self.stencil_size + self.micro_dim + self.n_mu + self.n_f
+
+    @property
+    def micro_in(self) -> int:
+        return self.micro_dim + self.macro_dim + 2 + self.n_mu + self.n_f
+
+    def detach(self) -> "DriftParams":
+        """A copy whose tensors are detached from autograd (for rollouts)."""
+        return self._map(lambda x: x.detach())
+
+    def to(self, *args, **kwargs) -> "DriftParams":
+        """A copy with every tensor moved/cast as ``Tensor.to(*args, **kwargs)``."""
+        return self._map(lambda x: x.to(*args, **kwargs))
+
+    def _map(self, fn) -> "DriftParams":
+        return replace(self, macro_weights=[fn(w) for w in self.macro_weights],
+                       macro_biases=[fn(b) for b in self.macro_biases],
+                       micro_weights=[fn(w) for w in self.micro_weights],
+                       micro_biases=[fn(b) for b in self.micro_biases])
+
+
+def _check_layers(name: str, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                  n_in: int, n_out: int) -> None:
+    if len(weights) == 0 or len(weights) != len(biases):
+        raise ValueError(f"DriftParams.{name}: {len(weights)} weight matrices and {len(biases)} bias "
+                         f"vectors; expected the same positive number")
+    width = n_in
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        if w.dim() != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
+            raise ValueError(f"DriftParams.{name} layer {k}: weight {tuple(w.shape)}, bias {tuple(b.shape)}; "
+                             f"expected (out, {width}) and (out,)")
+        width = w.shape[0]
+    if width != n_out:
+        raise ValueError(f"DriftParams.{name}: last layer has {width} outputs; expected {n_out}")
+
+
+def _time_features(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> torch.Tensor:
+    """``[sin t, cos t]`` as ``(B, 2)`` for a scalar or per-sample ``t``."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    t = t.reshape(-1, 1).expand(batch, 1)
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
+
+
+def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tensor,
+                     mu: torch.Tensor | None = None, f: torch.Tensor | None = None) -> torch.Tensor:
+    """The drift ``g(t, z; mu, f)`` of the latent SDE.
+
+    Args:
+        params: weights and metadata.
+        t: time, scalar or ``(B,)`` (same units as the data's ``t``).
+        z: ``(B, D)`` latent states, ``D = C n_cells + micro_dim``.
+        mu: ``(B, n_mu)`` parameters, or None when ``n_mu == 0``.
+        f: ``(B, n_f)`` forcing at time ``t``, or None when ``n_f == 0``.
+
+    Returns:
+        ``(B, D)``: ``concat(g_M.flatten(1), g_m)`` in the layout of ``z``.
+    """
+    p = params
+    batch = z.shape[0]
+    macro_dim = p.macro_dim
+    zM = z[:, :macro_dim]
+    zm = z[:, macro_dim:]
+    extras = []                                            # per-sample inputs shared by all cells
+    if p.n_mu:
+        if mu is None:
+            raise ValueError(f"multiscale_drift: the model takes n_mu = {p.n_mu} parameters but mu is None")
+        extras.append(mu)
+    if p.n_f:
+        if f is None:
+            raise ValueError(f"multiscale_drift: the model takes n_f = {p.n_f} forcing values but f is None")
+        extras.append(f)
+
+    # macroscale: stencil gather, then one shared MLP over all B * n_cells rows
+    stencil = gather_stencil(zM.reshape(batch, p.channels, *p.coarse_shape), p.radius, p.boundary)
+    rows = stencil.reshape(batch * p.n_cells, p.stencil_size)
+    w0, b0 = p.macro_weights[0], p.macro_biases[0]
+    glob = [zm] + extras if p.micro_dim else extras
+    if glob:
+        g = torch.cat(glob, dim=1) if len(glob) > 1 else glob[0]
+        # first layer = W_s stencil + (W_g [zm, mu, f] + b): the second part once per sample
+        per_sample = torch.addmm(b0, g, w0[:, p.stencil_size:].t())          # (B, H)
+        h = (rows @ w0[:, :p.stencil_size].t()).view(batch, p.n_cells, -1) + per_sample.unsqueeze(1)
+        h = h.view(batch * p.n_cells, -1)
+    else:
+        h = torch.addmm(b0, rows, w0.t())
+    if len(p.macro_weights) > 1:
+        h = mlp_forward(activation_fn(p.activation)(h), p.macro_weights[1:], p.macro_biases[1:], p.activation)
+    # (B * n_cells, C) -> (B, C, n_cells) -> flat, channel slowest like zM.flatten(1)
+    gM = h.view(batch, p.n_cells, p.channels).transpose(1, 2).reshape(batch, macro_dim)
+    if not p.micro_dim:
+        return gM
+
+    x = torch.cat([zm, zM, _time_features(t, batch, z)] + extras, dim=1)
+    gm = mlp_forward(x, p.micro_weights, p.micro_biases, p.activation)
+    return torch.cat([gM, gm], dim=1)
