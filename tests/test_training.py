@@ -203,3 +203,15 @@ def test_short_burgers_run_multiscale_beats_closure():
             assert len(losses) == 4 and all(b < a for a, b in zip(losses, losses[1:])), losses
     # measured (seed 0): multiscale ~25 %, closure ~88 % validation forecast nRMSE
     assert scores[3] < 0.6 * scores[0], scores
+
+
+def test_max_minutes_stops_training_on_the_wall_clock_budget(tmp_path):
+    data = tiny_data()
+    budget_min = 3.0 / 60                                  # three seconds, setup included
+    cfg = tiny_config(epochs=10_000, validate_every=0, checkpoint_every=0, max_minutes=budget_min)
+    res = fit(data.subset([0, 1, 2]), TINY_MODEL, cfg, run_dir=tmp_path / "run")
+    assert 0 < res.steps < 10_000 * 6                      # the budget, not the epochs, ended it
+    # it stops at the first step boundary past the budget (one step of the tiny model is ~ms)
+    assert budget_min * 60 <= res.train_time_s < budget_min * 60 + 5.0
+    with pytest.raises(ConfigError, match="max_minutes"):
+        tiny_config(max_minutes=0).validate()

@@ -33,6 +33,7 @@ _MODEL_FLAGS = [
 _TRAIN_FLAGS = [
     ("--epochs", "epochs", int, None, "passes over the training windows (default 100)"),
     ("--max-steps", "max_steps", int, None, "stop after this many optimiser steps in total"),
+    ("--max-minutes", "max_minutes", float, None, "stop after this many minutes of training (wall clock)"),
     ("--window", "window", int, None, "observations per window M (default 128)"),
     ("--batch-windows", "batch_windows", int, None, "windows per optimiser step (default 1)"),
     ("--n-quad", "n_quad", int, None, "quadrature times per window (default 10)"),

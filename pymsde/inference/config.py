@@ -118,6 +118,8 @@ class TrainConfig:
     Sizes:
         epochs: passes over the training windows.
         max_steps: stop after this many optimiser steps in total (``None`` = epochs decide).
+        max_minutes: stop once this much wall-clock time (minutes, validation included) has
+            been spent on the run, resumed parts added up (``None`` = no time budget).
         window: observations per window ``M`` (consecutive windows overlap by one point).
         batch_windows: windows per optimiser step (their ELBO terms are averaged).
         n_quad: quadrature times per window for the drift-residual integral.
@@ -163,6 +165,7 @@ class TrainConfig:
 
     epochs: int = 100
     max_steps: int | None = None
+    max_minutes: float | None = None
     window: int = 128
     batch_windows: int = 1
     n_quad: int = 10
@@ -192,6 +195,8 @@ class TrainConfig:
         _check_int(self.epochs, "train.epochs", lo=0)
         if self.max_steps is not None:
             _check_int(self.max_steps, "train.max_steps", lo=0)
+        if self.max_minutes is not None:
+            _check_float(self.max_minutes, "train.max_minutes", positive=True)
         _check_int(self.window, "train.window", lo=2)
         _check_int(self.batch_windows, "train.batch_windows", lo=1)
         _check_int(self.n_quad, "train.n_quad", lo=1)

@@ -516,13 +516,14 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         if run is not None:
             save(best_too=improved)
 
+    budget_s = None if config.max_minutes is None else 60.0 * config.max_minutes
     bar = progress(total=total_steps, initial=step, desc="train", unit="step", enabled=config.progress)
     last_val_step = history[-1]["step"] if history else -1
     try:
         while step < total_steps:
             batches = sampler.batches(config.batch_windows, epoch=epoch, start_at=pos)
             for batch in batches:
-                if step >= total_steps:
+                if step >= total_steps or (budget_s is not None and elapsed() >= budget_s):
                     break
                 idx = torch.from_numpy(batch).to(device, non_blocking=True)
                 u, t, mu, f = train_d.windows(idx[:, 0], idx[:, 1], offsets)
