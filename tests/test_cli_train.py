@@ -67,6 +67,8 @@ def test_bad_options_give_a_one_line_error(tmp_path, data_file, capsys, args, ma
     assert main(argv + args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("pymsde: error:") and match in err and "\n" not in err
+    # refused before anything was written: no (empty or half-written) run directory
+    assert not (tmp_path / "run").exists()
 
 
 def test_existing_run_is_not_overwritten(tmp_path, data_file, capsys):
@@ -81,3 +83,20 @@ def test_existing_run_is_not_overwritten(tmp_path, data_file, capsys):
 def test_missing_data_file_is_reported(tmp_path, capsys):
     assert main(["train", str(tmp_path / "nope.npz"), "--coarse", "4", "--out", str(tmp_path / "run")]) == 2
     assert "nope.npz" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_refusal_after_loading_the_data_leaves_no_run_directory(tmp_path, data_file, capsys):
+    """A window longer than the trajectories is only known once the data are loaded; the
+    refusal must still come before the run directory is created, here and in a nested --out."""
+    for out in (tmp_path / "run", tmp_path / "runs" / "a"):
+        argv = ["train", str(data_file), "--coarse", "4", "--out", str(out), *SMALL, "--window", "500"]
+        assert main(argv) == 2
+        assert "longer than the training trajectories" in capsys.readouterr().err
+        assert not out.exists()
+    assert not (tmp_path / "runs").exists()
+    # the same options with a valid window then train into that directory
+    out = tmp_path / "run"
+    assert main(["train", str(data_file), "--coarse", "4", "--micro", "1", "--epochs", "1",
+                 "--validate-every", "0", "--out", str(out), *SMALL]) == 0
+    assert (out / "checkpoint.pt").is_file()

@@ -201,13 +201,13 @@ def test_output_steps_and_bad_input():
 
 
 @pytest.mark.parametrize("case", ["1d_mu_f", "2d_dirichlet_closure", "tanh", "silu", "softplus", "one_layer"])
-def test_rollout_drift_equals_kernel(case):
-    """RolloutDrift (buffers reused) gives multiscale_drift's numbers to rounding in float64,
-    on repeated calls with different states (no stale buffer leaks into a result), and its
-    results stay valid after the next call (Heun/SRA1 keep two drift values alive)."""
-    from pymsde.forecast.rollout_drift import RolloutDrift
+def test_drift_workspace_gives_the_same_numbers(case):
+    """multiscale_drift with a DriftWorkspace (the rollout path: buffers reused, activations in
+    place) gives the workspace=None (autograd) path's numbers to rounding in float64, on
+    repeated calls with different states (no stale buffer leaks into a result), and its results
+    stay valid after the next call (Heun/SRA1 keep two drift values alive)."""
     from pymsde.kernels.mlp import init_mlp
-    from pymsde.kernels.multiscale import DriftParams, multiscale_drift
+    from pymsde.kernels.multiscale import DriftParams, DriftWorkspace, multiscale_drift
 
     gen = torch.Generator().manual_seed(0)
     opts = dict(coarse_shape=(6,), boundary=("periodic",), channels=1, micro_dim=3, n_mu=1, n_f=2,
@@ -230,7 +230,7 @@ def test_rollout_drift_equals_kernel(case):
     params = DriftParams(mw, mb, uw, ub, opts["activation"], r, opts["boundary"], opts["coarse_shape"],
                          C, dm, opts["n_mu"], opts["n_f"])
     B = 7
-    fast = RolloutDrift(params, B)
+    ws = DriftWorkspace(params, B)
     mu = torch.randn(B, opts["n_mu"], generator=gen, dtype=F64) if opts["n_mu"] else None
     f = torch.randn(B, opts["n_f"], generator=gen, dtype=F64) if opts["n_f"] else None
     outs = []
@@ -238,13 +238,15 @@ def test_rollout_drift_equals_kernel(case):
         z = torch.randn(B, params.latent_dim, generator=gen, dtype=F64)
         t = torch.tensor(0.3 * k, dtype=F64)
         want = multiscale_drift(params, t, z, mu, f)
-        got = fast(t, z, mu, f)
+        with torch.no_grad():
+            got = multiscale_drift(params, t, z, mu, f, workspace=ws)
         assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert got.abs().max() > 1e-3                      # a real comparison, not of zeros
         outs.append((got, want))
     for got, want in outs:
         assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="built for batch 7"):
-        fast(torch.tensor(0.0), torch.zeros(3, params.latent_dim, dtype=F64), mu, f)
+        multiscale_drift(params, 0.0, torch.zeros(3, params.latent_dim, dtype=F64), mu, f, workspace=ws)
 
 
 @pytest.mark.parametrize("t_out, every", [(np.arange(0, 21) * 0.01, 2), (np.array([0.0, 0.03, 0.04, 0.2]), 1)])

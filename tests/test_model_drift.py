@@ -5,7 +5,7 @@ from torch import nn
 
 from pymsde.data.grid import Grid
 from pymsde.kernels.mlp import ACTIVATIONS, init_mlp, mlp_forward
-from pymsde.kernels.multiscale import DriftParams, multiscale_drift
+from pymsde.kernels.multiscale import DriftParams, DriftWorkspace, multiscale_drift
 from pymsde.model import MultiscaleDrift, MultiscaleModel
 from pymsde.model.config import softplus
 
@@ -94,7 +94,12 @@ def test_drift_equals_its_definition(coarse, boundary, channels, micro_dim, n_mu
     mu = torch.randn(B, n_mu) if n_mu else None
     f = torch.randn(B, n_f) if n_f else None
     t = torch.rand(B)
-    torch.testing.assert_close(net(t, z, mu, f), _explicit_drift(p, t, z, mu, f))
+    want = _explicit_drift(p, t, z, mu, f)
+    torch.testing.assert_close(net(t, z, mu, f), want)
+    # the rollout path of the same function: buffers reused, activations in place
+    with torch.no_grad():
+        ws = DriftWorkspace(p, B)
+        torch.testing.assert_close(multiscale_drift(p.detach(), t, z, mu, f, workspace=ws), want)
 
 
 def test_periodic_drift_is_translation_equivariant_1d():

@@ -168,6 +168,20 @@ def test_impossible_configurations_are_refused_before_any_work(tmp_path, options
     assert not (tmp_path / "run").exists()
 
 
+def test_a_model_that_does_not_fit_the_data_leaves_no_run_directory(tmp_path):
+    """The built model's grid (20 points) is checked against the data's (40) before the run
+    directory is created: the refusal leaves nothing behind."""
+    from pymsde.model import MultiscaleModel
+
+    data = tiny_data()
+    small = tiny_data(n=20)
+    model = MultiscaleModel.build(small.grid, (4,), micro_dim=1, encoder_channels=(2,), drift_hidden=(8,),
+                                  micro_hidden=(8,))
+    with pytest.raises(DataError, match=r"grid \(40,\); the model was built for \(20,\)"):
+        fit(data, model, tiny_config(max_steps=1, validate_every=0), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_cuda_without_cuda_is_refused(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")

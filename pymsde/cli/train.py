@@ -125,18 +125,19 @@ def run(args) -> int:
     from pymsde.data.io import load
     from pymsde.inference import fit
     from pymsde.inference.checkpoint import load_checkpoint
-    from pymsde.inference.run import CHECKPOINT_FILE, prepare_run_dir
+    from pymsde.inference.run import CHECKPOINT_FILE, check_run_target
     from pymsde.util.errors import DataError
 
+    # every check comes before anything is written: fit() creates the run directory only
+    # once the options, the data and the model fit together
+    check_run_target(args.out, resume=args.resume)   # refuse to overwrite before loading data
     ckpt_train = None
     if args.resume:
-        prepare_run_dir(args.out, resume=True)
         ckpt_train = load_checkpoint(Path(args.out) / CHECKPOINT_FILE)["train_config"]
     options, config = merged_config(args, ckpt_train)
     config.validate()
     if not args.resume:
         options.validate()
-        prepare_run_dir(args.out, resume=False)   # refuse to overwrite before loading data
 
     data = load(args.data)
     splits = data.splits

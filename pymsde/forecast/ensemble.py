@@ -14,8 +14,8 @@ only).
 
 Backends: ``backend="torch"`` integrates with :func:`pymsde.kernels.sde.integrate` and the
 functional drift :func:`pymsde.kernels.multiscale.multiscale_drift` (weights from
-``model.drift_params()``, detached), evaluated by
-:class:`pymsde.forecast.rollout_drift.RolloutDrift` (same numbers, buffers reused);
+``model.drift_params()``, detached) with a
+:class:`~pymsde.kernels.multiscale.DriftWorkspace` (same numbers, buffers reused);
 ``"julia"`` / ``"auto"`` go through
 :func:`pymsde.kernels.backend.resolve_backend` and its ``sde_rollout`` kernel. Both draw
 the initial samples and the Brownian increments from the same torch generator, so a seed
@@ -31,7 +31,7 @@ import torch
 
 from pymsde.forecast.forcing import LinearForcing
 from pymsde.forecast.integrators import get_solver
-from pymsde.forecast.rollout_drift import RolloutDrift
+from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
 from pymsde.kernels.sde import brownian_increments, integrate
 from pymsde.util.errors import ConfigError, DataError
 
@@ -158,10 +158,19 @@ def _rollout(backend: str, params, sigma, z0, t0, dt, n_steps, scheme, steps, mu
                         out[slot[k]] = zs[(k - base) // every]
                 z, base = zs[-1], base + n
             return out
-    fast = RolloutDrift(params, z0.shape[0])   # multiscale_drift's numbers, buffers reused
+    ws = DriftWorkspace(params, z0.shape[0])   # buffers reused across the steps (no autograd here)
+    # the forcing's layout is fixed for the rollout: decided here, not at every step
+    if forcing is None:
+        def drift(t, z):
+            return multiscale_drift(params, t, z, mu, None, workspace=ws)
+    elif forcing.values.dim() == 2:            # shared by all members: (n_f,) -> (N, n_f) view
+        n_rows = z0.shape[0]
 
-    def drift(t, z):
-        return fast(t, z, mu, None if forcing is None else _expand(forcing(t), z))
+        def drift(t, z):
+            return multiscale_drift(params, t, z, mu, forcing(t).expand(n_rows, -1), workspace=ws)
+    else:                                      # one series per member: (N, n_f)
+        def drift(t, z):
+            return multiscale_drift(params, t, z, mu, forcing(t), workspace=ws)
 
     _, zs = integrate(drift, sigma, z0, t0, dt, n_steps, scheme=scheme, save_at=steps.tolist(),
                       generator=generator, show_progress=show_progress)

@@ -23,7 +23,7 @@ in each of ``n_quad`` equal bins, a fresh draw per step: an unbiased estimate of
 integral that never aliases with the observation grid) or the bin midpoints. The forcing
 ``f`` is interpolated linearly at these times (``mu`` is constant per trajectory). The
 times are shared by the windows of a batch (still unbiased for each window), so the GP is
-evaluated once for all windows.
+evaluated once per step: for all windows, at the observation and quadrature times together.
 
 Everything returned is a tensor (no host synchronisation): log them in blocks.
 """
@@ -154,8 +154,13 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
         K = loglik_frames
         idx = torch.randperm(M, generator=generator, device=u.device)[:K]
         t_obs, target = t_rel[idx], u[:, idx].flatten(0, 1)
-    m_o, l_o, _, _ = post.evaluate(t_obs)                         # (K, B*D)
     eps = torch.randn((S, K, B * D), generator=generator, dtype=u.dtype, device=u.device)
+    # quadrature times drawn here (after eps: the order of the random draws is unchanged) so
+    # that one GP evaluation serves both sets of times: its cost is many small ops per call
+    tau = quadrature_times(n_quad, 1.0, stratified, generator, u.dtype, u.device) * length   # (Q,)
+    Q = tau.shape[0]
+    m_all, l_all, dm_all, dl_all = post.evaluate(torch.cat([t_obs, tau]))   # (K + Q, B*D)
+    m_o, l_o = m_all[:K], l_all[:K]                               # (K, B*D)
     z_o = m_o + torch.exp(0.5 * l_o) * eps                        # (S, K, B*D)
     z_o = z_o.reshape(S, K, B, D).permute(0, 2, 1, 3).reshape(S * B * K, D)   # rows (s, b, k)
     x_mean, x_var = model.decode(z_o)                             # (S*B*K, C, *grid)
@@ -165,10 +170,7 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
 
     # ---- drift residual by quadrature
     dt = length / (M - 1)
-    tau = quadrature_times(n_quad, 1.0, stratified, generator, u.dtype, u.device) * length   # (Q,)
-    m_q, l_q, dm_q, dl_q = post.evaluate(tau)                     # (Q, B*D)
-    Q = tau.shape[0]
-    m_q, l_q, dm_q, dl_q = (x.reshape(Q, B, D) for x in (m_q, l_q, dm_q, dl_q))
+    m_q, l_q, dm_q, dl_q = (x[K:].reshape(Q, B, D) for x in (m_all, l_all, dm_all, dl_all))
     sigma = model.diffusion(mu)                                   # (D,) or (B, D)
     sig2 = sigma.square()
     if sig2.dim() == 2:

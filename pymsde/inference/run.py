@@ -127,8 +127,12 @@ def write_run_config(run_dir: str | os.PathLike, options: ModelOptions, config: 
     atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_toml(options, config, header=header))
 
 
-def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
-    """Create ``run_dir``; refuse to overwrite an existing run unless resuming.
+def check_run_target(run_dir: str | os.PathLike, resume: bool) -> Path:
+    """Refuse to overwrite an existing run unless resuming; creates nothing.
+
+    Callers check with this before any work and create the directory
+    (:func:`prepare_run_dir`) only once everything else is validated, so a refused
+    configuration leaves no half-written run directory behind.
 
     Raises ConfigError when a checkpoint exists and ``resume`` is False, or when ``resume``
     is True and there is no checkpoint to resume from.
@@ -141,6 +145,12 @@ def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
     if not resume and has_ckpt:
         raise ConfigError(f"run directory {run} already holds a run ({CHECKPOINT_FILE}); "
                           f"pass --resume to continue it or choose another --out")
+    return run
+
+
+def prepare_run_dir(run_dir: str | os.PathLike, resume: bool) -> Path:
+    """:func:`check_run_target`, then create ``run_dir`` (parents too)."""
+    run = check_run_target(run_dir, resume)
     run.mkdir(parents=True, exist_ok=True)
     return run
 

@@ -39,6 +39,7 @@ from pymsde.inference.checkpoint import load_checkpoint, save_checkpoint
 from pymsde.inference.config import ModelOptions, TrainConfig
 from pymsde.inference.elbo import WeightKL, elbo_terms, residual_factor
 from pymsde.inference.schedule import beta_at, lr_at
+from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
 from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError
 from pymsde.util.progress import progress
 
@@ -256,13 +257,28 @@ def validate(model, val: _DeviceData, config: TrainConfig, res_factor: float,
         f_all = None if val.f is None else val.f.repeat_interleave(S, 0)
         t0 = float(val.t[0, 0])
         dt = val.dt
+        if hasattr(model, "drift_params"):
+            # the rollout path of the one drift implementation: no autograd, buffers reused
+            params = model.drift_params().detach()
+            ws = DriftWorkspace(params, z0.shape[0])
 
-        def drift(t, z):
-            fk = None
-            if f_all is not None:   # EM steps sit on the data times: the forcing at step k
-                k = torch.clamp(torch.round((t - t0) / dt).long(), 0, f_all.shape[1] - 1)
-                fk = f_all[:, k]
-            return model.drift(t, z, mu, fk)
+            def g(t, z, fk):
+                return multiscale_drift(params, t, z, mu, fk, workspace=ws)
+        else:
+            def g(t, z, fk):
+                return model.drift(t, z, mu, fk)
+
+        if f_all is None:
+            def drift(t, z):
+                return g(t, z, None)
+        else:
+            last = f_all.shape[1] - 1
+
+            def drift(t, z):
+                # EM steps sit on the data times: the forcing at step k, gathered on the
+                # device (index_select: a 0-dim index tensor would be read on the host)
+                k = torch.clamp(torch.round((t - t0) / dt).long(), 0, last).reshape(1)
+                return g(t, z, f_all.index_select(1, k).squeeze(1))
 
         sigma = model.diffusion(mu)
         _, zs = sde.integrate(drift, sigma, z0, t0, dt, n_steps, scheme="em", save_every=1,
@@ -323,8 +339,10 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
     if resume:
         if run is None:
             raise ConfigError("fit: resume=True needs run_dir (the run to continue)")
-        runmod.prepare_run_dir(run, resume=True)
+        runmod.check_run_target(run, resume=True)
         state = load_checkpoint(run / runmod.CHECKPOINT_FILE)
+    elif run is not None:
+        runmod.check_run_target(run, resume=False)   # refuse to overwrite a run, before any work
     if isinstance(config, Mapping):
         config = TrainConfig.from_dict(config)
     if config is None:
@@ -366,8 +384,6 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         options = model if isinstance(model, ModelOptions) else ModelOptions.from_dict(model or {})
         options.validate()
         data.grid.coarsening_factors(options.coarse)
-    if run is not None and state is None:
-        runmod.prepare_run_dir(run, resume=False)
 
     if state is None and not isinstance(model, torch.nn.Module):
         torch.manual_seed(config.seed)
@@ -414,9 +430,11 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         if cols == list(runmod.LOG_COLUMNS):
             log_rows = [r for r in rows if r[0] < step]
 
-    # ---- run directory
+    # ---- run directory: created only now, after every check above passed (a refused
+    # configuration leaves nothing behind)
     meta: dict[str, Any] = {}
     if run is not None:
+        runmod.prepare_run_dir(run, resume=state is not None)
         runmod.write_run_config(run, options, config)
         meta = runmod.read_json(run / runmod.METADATA_FILE) if state is not None else {}
         meta.update(runmod.environment_info())

@@ -11,9 +11,12 @@ The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
   is ``[stencil (C (2r+1)^d), zm (d_m), mu (n_mu), f (n_f)]``.
 - microscale: ``g_m = q([zm, zM flat, sin t, cos t, mu, f])`` -> ``d_m`` numbers.
 
-Both MLPs follow :func:`pymsde.kernels.mlp.mlp_forward`. The torch model
-(:mod:`pymsde.model.drift`), the torch rollout kernel and the Julia kernel all evaluate
-this one definition.
+Both MLPs are :func:`pymsde.kernels.mlp.mlp_forward`'s layers (``addmm`` per layer, the
+activation between layers). :func:`multiscale_drift` is the one torch implementation: the
+model (:mod:`pymsde.model.drift`, with autograd), the torch rollouts
+(:mod:`pymsde.forecast.ensemble`, :func:`pymsde.kernels.backend.torch_sde_rollout`, the
+validation forecast of training) and, as the reference, the Julia kernel all evaluate it.
+Rollouts pass a :class:`DriftWorkspace` (buffers reused, activations in place; same numbers).
 
 Cost: the shared MLP runs as one dense matmul over all ``B * n_cells`` rows. The part of
 ``h``'s first layer that acts on the per-sample inputs ``[zm, mu, f]`` is computed once per
@@ -24,11 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 
-from pymsde.kernels.mlp import ACTIVATIONS, activation_fn, mlp_forward
+from pymsde.kernels.mlp import ACTIVATIONS, activation_fn
 from pymsde.kernels.padding import gather_stencil
 
 
@@ -143,9 +147,66 @@ def _time_features(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> t
     return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
 
 
+#: in-place versions of the activations (softplus has none: it runs out of place)
+_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+    "silu": lambda x: F.silu(x, inplace=True),
+}
+
+
+class DriftWorkspace:
+    """Reusable buffers for many autograd-free :func:`multiscale_drift` calls on one batch size.
+
+    Why: in a rollout the drift runs thousands of times on the same shapes, and its large
+    temporaries are the hidden activations of the shared cell MLP, ``(B n_cells, H)`` each
+    (256 members x 20 cells x 128 = 2.6 MB in float32). Writing them into buffers allocated
+    once (``addmm(..., out=)``) and activating them in place saves the page faults and extra
+    memory passes of fresh allocations. The numbers are those of the ``workspace=None`` path
+    (tested equal in float64).
+
+    Use only without autograd (``torch.no_grad()`` or detached params): ``out=`` refuses
+    tensors that require grad, and the buffers are overwritten by the next call. The drift
+    returned by each call is a fresh tensor (Heun/SRA1 keep two drift values alive).
+
+    Args:
+        params: the drift's weights (for the hidden widths, dtype and device).
+        batch: ``B``, the number of rows of every ``z`` it will be used with.
+    """
+
+    def __init__(self, params: DriftParams, batch: int):
+        self.batch = int(batch)
+        ref = params.macro_weights[0]
+        rows = self.batch * params.n_cells
+        # one buffer per hidden layer of h (every layer but the last, whose output is returned)
+        self.hidden = [torch.empty(rows, w.shape[0], dtype=ref.dtype, device=ref.device)
+                       for w in params.macro_weights[:-1]]
+        self.act_inplace = _INPLACE.get(params.activation)
+
+
+def _dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``x @ w.T + b`` (one BLAS call), into ``out`` when given."""
+    return torch.addmm(b, x, w.t()) if out is None else torch.addmm(b, x, w.t(), out=out)
+
+
+def _mlp_rest(h: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+              act: Callable[[torch.Tensor], torch.Tensor], act_inplace, buffers: Sequence[torch.Tensor]
+              ) -> torch.Tensor:
+    """The layers after the first of :func:`pymsde.kernels.mlp.mlp_forward`: activate ``h``,
+    apply the next layer, ...; layer ``k``'s output goes to ``buffers[k]`` when there is one
+    (the last layer's output is always fresh). ``act_inplace`` (None: out of place) may only
+    be given when ``h`` and the buffers are not needed by autograd."""
+    n = len(weights)
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        h = act(h) if act_inplace is None else act_inplace(h)
+        h = _dense(h, w, b, buffers[k] if k < n - 1 and k < len(buffers) else None)
+    return h
+
+
 def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tensor,
-                     mu: torch.Tensor | None = None, f: torch.Tensor | None = None) -> torch.Tensor:
-    """The drift ``g(t, z; mu, f)`` of the latent SDE.
+                     mu: torch.Tensor | None = None, f: torch.Tensor | None = None,
+                     workspace: DriftWorkspace | None = None) -> torch.Tensor:
+    """The drift ``g(t, z; mu, f)`` of the latent SDE (the one implementation).
 
     Args:
         params: weights and metadata.
@@ -153,12 +214,26 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
         z: ``(B, D)`` latent states, ``D = C n_cells + micro_dim``.
         mu: ``(B, n_mu)`` parameters, or None when ``n_mu == 0``.
         f: ``(B, n_f)`` forcing at time ``t``, or None when ``n_f == 0``.
+        workspace: None (differentiable; training) or a :class:`DriftWorkspace` built for
+            ``B`` rows (rollouts without autograd: hidden activations in reused buffers,
+            activations in place; the same numbers).
 
     Returns:
-        ``(B, D)``: ``concat(g_M.flatten(1), g_m)`` in the layout of ``z``.
+        ``(B, D)``: ``concat(g_M.flatten(1), g_m)`` in the layout of ``z`` (a fresh tensor).
+
+    Raises:
+        ValueError: mu/f missing, or a workspace built for another batch size.
     """
     p = params
     batch = z.shape[0]
+    if workspace is None:
+        buffers: Sequence[torch.Tensor] = ()
+        act_inplace = None
+    else:
+        if batch != workspace.batch:   # integer compare: out= would silently resize the buffers
+            raise ValueError(f"multiscale_drift: workspace built for batch {workspace.batch}, called with {batch}")
+        buffers, act_inplace = workspace.hidden, workspace.act_inplace
+    act = activation_fn(p.activation)
     macro_dim = p.macro_dim
     zM = z[:, :macro_dim]
     zm = z[:, macro_dim:]
@@ -176,22 +251,27 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
     stencil = gather_stencil(zM.reshape(batch, p.channels, *p.coarse_shape), p.radius, p.boundary)
     rows = stencil.reshape(batch * p.n_cells, p.stencil_size)
     w0, b0 = p.macro_weights[0], p.macro_biases[0]
+    out0 = buffers[0] if buffers else None                 # None: one-layer h, or autograd
     glob = [zm] + extras if p.micro_dim else extras
     if glob:
         g = torch.cat(glob, dim=1) if len(glob) > 1 else glob[0]
         # first layer = W_s stencil + (W_g [zm, mu, f] + b): the second part once per sample
         per_sample = torch.addmm(b0, g, w0[:, p.stencil_size:].t())          # (B, H)
-        h = (rows @ w0[:, :p.stencil_size].t()).view(batch, p.n_cells, -1) + per_sample.unsqueeze(1)
-        h = h.view(batch * p.n_cells, -1)
+        ws = w0[:, :p.stencil_size].t()
+        h = rows @ ws if out0 is None else torch.mm(rows, ws, out=out0)
+        if out0 is None:
+            h = (h.view(batch, p.n_cells, -1) + per_sample.unsqueeze(1)).view(batch * p.n_cells, -1)
+        else:
+            h.view(batch, p.n_cells, -1).add_(per_sample.unsqueeze(1))
     else:
-        h = torch.addmm(b0, rows, w0.t())
-    if len(p.macro_weights) > 1:
-        h = mlp_forward(activation_fn(p.activation)(h), p.macro_weights[1:], p.macro_biases[1:], p.activation)
+        h = _dense(rows, w0, b0, out0)
+    h = _mlp_rest(h, p.macro_weights[1:], p.macro_biases[1:], act, act_inplace, buffers[1:])
     # (B * n_cells, C) -> (B, C, n_cells) -> flat, channel slowest like zM.flatten(1)
     gM = h.view(batch, p.n_cells, p.channels).transpose(1, 2).reshape(batch, macro_dim)
     if not p.micro_dim:
         return gM
 
     x = torch.cat([zm, zM, _time_features(t, batch, z)] + extras, dim=1)
-    gm = mlp_forward(x, p.micro_weights, p.micro_biases, p.activation)
+    gm = _mlp_rest(_dense(x, p.micro_weights[0], p.micro_biases[0], None), p.micro_weights[1:],
+                   p.micro_biases[1:], act, act_inplace, ())
     return torch.cat([gM, gm], dim=1)
