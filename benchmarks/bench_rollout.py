@@ -83,19 +83,22 @@ def build(samples: int, dtype: torch.dtype, seed: int):
 
 
 def run_pymsde(model, z0, dt, n_steps, save_every, seed, compile_drift=False):
-    """The rollout as ``forecast`` runs it: kernel-level EM loop + RolloutDrift.
+    """The rollout as ``forecast`` runs it: kernel-level EM loop + the drift with a workspace.
 
     Returns wall seconds, process CPU seconds, the saved states, and the per-call time of
     both drift evaluators (the functional kernel and the buffer-reusing rollout drift)."""
-    from pymsde.forecast.rollout_drift import RolloutDrift
-    from pymsde.kernels.multiscale import multiscale_drift
+    from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
     from pymsde.kernels.sde import integrate
 
     params = model.drift_params().detach()
     with torch.no_grad():
         sigma = model.diffusion(None).detach()
-    fast = RolloutDrift(params, z0.shape[0])
-    f = torch.compile(fast.__call__, dynamic=False) if compile_drift else fast
+    ws = DriftWorkspace(params, z0.shape[0])
+
+    def fast(t, z):
+        return multiscale_drift(params, t, z, workspace=ws)
+
+    f = torch.compile(fast, dynamic=False) if compile_drift else fast
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         integrate(f, sigma, z0, 0.0, dt, 20, generator=gen)        # warm-up (and compile)
