@@ -167,3 +167,106 @@ def test_torch_run_kernels_reproduce_the_simulator_loops():
     v0 = torch.fft.rfft(torch.as_tensor(u0))         # the solver keeps every mode of u0
     got = bk.torch_spectral_run(v0, coeffs, k, mask, n, "2/3", info["substeps"], 3)
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12, atol=1e-13)
+
+
+def test_torch_fv_run_reproduces_one_ssprk3_loop():
+    # the whole-run kernel the Julia port mirrors (burgers_fv_run!) is the coarse solver's loop
+    from pymsde.kernels import pde
+
+    g = torch.Generator().manual_seed(2)
+    c0 = 0.3 + 0.1 * torch.randn(2, 1, 6, 5, generator=g, dtype=torch.float64)
+    lo, hi = torch.full((2, 1, 1, 5), 0.25, dtype=torch.float64), torch.full((2, 1, 1, 5), 0.35, dtype=torch.float64)
+    faces = [(lo, hi), None]
+    bc, dx, nu, dt = ("dirichlet", "periodic"), (0.2, 0.25), 0.01, 0.05
+    out = bk.torch_burgers_fv_run(c0, dt, 3, 3, dx, nu, bc, faces)
+    assert out.shape == (2, 3, 1, 6, 5) and torch.equal(out[:, 0], c0)
+    c = c0
+    for _ in range(6):
+        c = pde.ssprk3_step(lambda v: pde.burgers_fv_rhs(v, dx, nu, bc, faces), c, dt)
+    assert torch.equal(out[:, 2], c)
+    # TVD: no new extrema beyond the initial data and the face values
+    lo_b = min(float(c0.min()), 0.25)
+    hi_b = max(float(c0.max()), 0.35)
+    assert lo_b - 1e-12 <= float(out.min()) and float(out.max()) <= hi_b + 1e-12
+
+
+class _RunOnlyBackend:
+    """A non-torch backend for the routing tests: the whole-run kernels computed by torch."""
+
+    name = "julia"
+
+    def __init__(self):
+        self.calls = []
+
+    def burgers_fv_run(self, *args):
+        self.calls.append(("burgers_fv_run", args))
+        return bk.torch_burgers_fv_run(*args)
+
+    def spectral_run(self, *args):
+        self.calls.append(("spectral_run", args))
+        return bk.torch_spectral_run(*args)
+
+
+def _coarse_inputs(case):
+    import numpy as np
+
+    g = np.random.default_rng(3)
+    if case == "burgers1d":
+        x = np.arange(200) / 200
+        return (0.2 + 0.1 * np.sin(2 * np.pi * x) + 0.01 * g.standard_normal(200)).reshape(1, 1, 200), \
+            np.linspace(0.0, 0.2, 5), (10,)
+    if case == "burgers2d":
+        return 0.2 + 0.05 * g.standard_normal((2, 1, 32, 32)), np.linspace(0.0, 0.05, 3), (4, 4)
+    x = np.arange(200) * 10 / 200
+    return (0.5 * np.exp(-(x - 5) ** 2)).reshape(1, 1, 200), np.linspace(0.0, 0.2, 3), (10,)
+
+
+@pytest.mark.parametrize("case,kernel", [("burgers1d", "burgers_fv_run"), ("burgers2d", "burgers_fv_run"),
+                                         ("kdv1d", "spectral_run")])
+def test_solve_coarse_routes_the_time_loop_through_the_backend(monkeypatch, case, kernel):
+    import numpy as np
+
+    from pymsde.systems import coarse
+
+    u0, t, fac = _coarse_inputs(case)
+    ref_fine, ref_coarse = coarse.solve_coarse(case, u0, t, factors=fac, return_coarse=True)
+    # the default is torch, and naming it explicitly changes nothing
+    fine, crs = coarse.solve_coarse(case, u0, t, factors=fac, return_coarse=True, backend="torch")
+    assert np.array_equal(fine, ref_fine) and np.array_equal(crs, ref_coarse)
+    fake = _RunOnlyBackend()
+    asked = []
+    monkeypatch.setattr(coarse, "resolve_backend", lambda name: asked.append(name) or fake)
+    fine, crs = coarse.solve_coarse(case, u0, t, factors=fac, return_coarse=True, backend="julia")
+    assert asked == ["julia"] and [c[0] for c in fake.calls] == [kernel]
+    # same kernels, same order of operations: identical numbers, and a run that really moved
+    assert np.array_equal(crs, ref_coarse) and np.array_equal(fine, ref_fine)
+    assert np.abs(crs[:, -1] - crs[:, 0]).max() > 1e-4
+    args = fake.calls[0][1]
+    if kernel == "burgers_fv_run":                            # (c0, dt, n_sub, n_out, dx, nu, boundary, faces)
+        assert args[3] == len(t)
+        faces = args[7]
+        assert len(faces) == len(fac)
+        assert all((f is None) == (b == "periodic") for f, b in zip(faces, coarse.CASES[case].boundary))
+    else:                                                     # (v0_hat, coeffs, k, mask, n, dealias, n_sub, n_out)
+        assert args[7] == len(t) and args[4] == u0.shape[-1] // fac[0]
+        assert args[5] == "3/2"                               # the coarse KdV solver's dealiasing
+
+
+def test_solve_coarse_with_unavailable_julia_fails_before_any_work():
+    import numpy as np
+
+    from pymsde.systems import coarse
+
+    u0, t, fac = _coarse_inputs("burgers1d")
+    with pytest.raises(BackendUnavailableError, match="pip install pymsde"):
+        coarse.solve_coarse("burgers1d", u0, t, factors=fac, backend="julia")
+    be_auto = np.array_equal(coarse.solve_coarse("burgers1d", u0, t, factors=fac, backend="auto"),
+                             coarse.solve_coarse("burgers1d", u0, t, factors=fac))
+    assert be_auto                                            # auto without Julia = torch
+
+
+def test_both_backends_offer_every_kernel():
+    assert bk.KERNELS == jl.KERNELS
+    torch_table = bk._torch_kernels()
+    for name in bk.KERNELS:
+        assert callable(torch_table[name]) and callable(getattr(jl, name))

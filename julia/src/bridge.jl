@@ -54,7 +54,7 @@ end
 Bridge form of [`multiscale_drift!`](@ref): the drift parameters as the positional
 arguments of [`drift_params_from_python`](@ref).
 """
-multiscale_drift!(out::AbstractMatrix, t::Real, z::AbstractMatrix, mu, f, param_args...) =
+multiscale_drift!(out::AbstractMatrix, t::Union{Real,AbstractVector}, z::AbstractMatrix, mu, f, param_args...) =
     multiscale_drift!(out, drift_params_from_python(param_args...), t, z, mu, f)
 
 """
@@ -66,6 +66,48 @@ rollout!(zs, z0, sigma, t0, dt, n_steps, scheme, save_every, dW, dI, mu, f, seed
          param_args...) =
     rollout!(zs, z0, sigma, t0, dt, n_steps, scheme, save_every, dW, dI, mu, f, seed,
              drift_params_from_python(param_args...))
+
+"""
+    face_pairs(arrays...) -> Tuple
+
+The fixed face values of the finite-volume solver from the bridge's flat form: per Julia
+dimension two arguments, `lo, hi` (arrays shaped like the cell field with that dimension of
+size 1) or `nothing, nothing` (periodic).
+"""
+function face_pairs(arrays...)
+    iseven(length(arrays)) || throw(ArgumentError("face_pairs: expected two entries (lo, hi) per dimension, got $(length(arrays))"))
+    return ntuple(k -> arrays[2k-1] === nothing ? nothing : (arrays[2k-1], arrays[2k]), length(arrays) ÷ 2)
+end
+
+"""
+    burgers_fv_rhs!(out, c, dx, nu, boundary, lo_1, hi_1, lo_2, hi_2, ...) -> out
+
+Bridge form of [`burgers_fv_rhs!`](@ref): the face values flat, two per Julia dimension
+(see [`face_pairs`](@ref)).
+"""
+burgers_fv_rhs!(out::AbstractArray, c::AbstractArray, dx, nu::Real, boundary, lo1, hi1, more...) =
+    burgers_fv_rhs!(out, c, dx, nu, boundary, face_pairs(lo1, hi1, more...))
+
+"""
+    burgers_fv_run!(out, c0, dt, n_sub, dx, nu, boundary, lo_1, hi_1, ...) -> out
+
+Bridge form of [`burgers_fv_run!`](@ref): the face values flat, two per Julia dimension.
+"""
+burgers_fv_run!(out::AbstractArray, c0::AbstractArray, dt::Real, n_sub::Integer, dx, nu::Real, boundary,
+                lo1, hi1, more...) =
+    burgers_fv_run!(out, c0, dt, n_sub, dx, nu, boundary, face_pairs(lo1, hi1, more...))
+
+"""
+    etd_coefficients!(E, E2, Q, f1, f2, f3, lin, dt, n_contour) -> nothing
+
+Bridge form of [`etd_coefficients`](@ref): fills six preallocated ComplexF64 vectors.
+"""
+function etd_coefficients!(E, E2, Q, f1, f2, f3, lin::AbstractVector, dt::Real, n_contour::Integer)
+    for (dst, src) in zip((E, E2, Q, f1, f2, f3), etd_coefficients(lin, dt, n_contour))
+        copyto!(dst, src)
+    end
+    return nothing
+end
 
 """
     synchronize_device(A)

@@ -59,7 +59,25 @@ function mlp_apply(x::AbstractMatrix, layers, act)
 end
 
 """
+    mlp_forward!(out, x, weights, biases, activation_name) -> out
+
+Port of `pymsde.kernels.mlp.mlp_forward(x, weights, biases, activation)` in torch's argument
+order: `x` is `(in, rows)` (torch `(rows, in)`), `weights[k]` `(in_k, out_k)` (torch's
+`(out, in)` memory), `biases[k]` of length `out_k`, `out` is `(out, rows)`.
+"""
+function mlp_forward!(out::AbstractMatrix, x::AbstractMatrix, weights::AbstractVector, biases::AbstractVector,
+                      activation_name::AbstractString)
+    length(weights) == length(biases) > 0 ||
+        throw(ArgumentError("mlp_forward!: $(length(weights)) weight matrices and $(length(biases)) bias vectors"))
+    copyto!(out, mlp_apply(x, collect(zip(weights, biases)), activation(activation_name)))
+    return out
+end
+
+"""
     mlp_forward!(out, x, activation_name, W1, b1, W2, b2, ...) -> out
+
+Bridge form (what `pymsde.kernels.julia.mlp_forward` calls): the activation name first, then
+the weights and biases alternating as positional arguments.
 
 Port of `pymsde.kernels.mlp.mlp_forward` for a batch of rows: `x` is `(in, rows)` (torch
 `(rows, in)`), the weights and biases alternate as positional arguments, `out` is

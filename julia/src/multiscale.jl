@@ -58,13 +58,13 @@ stencil_size(p::DriftParams) = p.channels * (2p.radius + 1)^length(p.coarse)
 """
     multiscale_drift!(out, p, t, z, mu=nothing, f=nothing) -> out
 
-Port of `pymsde.kernels.multiscale.multiscale_drift` for scalar time `t`: `z` and `out` are
-`(D, B)`, `mu` `(n_mu, B)`, `f` `(n_f, B)`. Macroscale: stencil gather on the coarse mesh, then
+Port of `pymsde.kernels.multiscale.multiscale_drift`: `t` a scalar or a vector of `B` times
+(torch: scalar or `(B,)`), `z` and `out` are `(D, B)`, `mu` `(n_mu, B)`, `f` `(n_f, B)`. Macroscale: stencil gather on the coarse mesh, then
 the shared MLP as one dense product over all `n_cells * B` columns (the first layer's part on
 the per-sample inputs `[zm; mu; f]` computed once per sample and broadcast over cells, as in
 torch). Microscale: the MLP on `[zm; zM; sin t; cos t; mu; f]`.
 """
-function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Real, z::AbstractMatrix{T},
+function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Union{Real,AbstractVector}, z::AbstractMatrix{T},
                            mu=nothing, f=nothing) where {T}
     B = size(z, 2)
     md, nc, S = macro_dim(p), n_cells(p), stencil_size(p)
@@ -97,8 +97,16 @@ function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Real, z::A
     # (C, n_cells, B) -> (n_cells, C, B): channel slowest within a sample, like zM
     out[1:md, :] .= reshape(permutedims(reshape(h, p.channels, nc, B), (2, 1, 3)), md, B)
     if p.micro_dim > 0
-        tt = T(t)
-        x = reduce(vcat, Any[zm, zM, fill!(similar(z, 1, B), sin(tt)), fill!(similar(z, 1, B), cos(tt)), extras...])
+        # torch converts t to z's dtype first, then takes sin and cos (features [sin t, cos t])
+        if t isa Real
+            tt = T(t)
+            st, ct = fill!(similar(z, 1, B), sin(tt)), fill!(similar(z, 1, B), cos(tt))
+        else
+            length(t) == B || throw(DimensionMismatch("multiscale_drift!: $(length(t)) times for $B samples"))
+            tt = reshape(T.(t), 1, B)
+            st, ct = sin.(tt), cos.(tt)
+        end
+        x = reduce(vcat, Any[zm, zM, st, ct, extras...])
         out[md+1:end, :] .= mlp_apply(x, p.micro_layers, p.act)
     end
     return out

@@ -20,17 +20,22 @@ function burgers_rhs!(out::AbstractArray{T}, u::AbstractArray{T}, dx, nu::Real, 
     bcs = parse_boundary(boundary)
     D = length(bcs)
     dx = as_tuple(dx, Float64)
+    length(dx) == D || throw(ArgumentError("burgers_rhs!: $(length(dx)) spacings for $D boundary types"))
     uu = u .* u
     d1, d2, d3 = similar(u), similar(u), similar(u)
-    c3, nuT = T(1 / 3), T(nu)
+    w1, w2 = central_weights(1, order), central_weights(2, order)
     for a in D:-1:1            # torch sums its axes 0, 1, ...: Julia dimensions D, D-1, ...
-        derivative!(d1, uu, a, 1, dx[a], bcs[a], order)
-        derivative!(d2, u, a, 1, dx[a], bcs[a], order)
-        derivative!(d3, u, a, 2, dx[a], bcs[a], order)
+        # torch's weights: c / dx for d/dx, c * nu / dx^2 for the viscous term (nu folded in)
+        wa1 = w1 ./ dx[a]
+        wa2 = (w2 .* Float64(nu)) ./ dx[a]^2
+        apply_central!(d1, uu, a, wa1, bcs[a], order)      # (u^2)_x
+        apply_central!(d2, u, a, wa1, bcs[a], order)       # u_x
+        apply_central!(d3, u, a, wa2, bcs[a], order)       # nu u_xx
+        # skew-symmetric advection: (1/3) (u^2)_x + (1/3) u u_x
         if a == D
-            out .= d3 .* nuT .- (d1 .+ u .* d2) .* c3
+            out .= d3 .- (d1 .+ u .* d2) .* T(1 / 3)
         else
-            out .+= d3 .* nuT .- (d1 .+ u .* d2) .* c3
+            out .= out .+ (d3 .- (d1 .+ u .* d2) .* T(1 / 3))
         end
     end
     for a in 1:D
@@ -128,12 +133,17 @@ function conservative_advection_hat(v_hat::AbstractArray, k::AbstractVector, mas
 end
 
 """
-    etd_coefficients(lin, dt; n_contour=64) -> (E, E2, Q, f1, f2, f3)
+    etd_coefficients(lin, dt, n_contour=64) -> (E, E2, Q, f1, f2, f3)
 
 ETDRK4 coefficients (Cox-Matthews, Kassam-Trefethen contour averages on the full unit circle)
-for `v' = lin v + N(v)` with diagonal `lin` (port of `spectral.etd_coefficients`).
+for `v' = lin v + N(v)` with diagonal `lin` (port of `spectral.etd_coefficients`): with
+`z = lin dt` and the `n_contour` points `r_j = exp(2πi (j - 1/2) / n_contour)` on the unit
+circle, `Q = dt mean_j (exp(lr/2) - 1) / lr`, `f1 = dt mean_j (-4 - lr + e^lr (4 - 3lr + lr²)) / lr³`,
+`f2 = dt mean_j (2 + lr + e^lr (lr - 2)) / lr³`, `f3 = dt mean_j (-4 - 3lr - lr² + e^lr (4 - lr)) / lr³`
+(`lr = z + r_j`), `E = exp(z)`, `E2 = exp(z/2)`; all ComplexF64 vectors of `lin`'s length. The
+full circle (not Kassam-Trefethen's upper half plus a real part) because KdV's `lin` is imaginary.
 """
-function etd_coefficients(lin::AbstractVector, dt::Real; n_contour::Integer=64)
+function etd_coefficients(lin::AbstractVector, dt::Real, n_contour::Integer=64)
     z = ComplexF64.(lin) .* dt
     r = exp.(2im * pi .* ((1:n_contour) .- 0.5) ./ n_contour)
     lr = z .+ transpose(r)
@@ -197,6 +207,12 @@ end
 
 # ------------------------------------------------------------------ Burgers, finite volume (coarse)
 
+"""
+    minmod(a, b)
+
+The minmod limiter (port of `pde.minmod`): the argument of smaller magnitude when both have one
+sign, else 0; `(sign(a) + sign(b)) / 2 * min(|a|, |b|)` (torch multiplies by 0.5, the same number).
+"""
 minmod(a, b) = (sign(a) + sign(b)) / 2 * min(abs(a), abs(b))
 
 """
@@ -218,8 +234,9 @@ function burgers_fv_rhs!(out::AbstractArray{T}, c::AbstractArray{T}, dx, nu::Rea
             cp = cat(sl(c, n-1:n), c, sl(c, 1:2); dims=a)
         else
             lo, hi = faces[a]
-            g_lo = 2 .* lo .- reverse(sl(c, 1:2); dims=a)          # ghosts -2, -1
-            g_hi = 2 .* hi .- reverse(sl(c, n-1:n); dims=a)        # ghosts n, n+1
+            # torch: 2 u_b - flip(c[0:2]) and 2 u_b - flip(c[n-2:n]) (odd reflection)
+            g_lo = 2 .* lo .- cat(sl(c, 2:2), sl(c, 1:1); dims=a)      # ghosts -2, -1
+            g_hi = 2 .* hi .- cat(sl(c, n:n), sl(c, n-1:n-1); dims=a)  # ghosts n, n+1
             cp = cat(g_lo, c, g_hi; dims=a)
         end
         d = sl(cp, 2:n+4) .- sl(cp, 1:n+3)
@@ -233,9 +250,39 @@ function burgers_fv_rhs!(out::AbstractArray{T}, c::AbstractArray{T}, dx, nu::Rea
         if a == D
             out .= term
         else
-            out .+= term
+            out .= out .+ term
         end
     end
+    return out
+end
+
+"""
+    burgers_fv_run!(out, c0, dt, n_sub, dx, nu, boundary, faces) -> out
+
+The loop of `systems.coarse.solve_coarse` for Burgers (the coarse finite-volume solver): `out`
+is `(cells..., C, n_t, B)` (torch `(B, n_t, C, *cells)`); `out[.., 1, :] = c0` and each further
+output follows `n_sub` SSP-RK3 steps of size `dt` of [`burgers_fv_rhs!`](@ref) with the fixed
+face values `faces` (per Julia dimension `nothing` or `(lo, hi)`). One call per solve.
+"""
+function burgers_fv_run!(out::AbstractArray, c0::AbstractArray, dt::Real, n_sub::Integer, dx, nu::Real,
+                         boundary, faces::Tuple)
+    tdim = ndims(c0)                       # the time axis sits before the batch axis
+    size(out) == (size(c0)[1:end-1]..., size(out, tdim), size(c0, tdim)) ||
+        throw(DimensionMismatch("burgers_fv_run!: out has size $(size(out)) for c0 of size $(size(c0))"))
+    bcs = parse_boundary(boundary)
+    dxs = as_tuple(dx, Float64)
+    length(faces) == length(bcs) == length(dxs) ||
+        throw(ArgumentError("burgers_fv_run!: $(length(faces)) face entries, $(length(dxs)) spacings for $(length(bcs)) boundary types"))
+    rhs = v -> burgers_fv_rhs!(similar(v), v, dxs, nu, bcs, faces)
+    c = copy(c0)
+    selectdim(out, tdim, 1) .= c
+    for i in 2:size(out, tdim)
+        for _ in 1:n_sub
+            c = ssprk3_step(rhs, c, dt)
+        end
+        selectdim(out, tdim, i) .= c
+    end
+    KernelAbstractions.synchronize(get_backend(out))
     return out
 end
 

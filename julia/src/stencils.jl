@@ -184,17 +184,61 @@ end
     return acc
 end
 
-@kernel function derivative_kernel!(out, @Const(u), w, E, dim, periodic, denom)
+# The central stencil of `stencils.apply_central` along dimension `dim`: weights `w`
+# (already divided by dx^deriv, as torch does), the centre term first, then for j = 1..r the
+# pair (+j, -j) combined exactly as torch combines it (w (x+ + x-), w (x+ - x-) or the plain
+# sum), added in the same order: the same operations, so the same rounding up to the ghost
+# values' summation order.
+@kernel function central_kernel!(out, @Const(u), w, E, dim, periodic)
     I = @index(Global, Cartesian)
     n = size(u, dim)
     r = (length(w) - 1) ÷ 2
+    i = I[dim]
     acc = zero(eltype(out))
-    for s in -r:r
-        ws = w[s+r+1]
-        iszero(ws) && continue              # torch skips zero weights too
-        acc += ws * line_value(u, I, dim, I[dim] + s, n, periodic, E)
+    wc = w[r+1]
+    if !iszero(wc)
+        acc = line_value(u, I, dim, i, n, periodic, E) * wc
     end
-    @inbounds out[I] = acc / denom
+    for j in 1:r
+        wp = w[r+1+j]
+        wm = w[r+1-j]
+        (iszero(wp) && iszero(wm)) && continue      # torch skips zero pairs too
+        xp = line_value(u, I, dim, i + j, n, periodic, E)
+        xm = line_value(u, I, dim, i - j, n, periodic, E)
+        term = wp == wm ? (xp + xm) * wp : (wp == -wm ? (xp - xm) * wp : xp * wp + xm * wm)
+        acc += term
+    end
+    @inbounds out[I] = acc
+end
+
+"""
+    apply_central!(out, u, dim, weights, boundary, order=(length(weights) - 1)) -> out
+
+Port of `pymsde.kernels.stencils.apply_central` applied to `pad_axis(u, dim, order, boundary)`:
+`out[.., i, ..] = Σ_j weights[j] u[.., i + j - r - 1, ..]` along Julia dimension `dim`, with the
+ghost points of `boundary` (periodic wrap, or degree-`order` Dirichlet extrapolation through the
+`order + 1` points nearest the boundary). `weights` are the already scaled stencil weights
+(`2r + 1` of them, `r = order ÷ 2`). `out` and `u` have the same size.
+"""
+function apply_central!(out::AbstractArray{T}, u::AbstractArray{T}, dim::Integer, weights, boundary,
+                        order::Integer=length(weights) - 1) where {T}
+    bc = only(parse_boundary(boundary))
+    bc in (:periodic, :dirichlet) || throw(ArgumentError("unknown boundary type $(repr(bc)); expected periodic or dirichlet"))
+    size(out) == size(u) || throw(DimensionMismatch("apply_central!: out and u differ in size"))
+    r = order ÷ 2
+    length(weights) == 2r + 1 ||
+        throw(ArgumentError("apply_central!: $(length(weights)) weights for order $order; expected $(2r + 1)"))
+    bc === :dirichlet && size(u, dim) < order + 1 &&
+        throw(ArgumentError("Dirichlet axis of $(size(u, dim)) points; the order-$order closure needs at least $(order + 1)"))
+    bc === :periodic && size(u, dim) < r &&
+        throw(ArgumentError("apply_central!: $(size(u, dim)) points are fewer than the stencil radius $r"))
+    w = Tuple(T.(weights))
+    Em = extrapolation_weights(order)
+    E = ntuple(g -> Tuple(T.(Em[g, :])), size(Em, 1))
+    backend = get_backend(out)
+    central_kernel!(backend)(out, u, w, E, Int(dim), bc === :periodic; ndrange=size(out))
+    launched(backend)
+    return out
 end
 
 """
@@ -204,23 +248,11 @@ Port of `pymsde.kernels.stencils.derivative`: central finite difference of order
 (2, 4, 6) for the `deriv`-th derivative (1 or 2) along Julia dimension `dim` (torch spatial
 axis `d - dim` of a `d`-D field), spacing `dx`. Periodic dimensions wrap; Dirichlet dimensions
 use `r` ghost points extrapolated with degree `order` from the `order + 1` points nearest the
-boundary. `out` and `u` have the same size.
+boundary. The weights are divided by `dx^deriv` (in Float64) before they are applied, as in
+torch. `out` and `u` have the same size.
 """
 function derivative!(out::AbstractArray{T}, u::AbstractArray{T}, dim::Integer, deriv::Integer,
                      dx::Real, boundary, order::Integer=4) where {T}
-    bc = only(parse_boundary(boundary))
-    bc in (:periodic, :dirichlet) || throw(ArgumentError("unknown boundary type $(repr(bc)); expected periodic or dirichlet"))
-    size(out) == size(u) || throw(DimensionMismatch("derivative!: out and u differ in size"))
-    w = Tuple(T.(central_weights(deriv, order)))
-    Em = extrapolation_weights(order)
-    E = ntuple(g -> Tuple(T.(Em[g, :])), size(Em, 1))
-    r = order ÷ 2
-    bc === :dirichlet && size(u, dim) < order + 1 &&
-        throw(ArgumentError("derivative!: $(size(u, dim)) points on a Dirichlet axis; order $order needs $(order + 1)"))
-    bc === :periodic && size(u, dim) < r &&
-        throw(ArgumentError("derivative!: $(size(u, dim)) points are fewer than the stencil radius $r"))
-    backend = get_backend(out)
-    derivative_kernel!(backend)(out, u, w, E, Int(dim), bc === :periodic, T(dx)^deriv; ndrange=size(out))
-    launched(backend)
-    return out
+    w = central_weights(deriv, order) ./ Float64(dx)^deriv
+    return apply_central!(out, u, dim, w, boundary, order)
 end

@@ -294,6 +294,19 @@ function ref_fv_periodic(c, dx, nu)                  # MUSCL-minmod Rusanov, one
     [(flux(i - 1) - flux(i)) / dx for i in 1:n]
 end
 
+function ref_fv_dirichlet(c, dx, nu, lo, hi)         # the same with ghosts 2 u_b - c (odd reflection)
+    n = length(c)
+    at(i) = i < 1 ? 2lo - c[1-i] : i > n ? 2hi - c[2n+1-i] : c[i]
+    mm(a, b) = (sign(a) + sign(b)) / 2 * min(abs(a), abs(b))
+    slope(i) = mm(at(i) - at(i - 1), at(i + 1) - at(i))
+    function flux(f)
+        ul = at(f) + slope(f) / 2
+        ur = at(f + 1) - slope(f + 1) / 2
+        (ul^2 + ur^2) / 4 - max(abs(ul), abs(ur)) * (ur - ul) / 2 - nu * (at(f + 1) - at(f)) / dx
+    end
+    [(flux(i - 1) - flux(i)) / dx for i in 1:n]
+end
+
 @testset "PDE kernels" begin
     rng = Xoshiro(5)
     @testset "Burgers finite differences" begin
@@ -319,7 +332,7 @@ end
         for _ in 1:5
             w = burgers_rk4_step(w, 1e-3, (1 / 32,), 0.01, (:periodic,), 4)
         end
-        @test out[:, :, 1, :] == u0[:, :, 1] && out[:, 1, 2, 1] == w[:, 1, 1]
+        @test out[:, :, 1, :] == u0 && out[:, 1, 2, 1] == w[:, 1, 1]
     end
     @testset "pseudo-spectral ETDRK4" begin
         n = 48
@@ -360,5 +373,59 @@ end
         @test maximum(abs, o) < 1e-13                            # a constant state is steady
         errs = [abs(foldl((w, _) -> ssprk3_step(x -> -x, w, 1 / m), 1:m; init=[1.0])[1] - exp(-1)) for m in (10, 20)]
         @test 2.8 < log2(errs[1] / errs[2]) < 3.2
+        # Dirichlet ghosts 2 u_b - c, against the loop reference
+        d = reshape(0.3 .+ 0.1 .* randn(rng, n), n, 1, 1)
+        od = similar(d)
+        burgers_fv_rhs!(od, d, (0.1,), 0.02, (:dirichlet,), ((fill(0.25, 1, 1, 1), fill(0.35, 1, 1, 1)),))
+        @test od[:, 1, 1] ≈ ref_fv_dirichlet(d[:, 1, 1], 0.1, 0.02, 0.25, 0.35) rtol = 1e-12
+        # the bridge's flat face form is the tuple form
+        od2 = similar(d)
+        burgers_fv_rhs!(od2, d, "0.1", 0.02, "dirichlet", fill(0.25, 1, 1, 1), fill(0.35, 1, 1, 1))
+        @test od2 == od
+        # the run loop: c0 first, then every n_sub-th SSP-RK3 state
+        out = zeros(n, 1, 3, 1)
+        burgers_fv_run!(out, c, 0.01, 4, (0.1,), 0.02, (:periodic,), (nothing,))
+        w = copy(c)
+        for _ in 1:8
+            w = ssprk3_step(v -> burgers_fv_rhs!(similar(v), v, (0.1,), 0.02, (:periodic,), (nothing,)), w, 0.01)
+        end
+        @test out[:, :, 1, :] == c && out[:, 1, 3, 1] == w[:, 1, 1]
+        out2 = zeros(n, 1, 3, 1)
+        burgers_fv_run!(out2, c, 0.01, 4, "0.1", 0.02, "periodic", nothing, nothing)
+        @test out2 == out
+        # TVD: no new extrema
+        @test minimum(c) - 1e-12 <= minimum(out) && maximum(out) <= maximum(c) + 1e-12
+    end
+    @testset "bridge forms" begin
+        # apply_central! with torch's pre-scaled weights is derivative!
+        u = randn(rng, 12, 1, 2)
+        a, b = similar(u), similar(u)
+        derivative!(a, u, 1, 2, 0.1, :periodic, 4)
+        apply_central!(b, u, 1, central_weights(2, 4) ./ 0.1^2, :periodic, 4)
+        @test a == b
+        # mlp_forward! in torch's argument order equals the bridge's varargs form
+        layers = randlayers(rng, (5, 8, 2))
+        x = randn(rng, 5, 7)
+        o1, o2 = zeros(2, 7), zeros(2, 7)
+        mlp_forward!(o1, x, [l[1] for l in layers], [l[2] for l in layers], "softplus")
+        mlp_forward!(o2, x, "softplus", Iterators.flatten(layers)...)
+        @test o1 == o2
+        # per-sample times: column b uses t[b]
+        p = DriftParams(randlayers(rng, (5 + 2, 8, 1)), randlayers(rng, (2 + 6 + 2, 8, 2)), "tanh", 2,
+                        (:periodic,), (6,), 1, 2)
+        z = randn(rng, 8, 3)
+        ts = [0.0, 0.7, 2.0]
+        ov = similar(z)
+        multiscale_drift!(ov, p, ts, z)
+        for j in 1:3
+            oj = similar(z[:, j:j])
+            multiscale_drift!(oj, p, ts[j], z[:, j:j])
+            @test ov[:, j] ≈ oj[:, 1] rtol = 1e-14
+        end
+        # etd_coefficients! fills the six vectors of etd_coefficients
+        lin = ComplexF64.(0.02im .* (0.0:8) .^ 3)
+        outs = [zeros(ComplexF64, 9) for _ in 1:6]
+        PyMSDEKernels.etd_coefficients!(outs..., lin, 1e-3, 64)
+        @test all(outs .== collect(etd_coefficients(lin, 1e-3, 64)))
     end
 end

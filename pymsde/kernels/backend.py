@@ -34,7 +34,8 @@ BACKEND_NAMES = ("torch", "julia", "auto")
 
 #: the kernels every backend offers (torch signatures)
 KERNELS = ("pad", "gather_stencil", "derivative", "mlp_forward", "multiscale_drift", "sde_rollout",
-           "burgers_rhs", "burgers_fd_run", "spectral_run")
+           "burgers_rhs", "burgers_fd_run", "spectral_run", "etd_coefficients", "burgers_fv_rhs",
+           "burgers_fv_run")
 
 
 def torch_sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: float,
@@ -125,14 +126,41 @@ def torch_spectral_run(v0_hat: torch.Tensor, coeffs, k: torch.Tensor, mask: torc
     return out
 
 
+def torch_burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx, nu: float, boundary,
+                         face_values) -> torch.Tensor:
+    """A whole coarse finite-volume Burgers solve (the loop of ``systems.coarse.solve_coarse``).
+
+    Args:
+        c0: ``(B, C, *cells)`` float64 initial cell averages.
+        dt: internal SSP-RK3 step; n_sub: steps per output interval; n_out: outputs incl. ``c0``.
+        dx, nu, boundary, face_values: as :func:`pymsde.kernels.pde.burgers_fv_rhs`.
+    Returns:
+        ``(B, n_out, C, *cells)`` with ``[:, 0] = c0`` and ``[:, i]`` after ``i * n_sub`` steps.
+    """
+    from pymsde.kernels import pde
+
+    def rhs(v):
+        return pde.burgers_fv_rhs(v, dx, nu, boundary, face_values)
+
+    out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
+    c = c0
+    out[:, 0] = c
+    for i in range(1, int(n_out)):
+        for _ in range(int(n_sub)):
+            c = pde.ssprk3_step(rhs, c, dt)
+        out[:, i] = c
+    return out
+
+
 def _torch_kernels() -> dict[str, Callable]:
-    from pymsde.kernels import mlp, multiscale, padding, pde, stencils
+    from pymsde.kernels import mlp, multiscale, padding, pde, spectral, stencils
 
     return {"pad": padding.pad, "gather_stencil": padding.gather_stencil,
             "derivative": stencils.derivative, "mlp_forward": mlp.mlp_forward,
             "multiscale_drift": multiscale.multiscale_drift, "sde_rollout": torch_sde_rollout,
             "burgers_rhs": pde.burgers_rhs, "burgers_fd_run": torch_burgers_fd_run,
-            "spectral_run": torch_spectral_run}
+            "spectral_run": torch_spectral_run, "etd_coefficients": spectral.etd_coefficients,
+            "burgers_fv_rhs": pde.burgers_fv_rhs, "burgers_fv_run": torch_burgers_fv_run}
 
 
 def _julia_kernels() -> dict[str, Callable]:
@@ -239,4 +267,5 @@ def available_backends() -> dict[str, Any]:
 
 
 __all__ = ["BACKEND_NAMES", "KERNELS", "Backend", "resolve_backend", "clear_cache",
-           "available_backends", "torch_sde_rollout", "torch_burgers_fd_run", "torch_spectral_run"]
+           "available_backends", "torch_sde_rollout", "torch_burgers_fd_run", "torch_spectral_run",
+           "torch_burgers_fv_run"]

@@ -3,8 +3,10 @@
 
 The wrappers below have the signatures of the torch kernels they mirror
 (:mod:`pymsde.kernels.padding`, :mod:`~pymsde.kernels.stencils`, :mod:`~pymsde.kernels.pde`,
-:mod:`~pymsde.kernels.mlp`, :mod:`~pymsde.kernels.multiscale`, and the rollout of
-:mod:`pymsde.kernels.sde`), so that a
+:mod:`~pymsde.kernels.mlp`, :mod:`~pymsde.kernels.multiscale`, :mod:`~pymsde.kernels.spectral`
+(ETDRK4 coefficients), the rollout of :mod:`pymsde.kernels.sde` and the simulators' whole
+time loops (finite-difference Burgers, pseudo-spectral ETDRK4, the coarse finite-volume
+Burgers solver)), so that a
 :class:`pymsde.kernels.backend.Backend` can hand out either set. Outputs are allocated by
 torch and filled in place by Julia: Python owns every buffer (see :mod:`pymsde.kernels.dlpack`).
 
@@ -171,7 +173,7 @@ def cuda_functional() -> bool:
 # attribute names in Python).
 _JULIA_FUNCTIONS = ("wrap_tensor", "pad!", "gather_stencil!", "derivative!", "mlp_forward!",
                     "multiscale_drift!", "rollout!", "burgers_rhs!", "burgers_fd_run!", "spectral_run!",
-                    "synchronize_device")
+                    "etd_coefficients!", "burgers_fv_rhs!", "burgers_fv_run!", "synchronize_device")
 
 
 def _fn(name: str):
@@ -270,13 +272,30 @@ def _optional(t: torch.Tensor | None, name: str) -> Any:
     return None if t is None else _jl(t, name)
 
 
-def multiscale_drift(params, t: float, z: torch.Tensor, mu: torch.Tensor | None = None,
+def _per_sample(t: torch.Tensor | None, like: torch.Tensor, name: str) -> Any:
+    """``mu`` / ``f`` ``(B, n)`` for Julia in ``like``'s dtype and device. They are small and
+    callers often pass broadcast views (``expand``, stride 0), so a non-contiguous one is
+    copied explicitly (``.contiguous()``) instead of refused."""
+    if t is None:
+        return None
+    return _jl(t.to(dtype=like.dtype, device=like.device).contiguous(), name)
+
+
+def multiscale_drift(params, t: float | torch.Tensor, z: torch.Tensor, mu: torch.Tensor | None = None,
                      f: torch.Tensor | None = None) -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.multiscale.multiscale_drift` (scalar ``t``)."""
+    """Julia port of :func:`pymsde.kernels.multiscale.multiscale_drift`: ``t`` a number, a
+    0-dim tensor or a ``(B,)`` tensor of per-sample times (converted to ``z``'s dtype, as torch
+    does before taking ``sin t, cos t``)."""
     out = torch.empty_like(z)
+    if isinstance(t, torch.Tensor) and t.numel() > 1:
+        if t.numel() != z.shape[0]:
+            raise ConfigError(f"multiscale_drift (julia): t has {t.numel()} values for {z.shape[0]} samples")
+        t_arg = _jl(t.to(dtype=z.dtype, device=z.device).reshape(-1).contiguous(), "t")
+    else:
+        t_arg = float(t)
     _sync(z)
-    _fn("multiscale_drift!")(_jl(out, "out"), float(t), _jl(z, "z"), _optional(mu, "mu"),
-                             _optional(f, "f"), *_params_args(params))
+    _fn("multiscale_drift!")(_jl(out, "out"), t_arg, _jl(z, "z"), _per_sample(mu, z, "mu"),
+                             _per_sample(f, z, "f"), *_params_args(params))
     return out
 
 
@@ -290,7 +309,8 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     Same arguments and results as :func:`pymsde.kernels.backend.torch_sde_rollout`: ``sigma``
     ``(D,)`` or ``(B, D)``, ``z0`` ``(B, D)``, optional ``dW``/``dI`` ``(n_steps, B, D)``
     (else Julia draws them from ``Random.Xoshiro(seed)``), constant ``mu`` ``(B, n_mu)`` and
-    ``f`` ``(B, n_f)``. Returns ``ts (n_saved,)`` and ``zs (n_saved, B, D)``, saving every
+    ``f`` ``(B, n_f)`` (broadcast views are copied, see :func:`_per_sample`). Returns
+    ``ts (n_saved,)`` and ``zs (n_saved, B, D)``, saving every
     ``save_every``-th state starting with ``z0``.
     """
     if scheme not in ("em", "heun", "sra1"):
@@ -308,7 +328,8 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     _sync(z0)
     _fn("rollout!")(_jl(zs, "zs"), _jl(z0, "z0"), _jl(sig, "sigma"), float(t0), float(dt), int(n_steps),
                     scheme, int(save_every), _optional(dW, "dW"), _optional(dI, "dI"),
-                    _optional(mu, "mu"), _optional(f, "f"), -1 if seed is None else int(seed),
+                    _per_sample(mu, z0, "mu"), _per_sample(f, z0, "f"),
+                    -1 if seed is None else int(seed),
                     *_params_args(params))
     if not bool(torch.isfinite(zs).all()):
         raise StabilityError(f"sde_rollout ({scheme}, julia): non-finite state (dt = {dt:g}); reduce dt "
@@ -355,8 +376,74 @@ def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.
     return out
 
 
+def etd_coefficients(lin: torch.Tensor, dt: float, n_contour: int = 64) -> tuple[torch.Tensor, ...]:
+    """Julia port of :func:`pymsde.kernels.spectral.etd_coefficients` for a 1-D ``lin``
+    (``(M,)``, real or complex): ``(E, E2, Q, f1, f2, f3)``, complex128 ``(M,)`` each."""
+    if lin.dim() != 1:
+        raise ConfigError(f"etd_coefficients (julia): lin must be 1-D (modes,), found {tuple(lin.shape)}")
+    lin = lin.to(torch.complex128).contiguous()
+    outs = [torch.empty_like(lin) for _ in range(6)]
+    _sync(lin)
+    _fn("etd_coefficients!")(*(_jl(o, "ETD coefficient") for o in outs), _jl(lin, "lin"), float(dt),
+                             int(n_contour))
+    return tuple(outs)
+
+
+def _face_args(c: torch.Tensor, boundary: Sequence[str], face_values) -> list:
+    """The finite-volume face values as the bridge's flat list: two entries per Julia dimension
+    (torch axes reversed), ``lo, hi`` arrays or ``None, None`` for a periodic axis.
+
+    Face tensors that are not contiguous are copied (explicitly, with ``.contiguous()``):
+    they are ``(B, C, *cells)`` with one axis of size 1, small next to the field."""
+    nd = len(boundary)
+    if face_values is None:
+        face_values = [None] * nd
+    if len(face_values) != nd:
+        raise ConfigError(f"burgers_fv (julia): {len(face_values)} face entries for {nd} axes")
+    args: list = []
+    for a in reversed(range(nd)):
+        fv = face_values[a]
+        if boundary[a] == "periodic":
+            args += [None, None]
+            continue
+        if fv is None:
+            raise ConfigError(f"burgers_fv (julia): Dirichlet axis {a} needs face values (lo, hi), found None")
+        want = (*c.shape[:2 + a], 1, *c.shape[3 + a:])
+        for side, t in zip(("lo", "hi"), fv):
+            if tuple(t.shape) != want:
+                raise ConfigError(f"burgers_fv (julia): face value {side} of axis {a} has shape "
+                                  f"{tuple(t.shape)}; expected {want}")
+        args += [_jl(fv[0].to(c.dtype).contiguous(), f"face lo (axis {a})"),
+                 _jl(fv[1].to(c.dtype).contiguous(), f"face hi (axis {a})")]
+    return args
+
+
+def burgers_fv_rhs(c: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
+                   face_values) -> torch.Tensor:
+    """Julia port of :func:`pymsde.kernels.pde.burgers_fv_rhs` (``(B, C, *cells)``)."""
+    out = torch.empty_like(c)
+    faces = _face_args(c, boundary, face_values)
+    _sync(c)
+    _fn("burgers_fv_rhs!")(_jl(out, "out"), _jl(c, "c"), _floats(reversed(dx)), float(nu),
+                           _csv(reversed(boundary)), *faces)
+    return out
+
+
+def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
+                   boundary: Sequence[str], face_values) -> torch.Tensor:
+    """A whole coarse finite-volume Burgers solve in one Julia call; same contract as
+    :func:`pymsde.kernels.backend.torch_burgers_fv_run` (``(B, n_out, C, *cells)``)."""
+    out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
+    faces = _face_args(c0, boundary, face_values)
+    _sync(c0)
+    _fn("burgers_fv_run!")(_jl(out, "out"), _jl(c0, "c0"), float(dt), int(n_sub), _floats(reversed(dx)),
+                           float(nu), _csv(reversed(boundary)), *faces)
+    return out
+
+
 KERNELS = ("pad", "gather_stencil", "derivative", "mlp_forward", "multiscale_drift", "sde_rollout",
-           "burgers_rhs", "burgers_fd_run", "spectral_run")
+           "burgers_rhs", "burgers_fd_run", "spectral_run", "etd_coefficients", "burgers_fv_rhs",
+           "burgers_fv_run")
 
 __all__ = ["PACKAGE", "PACKAGE_UUID", "INSTALL_HINT", "julia_project_dir", "find_julia", "load", "info",
            "cuda_functional", *KERNELS]

@@ -38,6 +38,7 @@ import torch
 
 from pymsde.data.grid import Grid
 from pymsde.kernels import pde, spectral
+from pymsde.kernels.backend import resolve_backend
 from pymsde.systems.cases import CASES, CaseSpec
 from pymsde.systems.solvers import _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit
 from pymsde.util.errors import ConfigError
@@ -192,7 +193,8 @@ def fv_dt_limit(umax: float, cell: Sequence[float], nu: float) -> float:
 
 def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | None = None,
                  params: dict | None = None, grid: Grid | None = None, refine_method: str | None = None,
-                 dt: float | None = None, return_coarse: bool = False, show_progress: bool = False):
+                 dt: float | None = None, return_coarse: bool = False, show_progress: bool = False,
+                 backend: str = "torch"):
     """Under-resolved DNS: the case's PDE solved on the coarse mesh, returned on the fine grid.
 
     Args:
@@ -209,6 +211,10 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
             raises StabilityError.
         return_coarse: also return the coarse solution ``(n, n_t, C, *coarse)``: block averages
             (Burgers) or the values at the block centres (KdV).
+        backend: ``"torch"`` (default), ``"julia"`` or ``"auto"``
+            (``kernels.backend.resolve_backend``). A non-torch backend runs the whole coarse time
+            loop in one kernel call (``burgers_fv_run`` / ``spectral_run``; no progress bar);
+            the set-up and the map back to the fine grid stay in torch.
     Returns:
         ``u_fine (n, n_t, C, *grid)`` float64 numpy (and the coarse solution if asked).
         ``coarse_grain(u_fine[:, 0]) == coarse_grain(u0_fine)`` (KdV: except the coarse Nyquist mode).
@@ -227,6 +233,7 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         factors = grid.coarsening_factors(spec.coarse)     # ConfigError when it does not divide
     factors = _check_factors(u0.shape, factors, "solve_coarse")
     dt_out = _check_times(t_out, "solve_coarse")
+    be = resolve_backend(backend)       # before any work: an unavailable "julia" fails at once
     n_t = len(t_out)
     c = coarse_grain(u0, factors)
     cell = tuple(h * s for h, s in zip(grid.spacing, factors))
@@ -266,11 +273,18 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
     n_sub, h = _substeps(dt_out, dt, limit, 0.8, what)      # StabilityError beyond the limit
     coarse = torch.empty((u0.shape[0], n_t, *c.shape[1:]), dtype=torch.float64)
     coarse[:, 0] = to_coarse(state)
-    with compute_threads(state.numel()):
-        for i in progress(range(1, n_t), desc="coarse", unit="step", enabled=show_progress):
-            for _ in range(n_sub):
-                state = step(state, h)
-            coarse[:, i] = to_coarse(state)
+    if be.name != "torch":
+        if spec.pde == "burgers":
+            coarse = be.burgers_fv_run(c, h, n_sub, n_t, cell, nu, grid.boundary, faces)
+        else:
+            kdv_coeffs = spectral.etd_coefficients(pde.kdv_linear_symbol(k, par["d"]), h)
+            coarse = be.spectral_run(c_hat, kdv_coeffs, k, mask, nc, "3/2", n_sub, n_t)
+    else:
+        with compute_threads(state.numel()):
+            for i in progress(range(1, n_t), desc="coarse", unit="step", enabled=show_progress):
+                for _ in range(n_sub):
+                    state = step(state, h)
+                coarse[:, i] = to_coarse(state)
     _check_finite(coarse[:, -1], what, h)
 
     # map back one trajectory at a time: the temporaries of a full Burgers 2-D refine would
