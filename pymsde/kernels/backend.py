@@ -62,16 +62,17 @@ def torch_sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, 
     Returns:
         ``ts (n_saved,)`` and ``zs (n_saved, B, D)``.
     """
-    from pymsde.kernels.multiscale import multiscale_drift
+    from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
     from pymsde.kernels.sde import integrate
 
     p = params.detach()
+    ws = DriftWorkspace(p, z0.shape[0])   # hidden-layer buffers allocated once per rollout
     gen = None
     if dW is None and seed is not None:
         gen = torch.Generator(device=z0.device).manual_seed(int(seed))
 
     def drift(t, z):
-        return multiscale_drift(p, t, z, mu, f)
+        return multiscale_drift(p, t, z, mu, f, workspace=ws)
 
     with torch.no_grad():
         return integrate(drift, sigma.to(z0), z0, t0, dt, n_steps, scheme=scheme,
