@@ -1,0 +1,42 @@
+"""``pymsde demo``: the whole journey on a reduced Burgers 1-D case, in a few minutes on a CPU.
+
+Simulate the data, train the multiscale model and the closure model in the same budget,
+forecast the test trajectory, compare with the under-resolved DNS, write the report, and
+print where it is (``--json``: the metrics JSON of ``pymsde evaluate`` instead).
+See :mod:`pymsde.evaluate.demo` for the sizes and why they were chosen.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="the whole journey on a reduced Burgers 1-D case (a few minutes on a CPU)",
+        description="Simulate a reduced Burgers 1-D data set, train the multiscale and the closure model, "
+                    "forecast the test trajectory, compare with the under-resolved DNS and write the report.")
+    p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default: demo_out)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, the training and the forecasts (default: 0)")
+    p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
+                   help="compute backend of simulation and forecasts (default: torch)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu",
+                   help="training device (default: cpu, the configuration the demo is tuned for)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the runs of an earlier demo in --out (default: refuse)")
+    p.add_argument("--json", action="store_true", help="print the metrics JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pymsde.evaluate.demo import DemoConfig, run_demo
+
+    result = run_demo(args.out, DemoConfig(seed=args.seed, backend=args.backend, device=args.device),
+                      overwrite=args.overwrite)
+    if args.json:
+        print(result.to_json())
+    else:
+        m = result.metrics()
+        print("nRMSE on the test trajectory: " + ", ".join(
+            f"{k} {v:.2f}%" if v is not None else f"{k} n/a" for k, v in m["nrmse"].items()))
+        print(f"report: {result.report_path}")
+    return 0

@@ -1,0 +1,174 @@
+"""Predictions of every method on the fine grid, made the same way: the learned model, the
+closure baseline and the under-resolved DNS (METHOD.md section 7).
+
+Each method turns the initial observation ``u[i, 0]`` of a trajectory (plus its ``mu`` and
+forcing ``f``) into a prediction of the whole trajectory on the fine grid at the data's own
+output times ``t[i, :]``, returned as a :class:`Prediction`:
+
+- :func:`model_prediction` -- a trained :class:`~pymsde.model.MultiscaleModel` (the
+  multiscale model, or the closure model: the same class with ``micro_dim = 0``): an ensemble
+  forecast (:func:`pymsde.forecast.forecast`), its mean and standard deviation at every output
+  time, and the ensemble members at a few *scoring times* for the probabilistic scores.
+- :func:`dns_prediction` -- the under-resolved DNS: the true PDE solved on the coarse mesh
+  from the block-averaged initial condition (:func:`pymsde.systems.solve_coarse`), mapped back
+  to the fine grid. It is deterministic: it has no spread (``std`` and ``samples`` are None),
+  so its CRPS reduces to the mean absolute error and its spread-skill ratio is undefined
+  (see :mod:`pymsde.evaluate.report`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from pymsde.util.errors import ConfigError, DataError
+from pymsde.util.progress import progress
+
+log = logging.getLogger(__name__)
+
+#: Default number of output times at which ensemble members are kept for CRPS / spread-skill.
+DEFAULT_SCORE_TIMES = 50
+
+
+@dataclass
+class Prediction:
+    """One method's prediction of ``n_traj`` trajectories on the fine grid.
+
+    Attributes:
+        name: method name (``"multiscale"``, ``"closure"``, ``"dns"``, ...).
+        mean: ``(n_traj, n_t, C, *grid)`` float64, the prediction (ensemble mean), in the
+            data's units, at the data's output times.
+        std: same shape, ensemble standard deviation; ``None`` for a deterministic method.
+        samples: ``(n_traj, n_samples, n_score, C, *grid)`` ensemble members at the scoring
+            times; ``None`` for a deterministic method.
+        score_index: ``(n_score,)`` int, the indices into the time axis of the scoring times.
+        wall_time_s: seconds spent making the prediction (all trajectories).
+        info: free metadata (solver, step, backend, number of samples, ...), JSON-safe.
+    """
+
+    name: str
+    mean: np.ndarray
+    std: np.ndarray | None
+    samples: np.ndarray | None
+    score_index: np.ndarray
+    wall_time_s: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deterministic(self) -> bool:
+        """True when the method has no ensemble (the DNS)."""
+        return self.samples is None
+
+
+def score_indices(n_t: int, n_score: int = DEFAULT_SCORE_TIMES) -> np.ndarray:
+    """``min(n_score, n_t - 1)`` evenly spaced time indices in ``1 .. n_t - 1`` (the last included).
+
+    The initial time is left out: every method starts from (an encoding of) the truth there.
+    """
+    if n_t < 2:
+        raise DataError(f"evaluation data: trajectories have {n_t} time points; expected at least 2")
+    n = max(1, min(int(n_score), n_t - 1))
+    return np.unique(np.round(np.linspace(1, n_t - 1, n)).astype(np.int64))
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def model_prediction(model, traj, *, name: str = "multiscale", n_samples: int = 32, seed: int = 0,
+                     backend: str = "torch", solver: str = "em", n_score: int = DEFAULT_SCORE_TIMES,
+                     show_progress: bool = True) -> Prediction:
+    """Ensemble forecasts of a trained model for every trajectory of ``traj``.
+
+    Args:
+        model: a trained ``MultiscaleModel`` (``micro_dim = 0`` for the closure model).
+        traj: ``Trajectories`` on the model's fine grid (check with
+            :func:`pymsde.evaluate.report.check_grid_matches` first).
+        name: the method name recorded in the prediction.
+        n_samples: ensemble size per trajectory.
+        seed: seeds the encoder sample of ``z0`` and the Brownian increments (trajectory ``i``
+            uses ``seed + i``), so a forecast is reproducible.
+        backend: ``"torch"``, ``"julia"`` or ``"auto"``, passed to the forecast.
+        solver: the forecast's SDE scheme (``"em"`` is the paper's Euler-Maruyama at the data step).
+        n_score: number of scoring times (see :func:`score_indices`).
+
+    Returns:
+        a :class:`Prediction` with mean and std at every output time and the ensemble members
+        at the scoring times.
+    """
+    from pymsde.forecast import forecast
+
+    if n_samples < 2:
+        raise ConfigError(f"n_samples = {n_samples}; an ensemble forecast needs at least 2 samples")
+    idx = score_indices(traj.n_t, n_score)
+    means, stds, members = [], [], []
+    start = time.perf_counter()
+    for i in progress(range(traj.n_traj), desc=f"forecast {name}", unit="traj",
+                      enabled=show_progress and traj.n_traj > 1):
+        mu = None if traj.mu is None else traj.mu[i]
+        f = None if traj.f is None else traj.f[i]
+        fc = forecast(model, traj.u[i, 0], t_out=traj.t[i], mu=mu, f=f, n_samples=n_samples,
+                      solver=solver, seed=seed + i, backend=backend, return_samples=True,
+                      sample_index=idx, quantiles=())   # quantiles are not scored: skip their cost
+        means.append(_as_numpy(fc.mean).astype(np.float64))
+        stds.append(_as_numpy(fc.std).astype(np.float64))
+        members.append(_as_numpy(fc.samples).astype(np.float64))
+    wall = time.perf_counter() - start
+    return Prediction(name=name, mean=np.stack(means), std=np.stack(stds), samples=np.stack(members),
+                      score_index=idx, wall_time_s=wall,
+                      info={"n_samples": int(n_samples), "solver": solver, "backend": backend,
+                            "seed": int(seed), "micro_dim": int(model.config.micro_dim)})
+
+
+def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None,
+                   params: dict | None = None, name: str = "dns",
+                   n_score: int = DEFAULT_SCORE_TIMES) -> Prediction:
+    """The under-resolved DNS of every trajectory of ``traj`` on the coarse mesh ``coarse_shape``.
+
+    Args:
+        traj: ``Trajectories`` whose ``attrs`` name the case (``attrs["case"]``, as
+            :func:`pymsde.systems.simulate` records it) and its PDE coefficients (``attrs["nu"]``
+            or ``attrs["d"]``) unless ``case`` / ``params`` are given.
+        coarse_shape: cells per axis of the coarse mesh (the model's coarse grid).
+        case: ``"burgers1d"``, ``"kdv1d"`` or ``"burgers2d"``; default ``traj.attrs["case"]``.
+        params: PDE coefficients (e.g. ``{"nu": 5e-4}``); default: those of the case found in
+            ``traj.attrs``, else the case's defaults.
+
+    Returns:
+        a deterministic :class:`Prediction` (``std = samples = None``) on the data's grid
+        (the data's own domain and boundary types) at the data's output times.
+
+    Raises:
+        DataError: when the data do not say which PDE they come from.
+    """
+    from pymsde.systems import CASES, solve_coarse
+
+    case = case or traj.attrs.get("case")
+    if not case:
+        raise DataError("evaluation data: attrs has no 'case' entry, so the PDE for the under-resolved "
+                        "DNS baseline is unknown; leave 'dns' out of the baselines (--baselines closure)")
+    if case not in CASES:
+        raise DataError(f"evaluation data: attrs['case'] = {case!r} has no coarse solver; expected one of "
+                        f"{sorted(CASES)} (or leave 'dns' out of the baselines)")
+    if params is None:
+        params = {k: float(traj.attrs[k]) for k in CASES[case].params if k in traj.attrs}
+    factors = traj.grid.coarsening_factors(coarse_shape)
+    start = time.perf_counter()
+    if np.all(traj.t == traj.t[:1]):        # one call for all trajectories when times agree
+        u = solve_coarse(case, traj.u[:, 0], traj.t[0], factors=factors, params=params, grid=traj.grid)
+    else:
+        u = np.concatenate([solve_coarse(case, traj.u[i:i + 1, 0], traj.t[i], factors=factors, params=params,
+                                         grid=traj.grid) for i in range(traj.n_traj)])
+    u = _as_numpy(u).astype(np.float64)
+    wall = time.perf_counter() - start
+    if u.shape != traj.u.shape:
+        raise DataError(f"under-resolved DNS returned shape {u.shape}; expected the data's {traj.u.shape}")
+    return Prediction(name=name, mean=u, std=None, samples=None, score_index=score_indices(traj.n_t, n_score),
+                      wall_time_s=wall, info={"case": case, "coarse_shape": [int(c) for c in coarse_shape],
+                                              "params": dict(params)})

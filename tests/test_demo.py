@@ -1,0 +1,107 @@
+"""The whole journey on a tiny Burgers 1-D case: simulate, train multiscale + closure, forecast,
+evaluate against both baselines, write the report; then `pymsde evaluate` on the same runs
+(finding the closure run as the sibling folder) reproduces the demo's numbers exactly, and
+bad input (a data file on another grid) is refused with a clear error.
+
+The tiny case trains for a few seconds only, so it checks structure and reproducibility, not
+that the multiscale model wins: that is the demo's job at its own (larger) size, recorded in
+docs/evaluation.md.
+"""
+import json
+
+import numpy as np
+import pytest
+
+from pymsde.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    from pymsde.evaluate.demo import DemoConfig, run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, window=11,
+                     epochs=2, n_samples=4, seed=3, validate_every=1, train_extra={"val_forecast_steps": 10,
+                                                               "checkpoint_every": 0, "progress": False})
+    result = run_demo(out, cfg)
+    return out, result
+
+
+def test_tiny_demo_writes_everything(tiny_demo):
+    out, result = tiny_demo
+    m = json.loads(result.to_json())
+    assert set(m["nrmse"]) == {"multiscale", "closure", "dns"}
+    for method in ("multiscale", "closure", "dns"):
+        assert np.isfinite(m["nrmse"][method]) and m["nrmse"][method] > 0
+        assert np.isfinite(m["crps"][method]) and m["crps"][method] > 0
+    assert m["spread_skill"]["dns"] is None                       # deterministic baseline
+    assert m["spread_skill"]["multiscale"] > 0 and m["spread_skill"]["closure"] > 0
+    assert m["training_time_s"]["multiscale"] > 0 and m["training_time_s"]["closure"] > 0
+    assert m["n_traj"] == 1 and m["split"] == "test" and m["backend"] == "torch"
+    for name in ("data.npz", "multiscale/checkpoint.pt", "closure/checkpoint.pt", "report/report.md",
+                 "report/error_vs_time.png", "report/spacetime.png", "report/profiles_multiscale.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+
+
+def test_evaluate_cli_reproduces_demo(tiny_demo, tmp_path, capsys):
+    out, result = tiny_demo
+    rc = main(["evaluate", str(out / "multiscale"), "--data", str(out / "data.npz"), "--n-samples", "4",
+               "--seed", "3", "--out", str(tmp_path / "again"), "--json", "--no-plots"])
+    assert rc == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["closure_run"].endswith("closure")                # found as the sibling folder
+    for key in ("nrmse", "crps", "spread_skill"):
+        for method, value in result.metrics()[key].items():
+            if value is None:
+                assert again[key][method] is None
+            else:
+                assert again[key][method] == pytest.approx(value, rel=1e-6), (key, method)
+    from pymsde.evaluate.report import parse_metrics_table
+
+    table = parse_metrics_table((tmp_path / "again" / "report.md").read_text())
+    assert table["dns"]["nrmse"] == pytest.approx(again["nrmse"]["dns"], abs=0.006)
+
+
+def test_evaluate_refuses_data_on_another_grid(tiny_demo, tmp_path, capsys):
+    import dataclasses
+
+    from pymsde.data.io import load, save
+
+    out, _ = tiny_demo
+    traj = load(out / "data.npz")
+
+    half = traj.u.reshape(*traj.u.shape[:3], 30, 2).mean(-1)       # 60 -> 30 points
+    save(dataclasses.replace(traj, u=half), tmp_path / "coarse.npz")
+    rc = main(["evaluate", str(out / "multiscale"), "--data", str(tmp_path / "coarse.npz"), "--no-plots"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "grid (30,) differs from the training grid (60,)" in err
+
+
+def test_demo_refuses_to_overwrite_runs(tiny_demo, capsys):
+    out, _ = tiny_demo
+    before = (out / "data.npz").stat().st_mtime_ns
+    rc = main(["demo", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "already holds a trained run" in err and "--overwrite" in err
+    assert (out / "data.npz").stat().st_mtime_ns == before          # refused before any work
+
+
+def test_evaluate_without_closure_run_skips_it_with_a_note(tiny_demo, tmp_path, capsys):
+    import shutil
+
+    out, _ = tiny_demo
+    lone = tmp_path / "lone" / "run"
+    shutil.copytree(out / "multiscale", lone)                         # no sibling 'closure' here
+    rc = main(["evaluate", str(lone), "--data", str(out / "data.npz"), "--n-samples", "4", "--json",
+               "--no-plots"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    m = json.loads(captured.out)
+    assert set(m["nrmse"]) == {"multiscale", "dns"}
+    assert "closure baseline skipped" in captured.err
+    rc = main(["evaluate", str(lone), "--data", str(out / "data.npz"), "--closure-run", str(out / "multiscale"),
+               "--no-plots"])
+    assert rc == 2 and "micro_dim = 5" in capsys.readouterr().err    # a 'closure' run must have micro 0

@@ -1,0 +1,179 @@
+"""Evaluation report: exact scores of known forecasts, the report/JSON/plots it writes, and
+clear errors for bad input (grid mismatch, incomplete run directory, unknown baseline)."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pymsde.cli import main
+from pymsde.data.trajectories import Trajectories
+from pymsde.evaluate.baselines import Prediction, score_indices
+from pymsde.evaluate.report import (EvaluationResult, check_grid_matches, check_run_dir, parse_baselines,
+                                    parse_metrics_table, score_prediction, write_report)
+from pymsde.util.errors import ConfigError, DataError
+
+
+def _truth(n_traj=2, n_t=21, n_x=32, seed=0):
+    """A smooth travelling wave plus an offset (never zero norm), float64."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(n_x) / n_x
+    t = np.linspace(0.0, 1.0, n_t)
+    phase = rng.uniform(0, 1, size=(n_traj, 1, 1))
+    u = 1.0 + 0.5 * np.sin(2 * np.pi * (x[None, None, :] - 0.3 * t[None, :, None] - phase))
+    return Trajectories(u=u[:, :, None, :], t=t, domain=[[0.0, 1.0]], boundary=("periodic",),
+                        attrs={"case": "burgers1d", "split": {"test": list(range(n_traj))}})
+
+
+def _predictions(traj, d=0.05, n_score=5):
+    """Known forecasts: a 10 % scaled 'multiscale' ensemble (members at mean +- d), an exactly
+    biased deterministic 'dns' (+0.2 everywhere)."""
+    u = traj.u
+    idx = score_indices(traj.n_t, n_score)
+    mean = 1.1 * u
+    members = np.stack([mean[:, idx] - d, mean[:, idx] + d], axis=1)   # (n_traj, 2, n_score, C, x)
+    ms = Prediction("multiscale", mean=mean, std=np.full_like(u, d), samples=members, score_index=idx,
+                    wall_time_s=1.0)
+    dns = Prediction("dns", mean=u + 0.2, std=None, samples=None, score_index=idx, wall_time_s=0.5)
+    return {"multiscale": ms, "dns": dns}
+
+
+def test_score_indices_skip_t0_and_keep_last():
+    idx = score_indices(1001, 50)
+    assert idx[0] == 1 and idx[-1] == 1000 and len(idx) == 50
+    assert np.all(np.diff(idx) > 0)
+    assert score_indices(3, 50).tolist() == [1, 2]
+
+
+def test_scores_of_known_forecasts_are_exact():
+    traj = _truth()
+    preds = _predictions(traj)
+    ms = score_prediction(preds["multiscale"], traj.u)
+    # nRMSE of 1.1 * truth is exactly 10 % at every time and overall.
+    assert ms.nrmse == pytest.approx(10.0, rel=1e-12)
+    assert np.allclose(ms.nrmse_per_time, 10.0, rtol=1e-12)
+    assert ms.nrmse_per_traj == pytest.approx([10.0, 10.0], rel=1e-12)
+    dns = score_prediction(preds["dns"], traj.u)
+    # a point forecast: CRPS = MAE = 0.2 exactly, spread-skill undefined
+    assert dns.crps == pytest.approx(0.2, rel=1e-12)
+    assert np.isnan(dns.spread_skill)
+    # nRMSE of a constant offset c: c * sqrt(n_x) / ||u_k||, per time, RMS over time
+    norms = np.linalg.norm(traj.u[0, :, 0], axis=-1)
+    want = 100 * np.sqrt(np.mean((0.2 * np.sqrt(32) / norms) ** 2))
+    assert dns.nrmse_per_traj[0] == pytest.approx(want, rel=1e-12)
+
+
+def test_ensemble_scores_against_closed_forms():
+    """Two-member ensemble {m - d, m + d} around a mean m = 1.1 u, error e = 0.1 u with |e| >= d:
+    standard CRPS = E|X - y| - 1/2 E|X - X'| = |e| - d/2 per point; spread-skill =
+    sqrt(3/2) * (sqrt(2) d) / rms(e) = sqrt(3) d / rms(e)."""
+    traj = _truth(n_traj=1)
+    d = 0.05
+    preds = _predictions(traj, d=d)
+    s = score_prediction(preds["multiscale"], traj.u)
+    e = np.abs(0.1 * traj.u[0, preds["multiscale"].score_index])
+    assert np.all(e >= d)
+    assert s.crps == pytest.approx(np.mean(e - 0.5 * d), rel=1e-12)
+    assert s.spread_skill == pytest.approx(np.sqrt(3) * d / np.sqrt(np.mean(e ** 2)), rel=1e-12)
+
+
+def test_metrics_json_and_report_table_round_trip(tmp_path):
+    pytest.importorskip("matplotlib")
+    traj = _truth()
+    preds = _predictions(traj)
+    scores = {m: score_prediction(p, traj.u) for m, p in preds.items()}
+    result = EvaluationResult(scores=scores, meta={"backend": "torch", "split": "test", "data": "x.npz",
+                                                   "n_traj": 2, "n_t": 21, "n_score": 5, "notes": [],
+                                                   "training_time_s": {"multiscale": 12.5},
+                                                   "forecast_time_s": {"multiscale": 1.0, "dns": 0.5}})
+    path = write_report(result, preds, traj, tmp_path / "rep")
+    assert path == tmp_path / "rep" / "report.md" and result.report_path == path
+    metrics = json.loads(result.to_json())          # strict JSON: NaN became null
+    assert metrics["nrmse"]["multiscale"] == pytest.approx(10.0)
+    assert metrics["spread_skill"]["dns"] is None
+    assert metrics["crps"]["dns"] == pytest.approx(0.2)
+    assert metrics["backend"] == "torch" and metrics["report"] == str(path)
+    table = parse_metrics_table(path.read_text())
+    assert list(table) == ["multiscale", "dns"]
+    assert table["multiscale"]["nrmse"] == pytest.approx(10.0, abs=0.005)
+    assert table["dns"]["spread_skill"] is None and table["dns"]["training_time_s"] is None
+    assert table["multiscale"]["training_time_s"] == pytest.approx(12.5)
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert {"error_vs_time.png", "spacetime.png", "spacetime_error.png", "profiles_multiscale.png"} <= set(pngs)
+    for name in pngs:
+        data = (tmp_path / "rep" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    text = path.read_text()
+    for name in pngs:        # every figure is linked from the report
+        assert f"]({name})" in text
+
+
+def test_report_2d_snapshots(tmp_path):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(1)
+    u = 1.0 + 0.1 * rng.standard_normal((1, 6, 1, 8, 8))
+    traj = Trajectories(u=u, t=np.linspace(0, 1, 6), domain=[[0, 1], [0, 1]], boundary=("dirichlet", "dirichlet"))
+    idx = score_indices(6, 3)
+    preds = {"multiscale": Prediction("multiscale", mean=u * 0.9, std=np.zeros_like(u),
+                                      samples=np.stack([u[:, idx] * 0.9] * 2, axis=1), score_index=idx,
+                                      wall_time_s=0.1),
+             "dns": Prediction("dns", mean=u * 1.2, std=None, samples=None, score_index=idx, wall_time_s=0.1)}
+    scores = {m: score_prediction(p, u) for m, p in preds.items()}
+    assert scores["multiscale"].nrmse == pytest.approx(10.0, rel=1e-12)
+    assert scores["dns"].nrmse == pytest.approx(20.0, rel=1e-12)
+    result = EvaluationResult(scores=scores, meta={"notes": ["closure baseline skipped: test"]})
+    path = write_report(result, preds, traj, tmp_path)
+    assert (tmp_path / "snapshots.png").stat().st_size > 2000
+    assert "closure baseline skipped" in path.read_text()
+
+
+def test_grid_mismatch_is_a_clear_data_error():
+    traj = _truth(n_x=32)
+    cfg = SimpleNamespace(fine_shape=(64,), channels=1, boundary=("periodic",), domain=((0.0, 1.0),),
+                          n_mu=0, n_f=0, coarse_shape=(8,), micro_dim=5)
+    with pytest.raises(DataError, match=r"grid \(32,\) differs from the training grid \(64,\)"):
+        check_grid_matches(cfg, traj, "eval.npz", "run runs/a")
+    with pytest.raises(DataError, match="boundary"):
+        check_grid_matches(SimpleNamespace(**{**vars(cfg), "fine_shape": (32,), "boundary": ("dirichlet",)}), traj)
+    with pytest.raises(DataError, match="domain"):
+        check_grid_matches(SimpleNamespace(**{**vars(cfg), "fine_shape": (32,), "domain": ((0.0, 2.0),)}), traj)
+    with pytest.raises(DataError, match="channels"):
+        check_grid_matches(SimpleNamespace(**{**vars(cfg), "fine_shape": (32,), "channels": 2}), traj)
+    check_grid_matches(SimpleNamespace(**{**vars(cfg), "fine_shape": (32,)}), traj)   # matches: no error
+
+
+def test_incomplete_run_dir_is_a_clear_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        check_run_dir(tmp_path / "nope")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("[model]\ncoarse = [8]\n")
+    with pytest.raises(ConfigError, match=r"incomplete: missing checkpoint\.pt"):
+        check_run_dir(run)
+    (run / "config.toml").unlink()
+    (run / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"missing config\.toml"):
+        check_run_dir(run)
+
+
+def test_parse_baselines():
+    assert parse_baselines("closure,dns") == ("closure", "dns")
+    assert parse_baselines(" DNS ") == ("dns",)
+    assert parse_baselines("none") == () and parse_baselines("") == ()
+    with pytest.raises(ConfigError, match="unknown baseline 'dsn'"):
+        parse_baselines("closure,dsn")
+
+
+def test_cli_incomplete_run_dir_exits_2_with_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text("")
+    rc = main(["evaluate", str(run), "--data", str(tmp_path / "d.npz"), "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith("pymsde: error: run directory") and "checkpoint.pt" in err and "\n" not in err
+
+
+def test_cli_unknown_baseline_exits_2(tmp_path, capsys):
+    rc = main(["evaluate", str(tmp_path), "--data", "d.npz", "--baselines", "closure,foo"])
+    assert rc == 2 and "unknown baseline 'foo'" in capsys.readouterr().err
