@@ -126,7 +126,7 @@ def model_prediction(model, traj, *, name: str = "multiscale", n_samples: int = 
                             "seed": int(seed), "micro_dim": int(model.config.micro_dim)})
 
 
-def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None,
+def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None, backend: str = "torch",
                    params: dict | None = None, name: str = "dns",
                    n_score: int = DEFAULT_SCORE_TIMES) -> Prediction:
     """The under-resolved DNS of every trajectory of ``traj`` on the coarse mesh ``coarse_shape``.
@@ -137,6 +137,7 @@ def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None
             or ``attrs["d"]``) unless ``case`` / ``params`` are given.
         coarse_shape: cells per axis of the coarse mesh (the model's coarse grid).
         case: ``"burgers1d"``, ``"kdv1d"`` or ``"burgers2d"``; default ``traj.attrs["case"]``.
+        backend: compute backend of the coarse solver (``"torch"``, ``"julia"``, ``"auto"``).
         params: PDE coefficients (e.g. ``{"nu": 5e-4}``); default: those of the case found in
             ``traj.attrs``, else the case's defaults.
 
@@ -161,14 +162,15 @@ def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None
     factors = traj.grid.coarsening_factors(coarse_shape)
     start = time.perf_counter()
     if np.all(traj.t == traj.t[:1]):        # one call for all trajectories when times agree
-        u = solve_coarse(case, traj.u[:, 0], traj.t[0], factors=factors, params=params, grid=traj.grid)
+        u = solve_coarse(case, traj.u[:, 0], traj.t[0], factors=factors, params=params, grid=traj.grid,
+                         backend=backend)
     else:
         u = np.concatenate([solve_coarse(case, traj.u[i:i + 1, 0], traj.t[i], factors=factors, params=params,
-                                         grid=traj.grid) for i in range(traj.n_traj)])
+                                         grid=traj.grid, backend=backend) for i in range(traj.n_traj)])
     u = _as_numpy(u).astype(np.float64)
     wall = time.perf_counter() - start
     if u.shape != traj.u.shape:
         raise DataError(f"under-resolved DNS returned shape {u.shape}; expected the data's {traj.u.shape}")
     return Prediction(name=name, mean=u, std=None, samples=None, score_index=score_indices(traj.n_t, n_score),
                       wall_time_s=wall, info={"case": case, "coarse_shape": [int(c) for c in coarse_shape],
-                                              "params": dict(params)})
+                                              "params": dict(params), "backend": backend})

@@ -368,14 +368,8 @@ def find_closure_run(run_dir: Path, closure_run: str | os.PathLike | None) -> Pa
 def _load(run_dir: Path, which: str):
     from pymsde.inference.run import load_run
 
-    import torch
-    from torch.torch_version import TorchVersion
-
     check_run_dir(run_dir)
-    # Checkpoints written so far record torch.__version__, a TorchVersion (a str subclass), which
-    # weights_only loading refuses; allow-listing that one harmless class keeps them readable.
-    with torch.serialization.safe_globals([TorchVersion]):
-        model, _, metadata = load_run(run_dir, which=which)
+    model, _, metadata = load_run(run_dir, which=which)
     model.eval()
     return model, metadata
 
@@ -460,7 +454,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
             preds["closure"] = model_prediction(closure_model, traj, name="closure", n_samples=n_samples, seed=seed,
                                                 backend=backend_name, n_score=n_score, show_progress=show_progress)
     if "dns" in names:
-        preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score)
+        preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score, backend=backend_name)
     truth = np.asarray(traj.u, dtype=np.float64)
     scores = {m: score_prediction(p, truth) for m, p in preds.items()}
     train_times = {"multiscale": _training_time(metadata)}
@@ -474,7 +468,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         "solver": preds["multiscale"].info.get("solver"), "seed": int(seed), "checkpoint": checkpoint, "run": str(run),
         "closure_run": None if closure_dir is None else str(closure_dir),
         "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
-        "pymsde_version": __version__, "torch_version": torch.__version__,
+        "pymsde_version": __version__, "torch_version": str(torch.__version__),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
     }
     if extra_meta:
