@@ -65,13 +65,13 @@ class DemoConfig:
     n_steps: int = 501
     t_end: float = 1.0
     micro: int = 5
-    window: int = 32
+    window: int = 64
     epochs: int = 100
-    max_steps: int | None = 400
+    max_steps: int | None = 3000
     lr: float = 3e-3
     lr_decay: float = 0.9
-    lr_decay_steps: int = 200
-    beta_steps: int = 500
+    lr_decay_steps: int = 500
+    beta_steps: int = 1000
     batch_windows: int = 1
     n_samples: int = 16
     seed: int = 0
