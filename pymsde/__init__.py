@@ -15,7 +15,8 @@ The names most users need are available here directly (imported on first use, so
     data = pymsde.simulate("burgers1d", n_traj=10, seed=0)
     result = pymsde.fit(data.get_split("train"), pymsde.ModelOptions(coarse=(20,), micro=5),
                         pymsde.TrainConfig(epochs=50), val=data.get_split("val"), run_dir="runs/b1")
-    fc = pymsde.forecast(result.model, data.u[0, 0], data.t[0])
+    from pymsde.forecast import forecast
+    fc = forecast(result.model, data.u[0, 0], data.t[0])
 """
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ _EXPORTS = {
     "MultiscaleModel": "pymsde.model", "ModelConfig": "pymsde.model",
     "fit": "pymsde.inference", "load_run": "pymsde.inference", "TrainConfig": "pymsde.inference",
     "ModelOptions": "pymsde.inference",
-    "forecast": "pymsde.forecast", "Forecast": "pymsde.forecast", "LatentSDE": "pymsde.forecast",
+    # (``forecast`` itself is not re-exported: the name is the subpackage ``pymsde.forecast``;
+    # use ``from pymsde.forecast import forecast``)
+    "Forecast": "pymsde.forecast", "LatentSDE": "pymsde.forecast",
     "nrmse": "pymsde.evaluate", "crps_ensemble": "pymsde.evaluate", "spread_skill": "pymsde.evaluate",
     "evaluate_run": "pymsde.evaluate",
     "resolve_backend": "pymsde.kernels",

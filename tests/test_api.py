@@ -15,6 +15,12 @@ def test_every_exported_name_is_the_object_its_layer_defines():
     assert set(pymsde._EXPORTS) <= set(dir(pymsde))
 
 
+def test_exports_do_not_shadow_subpackages():
+    import pkgutil
+    subpackages = {m.name for m in pkgutil.iter_modules(pymsde.__path__)}
+    assert not subpackages & set(pymsde._EXPORTS)
+
+
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         pymsde.nonexistent  # noqa: B018
