@@ -281,9 +281,9 @@ function ref_burgers_rhs_periodic2(u, dx, nu)      # order 2, one periodic axis,
     out
 end
 
-function ref_fv_periodic(c, dx, nu)                  # MUSCL-minmod Rusanov, one periodic axis, loops
-    n = length(c)
-    at(i) = c[mod1(i, n)]
+# MUSCL-minmod Rusanov right-hand side of one axis, with loops; `at(i)` reads cell i,
+# ghost cells included (the two boundary types differ only there).
+function ref_fv(at, n, dx, nu)
     mm(a, b) = (sign(a) + sign(b)) / 2 * min(abs(a), abs(b))
     slope(i) = mm(at(i) - at(i - 1), at(i + 1) - at(i))
     function flux(f)                                 # face between cells f and f+1
@@ -294,17 +294,11 @@ function ref_fv_periodic(c, dx, nu)                  # MUSCL-minmod Rusanov, one
     [(flux(i - 1) - flux(i)) / dx for i in 1:n]
 end
 
-function ref_fv_dirichlet(c, dx, nu, lo, hi)         # the same with ghosts 2 u_b - c (odd reflection)
+ref_fv_periodic(c, dx, nu) = ref_fv(i -> c[mod1(i, length(c))], length(c), dx, nu)
+
+function ref_fv_dirichlet(c, dx, nu, lo, hi)         # ghosts 2 u_b - c (odd reflection)
     n = length(c)
-    at(i) = i < 1 ? 2lo - c[1-i] : i > n ? 2hi - c[2n+1-i] : c[i]
-    mm(a, b) = (sign(a) + sign(b)) / 2 * min(abs(a), abs(b))
-    slope(i) = mm(at(i) - at(i - 1), at(i + 1) - at(i))
-    function flux(f)
-        ul = at(f) + slope(f) / 2
-        ur = at(f + 1) - slope(f + 1) / 2
-        (ul^2 + ur^2) / 4 - max(abs(ul), abs(ur)) * (ur - ul) / 2 - nu * (at(f + 1) - at(f)) / dx
-    end
-    [(flux(i - 1) - flux(i)) / dx for i in 1:n]
+    ref_fv(i -> i < 1 ? 2lo - c[1-i] : i > n ? 2hi - c[2n+1-i] : c[i], n, dx, nu)
 end
 
 @testset "PDE kernels" begin
