@@ -93,6 +93,7 @@ def test_metrics_json_and_report_table_round_trip(tmp_path):
     assert metrics["spread_skill"]["dns"] is None
     assert metrics["crps"]["dns"] == pytest.approx(0.2)
     assert metrics["backend"] == "torch" and metrics["report"] == str(path)
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text()) == metrics   # the file is the JSON
     table = parse_metrics_table(path.read_text())
     assert list(table) == ["multiscale", "dns"]
     assert table["multiscale"]["nrmse"] == pytest.approx(10.0, abs=0.005)

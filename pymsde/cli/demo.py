@@ -1,4 +1,4 @@
-"""``pymsde demo``: the whole journey on a reduced Burgers 1-D case, in a few minutes on a CPU.
+"""``pymsde demo``: the whole journey on Burgers 1-D with a reduced training budget, in minutes on a CPU.
 
 Simulate the data, train the multiscale model and the closure model in the same budget,
 forecast the test trajectory, compare with the under-resolved DNS, write the report, and
@@ -12,8 +12,8 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="the whole journey on a reduced Burgers 1-D case (a few minutes on a CPU)",
-        description="Simulate a reduced Burgers 1-D data set, train the multiscale and the closure model, "
+        "demo", help="the whole journey on Burgers 1-D with a reduced training budget (about 6 minutes on 2 CPU cores)",
+        description="Simulate the Burgers 1-D data set of METHOD.md, train the multiscale and the closure model (4000 steps each), "
                     "forecast the test trajectory, compare with the under-resolved DNS and write the report.")
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default: demo_out)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the training and the forecasts (default: 0)")

@@ -241,7 +241,8 @@ def _rel(path: Path, base: Path) -> str:
 
 def write_report(result: EvaluationResult, predictions: dict[str, Prediction], traj, out_dir: str | os.PathLike,
                  *, plots: bool = True, traj_index: int = 0) -> Path:
-    """Write ``report.md`` (and the PNG plots unless ``plots=False``) into ``out_dir``.
+    """Write ``report.md``, ``metrics.json`` (:meth:`EvaluationResult.to_json`) and the PNG
+    plots (unless ``plots=False``) into ``out_dir``.
 
     Args:
         result: the scores and metadata.
@@ -286,7 +287,8 @@ def write_report(result: EvaluationResult, predictions: dict[str, Prediction], t
             lines += [f"### {caption}", "", f"![{caption}]({_rel(path, out)})", ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
-    result.report_path = path
+    result.report_path = path                              # before to_json: it names the report
+    atomic_write_text(out / "metrics.json", result.to_json() + "\n")
     return path
 
 
