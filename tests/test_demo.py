@@ -5,7 +5,7 @@ bad input (a data file on another grid) is refused with a clear error.
 
 The tiny case trains for a few seconds only, so it checks structure and reproducibility, not
 that the multiscale model wins: that is the demo's job at its own (larger) size, recorded in
-docs/evaluation.md.
+docs/evaluation.md and checked on the README command's output by tests/test_demo_outcome.py.
 """
 import json
 
