@@ -12,7 +12,7 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="the whole journey on Burgers 1-D with a reduced training budget (about 6 minutes on 2 CPU cores)",
+        "demo", help="the whole journey on Burgers 1-D with a reduced training budget (about 5.5 minutes on 2 CPU cores)",
         description="Simulate the Burgers 1-D data set of METHOD.md, train the multiscale and the closure model (4000 steps each), "
                     "forecast the test trajectory, compare with the under-resolved DNS and write the report.")
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default: demo_out)")

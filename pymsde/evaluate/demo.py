@@ -43,8 +43,8 @@ class DemoConfig:
         window: observations per training window (METHOD.md: 128).
         epochs: training epochs of each model (the same budget for both).
         max_steps: optimiser steps cap of each model (``None``: epochs decide). This is the
-            reduction: 4000 steps (1/8 of the paper's budget) fit the demo in ~6 minutes on
-            2 CPU cores.
+            reduction: 4000 steps (1/8 of the paper's budget) fit the demo in 322 s on a quiet
+            2-core CPU machine.
         lr, lr_decay, lr_decay_steps, beta_steps: optimiser and KL-annealing schedule
             (METHOD.md: 1e-3, x0.9 per 1000 steps, KL weight ramped over 5000 steps).
         batch_windows: windows per optimiser step.
