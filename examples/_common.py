@@ -47,6 +47,9 @@ def run_example(case: str, coarse, epochs: int, description: str) -> int:
     p.add_argument("--n-samples", type=int, default=32, help="forecast ensemble size (default: 32)")
     p.add_argument("--backend", default="torch", choices=("torch", "julia", "auto"))
     p.add_argument("--overwrite", action="store_true", help="replace earlier runs in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue interrupted runs in --out from their checkpoints (same --data, seed and "
+                        "recipe; --epochs may grow) and train the missing ones")
     p.add_argument("--json", action="store_true", help="print the metrics JSON")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -54,6 +57,10 @@ def run_example(case: str, coarse, epochs: int, description: str) -> int:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
+        if args.resume and args.overwrite:
+            raise PymsdeError("--resume and --overwrite exclude each other")
+        if args.resume and not args.data and (out / "data.npz").exists():
+            args.data = str(out / "data.npz")      # the runs were trained on this file
         if args.data:
             data_path = Path(args.data)
             traj = load(data_path)
@@ -67,7 +74,7 @@ def run_example(case: str, coarse, epochs: int, description: str) -> int:
         model, train = paper_configs(coarse, args.epochs, args.device, args.seed, args.minutes)
         result = run_pipeline(out, traj, data_path, model, train, n_samples=args.n_samples,
                               backend=args.backend, seed=args.seed, overwrite=args.overwrite,
-                              extra_meta={"case": case, "simulation_time_s": round(t_sim, 3)})
+                              resume=args.resume, extra_meta={"case": case, "simulation_time_s": round(t_sim, 3)})
     except PymsdeError as err:
         print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
         return 2

@@ -105,3 +105,33 @@ def test_evaluate_without_closure_run_skips_it_with_a_note(tiny_demo, tmp_path, 
     rc = main(["evaluate", str(lone), "--data", str(out / "data.npz"), "--closure-run", str(out / "multiscale"),
                "--no-plots"])
     assert rc == 2 and "micro_dim = 5" in capsys.readouterr().err    # a 'closure' run must have micro 0
+
+
+def test_pipeline_resume_finishes_an_interrupted_run_exactly(tiny_demo, tmp_path):
+    """An interrupted run (multiscale stopped after 1 of 2 epochs, closure never started),
+    continued with resume=True, ends with the uninterrupted demo's numbers to round-off."""
+    import shutil
+
+    from pymsde.data.io import load
+    from pymsde.evaluate.demo import DemoConfig, run_pipeline, train_configs
+    from pymsde.util.errors import ConfigError
+
+    out, result = tiny_demo
+    cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, window=11,
+                     epochs=2, n_samples=4, seed=3, validate_every=1, train_extra={"val_forecast_steps": 10,
+                                                               "checkpoint_every": 0, "progress": False})
+    shutil.copy(out / "data.npz", tmp_path / "data.npz")
+    traj = load(tmp_path / "data.npz")
+    model, train = train_configs(cfg, cfg.micro)
+    half = dict(train.to_dict(), epochs=1)
+    run_pipeline(tmp_path, traj, tmp_path / "data.npz", model, type(train).from_dict(half), n_samples=4,
+                 seed=3, plots=False)
+    shutil.rmtree(tmp_path / "closure")                      # as if stopped before the closure model
+    with pytest.raises(ConfigError, match="exclude each other"):
+        run_pipeline(tmp_path, traj, tmp_path / "data.npz", model, train, resume=True, overwrite=True)
+    again = run_pipeline(tmp_path, traj, tmp_path / "data.npz", model, train, n_samples=4, seed=3,
+                         plots=False, resume=True)
+    meta = json.loads(again.to_json())
+    assert meta["resumed"] == ["multiscale"]
+    for method, value in result.metrics()["nrmse"].items():
+        assert again.metrics()["nrmse"][method] == pytest.approx(value, rel=1e-6), method

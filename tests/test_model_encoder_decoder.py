@@ -32,18 +32,23 @@ SMALL = dict(encoder_channels=(2, 4), encoder_kernel=5, drift_hidden=(8,), micro
     ((64, 48), (8, 4), "periodic", 1),
 ])
 def test_coarse_graining_of_constant_is_the_constant(shape, coarse, boundary, channels):
+    # Exact up to float64 round-off: usually 2e-16. Twice in about ten runs of this module on a
+    # loaded machine (2 other jobs on the 2 cores), decode gave 6.3e-12 at some points; the
+    # initial taps are deterministic, so the spread comes from the CPU matmul path, and 200
+    # repeats in one process gave 2.2e-16. The bound is 1e-10: any real leak of the constant
+    # (an edge or bias error) is O(1e-2) or more.
     model = MultiscaleModel.build(_grid(shape, boundary), coarse, micro_dim=0, channels=channels)
     u = torch.full((2, channels, *shape), 0.37)
     mean, _ = model.encode(u)
-    torch.testing.assert_close(mean, torch.full_like(mean, 0.37), rtol=0, atol=1e-12)
+    torch.testing.assert_close(mean, torch.full_like(mean, 0.37), rtol=0, atol=1e-10)
     # the bias is a latent offset: added by the encoder, removed by the macro expert
     with torch.no_grad():
         model.kernel.bias.fill_(0.5)
     mean, _ = model.encode(u)
-    torch.testing.assert_close(mean, torch.full_like(mean, 0.87), rtol=0, atol=1e-12)
+    torch.testing.assert_close(mean, torch.full_like(mean, 0.87), rtol=0, atol=1e-10)
     x, _ = model.decode(mean)
-    torch.testing.assert_close(x, u, rtol=0, atol=1e-12)          # constants decode exactly, edges included
-    torch.testing.assert_close(model.kernel.smooth(u), u, rtol=0, atol=1e-12)
+    torch.testing.assert_close(x, u, rtol=0, atol=1e-10)          # constants decode exactly, edges included
+    torch.testing.assert_close(model.kernel.smooth(u), u, rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("n_coarse", [20, 50, 100])

@@ -118,10 +118,13 @@ def train_configs(config: DemoConfig, micro: int):
     return model, train
 
 
-def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None = None) -> float:
+def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None = None,
+              resume: bool = False) -> float:
     """Train one model on ``traj``'s train split (validated on its val split) into ``run_dir``.
 
-    Returns the training wall time in seconds.
+    ``resume`` continues the run in ``run_dir`` from its checkpoint (same data file and
+    training path; ``train_cfg`` may only extend the budget). Returns the training wall time
+    of this call in seconds.
     """
     from pymsde.inference.train import fit
 
@@ -133,7 +136,8 @@ def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None
     train = traj.subset(splits["train"])
     val = traj.subset(splits["val"]) if "val" in splits else None
     start = time.perf_counter()
-    fit(train, model_opts, train_cfg, run_dir=run_dir, val=val, data_path=data_path)
+    fit(train, None if resume else model_opts, train_cfg, run_dir=run_dir, val=val, data_path=data_path,
+        resume=resume)
     return time.perf_counter() - start
 
 
@@ -149,7 +153,7 @@ def _prepare_runs(out: Path, overwrite: bool) -> None:
 
 def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, *, n_samples: int = 32,
                  backend: str = "torch", seed: int = 0, plots: bool = True, overwrite: bool = False,
-                 extra_meta: dict | None = None):
+                 resume: bool = False, extra_meta: dict | None = None):
     """Train the multiscale model and the closure model on ``traj`` and evaluate both plus the DNS.
 
     Args:
@@ -160,6 +164,9 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
         train_cfg: ``TrainConfig`` shared by both models (same budget).
         n_samples, backend, seed: forecast ensemble size, backend and seed.
         overwrite: replace runs already in ``OUT/multiscale`` / ``OUT/closure`` (else ConfigError).
+        resume: continue the runs already in ``OUT/multiscale`` / ``OUT/closure`` from their
+            checkpoints (an interrupted long run) and start the missing ones; a finished run
+            is validated once more and kept. Needs the same data file and training path.
 
     Returns:
         the :class:`~pymsde.evaluate.report.EvaluationResult` (report at ``result.report_path``).
@@ -169,13 +176,22 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
     from pymsde.evaluate.report import evaluate_run
 
     out = Path(out)
-    _prepare_runs(out, overwrite)
-    times = {}
+    if resume and overwrite:
+        raise ConfigError("run_pipeline: resume and overwrite exclude each other (continue the runs, or "
+                          "replace them)")
+    if not resume:
+        _prepare_runs(out, overwrite)
+    times, resumed = {}, []
     for name, opts in (("multiscale", model_opts), ("closure", dataclasses.replace(model_opts, micro=0))):
-        log.info("training the %s model (micro_dim = %d)", name, opts.micro)
-        times[name] = train_one(traj, opts, train_cfg, out / name, data_path)
-    # training_time_s (from each run's metadata.json) excludes validation; this is the whole fit() call
+        again = resume and (out / name / "checkpoint.pt").exists()
+        log.info("%s the %s model (micro_dim = %d)", "resuming" if again else "training", name, opts.micro)
+        times[name] = train_one(traj, opts, train_cfg, out / name, data_path, resume=again)
+        resumed += [name] if again else []
+    # training_time_s (from each run's metadata.json) excludes validation and adds up resumed
+    # sessions; this is the whole fit() call of this session
     meta = {"training_wall_time_s": {k: round(v, 3) for k, v in times.items()}}
+    if resumed:
+        meta["resumed"] = resumed
     meta.update(extra_meta or {})
     return evaluate_run(out / "multiscale", data_path, split="test", baselines=("closure", "dns"),
                         closure_run=out / "closure", n_samples=n_samples, out=out / "report",
