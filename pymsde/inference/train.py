@@ -15,8 +15,10 @@ Reproducibility: ``seed`` seeds the model initialisation (the global torch RNG, 
 the model is built), the window order (a pure function of ``(seed, epoch)``) and a private
 ``torch.Generator`` for every random number of the objective. Validation uses its own
 generator, re-seeded each time, so when and how often one validates does not change the
-training path. On CPU a run is deterministic, and a run resumed from a checkpoint follows
-the uninterrupted run exactly.
+training path. On CPU a run is deterministic for a fixed thread count, and a run resumed
+from a checkpoint follows the uninterrupted run exactly. One exception was observed: on a
+heavily loaded machine one gradient differed in its 6th digit at step 2090 of 4000 (the
+demo), and the runs drifted apart from there (docs/evaluation.md, "Measured").
 """
 from __future__ import annotations
 
