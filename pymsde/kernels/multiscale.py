@@ -36,8 +36,32 @@ from pymsde.kernels.mlp import ACTIVATIONS, activation_fn
 from pymsde.kernels.padding import gather_stencil
 
 
+class LatentSizes:
+    """Sizes of the flat latent vector ``z = (zM, zm)``, derived from ``coarse_shape``,
+    ``channels`` and ``micro_dim`` (shared by :class:`DriftParams` and the model's config)."""
+
+    coarse_shape: tuple[int, ...]
+    channels: int
+    micro_dim: int
+
+    @property
+    def n_cells(self) -> int:
+        """Cells of the coarse mesh."""
+        return math.prod(self.coarse_shape)
+
+    @property
+    def macro_dim(self) -> int:
+        """``C * n_cells``: the length of ``zM`` in the flat latent vector."""
+        return self.channels * self.n_cells
+
+    @property
+    def latent_dim(self) -> int:
+        """``macro_dim + micro_dim``: the length of ``z``."""
+        return self.macro_dim + self.micro_dim
+
+
 @dataclass(frozen=True)
-class DriftParams:
+class DriftParams(LatentSizes):
     """Weights of the multiscale drift as plain tensors, plus the metadata to apply them.
 
     Attributes:
@@ -83,19 +107,6 @@ class DriftParams:
     def ndim(self) -> int:
         """Spatial axes of the coarse mesh."""
         return len(self.coarse_shape)
-
-    @property
-    def n_cells(self) -> int:
-        return math.prod(self.coarse_shape)
-
-    @property
-    def macro_dim(self) -> int:
-        """``C * n_cells``: the length of ``zM`` in the flat latent vector."""
-        return self.channels * self.n_cells
-
-    @property
-    def latent_dim(self) -> int:
-        return self.macro_dim + self.micro_dim
 
     @property
     def stencil_size(self) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 from pymsde.kernels.mlp import ACTIVATIONS
+from pymsde.kernels.multiscale import LatentSizes
 from pymsde.util.errors import ConfigError
 
 
@@ -24,7 +25,7 @@ _VAR_INIT = softplus(-4.0)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(LatentSizes):
     """Architecture and initialisation of :class:`pymsde.model.MultiscaleModel`.
 
     Attributes:
@@ -163,18 +164,6 @@ class ModelConfig:
     def factors(self) -> tuple[int, ...]:
         """Coarsening factor ``s`` per axis."""
         return tuple(n // c for n, c in zip(self.fine_shape, self.coarse_shape))
-
-    @property
-    def n_cells(self) -> int:
-        return math.prod(self.coarse_shape)
-
-    @property
-    def macro_dim(self) -> int:
-        return self.channels * self.n_cells
-
-    @property
-    def latent_dim(self) -> int:
-        return self.macro_dim + self.micro_dim
 
     @property
     def conv_kernel(self) -> int:
