@@ -135,3 +135,23 @@ def test_pipeline_resume_finishes_an_interrupted_run_exactly(tiny_demo, tmp_path
     assert meta["resumed"] == ["multiscale"]
     for method, value in result.metrics()["nrmse"].items():
         assert again.metrics()["nrmse"][method] == pytest.approx(value, rel=1e-6), method
+
+
+def test_evaluation_says_whether_the_test_trajectory_is_inside_the_training_range(tiny_demo):
+    from pymsde.data.io import load
+
+    out, result = tiny_demo
+    m = result.metrics()
+    traj = load(out / "data.npz")
+    u0 = np.asarray(traj.u, dtype=np.float64)[:, 0]
+    rms = np.sqrt(np.mean(u0 ** 2, axis=(1, 2)))
+    train, test = traj.splits["train"], traj.splits["test"]
+    cov = m["coverage"]["statistics"]["rms"]
+    assert cov["train_min"] == pytest.approx(rms[train].min(), rel=1e-12)
+    assert cov["train_max"] == pytest.approx(rms[train].max(), rel=1e-12)
+    assert cov["evaluated"] == pytest.approx(rms[test].tolist(), rel=1e-12)
+    inside = rms[train].min() <= rms[test[0]] <= rms[train].max()
+    assert cov["outside"] == [not inside]
+    flagged = any("starts outside the training data's range" in n for n in m["notes"])
+    assert flagged == m["coverage"]["outside"][0]
+    assert flagged == ("starts outside the training data's range" in (out / "report" / "report.md").read_text())

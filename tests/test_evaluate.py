@@ -178,3 +178,27 @@ def test_cli_incomplete_run_dir_exits_2_with_one_line(tmp_path, capsys):
 def test_cli_unknown_baseline_exits_2(tmp_path, capsys):
     rc = main(["evaluate", str(tmp_path), "--data", "d.npz", "--baselines", "closure,foo"])
     assert rc == 2 and "unknown baseline 'foo'" in capsys.readouterr().err
+
+
+def test_initial_coverage_flags_trajectories_outside_the_training_range():
+    from pymsde.evaluate.coverage import coverage_notes, initial_coverage
+
+    n_x = 16
+    train = np.stack([np.full((1, n_x), a) for a in (1.0, 2.0, 3.0)])   # constant fields: rms = max = a
+    spike = np.full((1, n_x), 2.0)
+    spike[0, 0] = 5.0                        # rms sqrt((15*4 + 25)/16) = 2.305 inside, max 5 outside
+    evaluated = np.stack([np.full((1, n_x), 2.5), np.full((1, n_x), 0.5), np.full((1, n_x), 4.0), spike])
+    cov = initial_coverage(train, evaluated)
+    rms, mx = cov["statistics"]["rms"], cov["statistics"]["max_abs"]
+    assert (rms["train_min"], rms["train_max"]) == (1.0, 3.0)
+    assert rms["evaluated"] == pytest.approx([2.5, 0.5, 4.0, np.sqrt(85 / 16)], rel=1e-15)
+    assert rms["outside"] == [False, True, True, False]
+    assert mx["outside"] == [False, True, True, True]
+    assert cov["outside"] == [False, True, True, True]
+    notes = coverage_notes(cov)
+    assert len(notes) == 3 and notes[0].startswith("evaluated trajectory 1 starts outside")
+    assert "rms 0.5 (training 1 to 3)" in notes[0] and "max_abs 0.5 (training 1 to 3)" in notes[0]
+    assert "initial max_abs 5 (training 1 to 3)." in notes[2] and "rms" not in notes[2]   # spike: max only
+    assert json.loads(json.dumps(cov)) == cov                           # plain JSON types
+    with pytest.raises(ValueError, match=r"training fields \(1, 16\) but evaluated fields \(1, 8\)"):
+        initial_coverage(train, np.ones((1, 1, 8)))

@@ -8,6 +8,7 @@ See :mod:`pymsde.evaluate.demo` for the sizes and why they were chosen.
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -39,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
         print("nRMSE on the test trajectory: " + ", ".join(
             f"{k} {v:.2f}%" if v is not None else f"{k} n/a" for k, v in m["nrmse"].items()))
         print(f"report: {result.report_path}")
+    for note in result.meta.get("notes", []):               # e.g. a test case outside the training range
+        print(f"note: {note}", file=sys.stderr)
     return 0

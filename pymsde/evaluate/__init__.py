@@ -1,5 +1,6 @@
 """Evaluation: scores (``metrics``), the baselines (``baselines``), the report (``report``),
-plotting primitives (``plots``, needs matplotlib) and the demo pipeline (``demo``).
+plotting primitives (``plots``, needs matplotlib), the training-range check (``coverage``) and the
+demo pipeline (``demo``).
 
 Main entry points:
 

@@ -21,8 +21,11 @@ Scores (per method; trajectories of the split averaged with equal weight):
 The metrics JSON (``pymsde evaluate --json``, :meth:`EvaluationResult.metrics`) is
 ``{"nrmse": {method: %}, "crps": {...}, "spread_skill": {...}, "nrmse_per_traj": {...},
 "forecast_time_s": {...}, "training_time_s": {...}, "backend", "data", "split", "n_traj",
-"n_samples", "run", "closure_run", "report", "notes"}``; a method that could not be run (e.g.
-no closure run found) is absent from the per-method tables and explained in ``notes``.
+"n_samples", "run", "closure_run", "report", "notes", "coverage"}``; a method that could not be
+run (e.g. no closure run found) is absent from the per-method tables and explained in ``notes``.
+``coverage`` (:mod:`pymsde.evaluate.coverage`; null when the data file records no train split)
+compares each evaluated trajectory's initial field with the training trajectories' range, and
+``notes`` names the trajectories outside it (their forecasts are extrapolations).
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ import numpy as np
 
 from pymsde.evaluate.baselines import (DEFAULT_SCORE_TIMES, Prediction, dns_prediction,
                                        model_prediction)
+from pymsde.evaluate.coverage import coverage_notes, initial_coverage
 from pymsde.util.atomic import atomic_write_text
 from pymsde.util.errors import ConfigError, DataError
 
@@ -386,6 +390,16 @@ def _select_split(traj, split: str, data_name: str):
     return traj.subset(np.asarray(splits[split], dtype=np.int64))
 
 
+def _initial_coverage(traj_all, traj, split: str) -> dict | None:
+    """:func:`~pymsde.evaluate.coverage.initial_coverage` of the evaluated split against the data
+    file's ``train`` split; None when the file records no train split or the train split itself
+    (or everything) is evaluated."""
+    train_idx = traj_all.splits.get("train")
+    if train_idx is None or len(train_idx) == 0 or split in ("train", "all", "*"):
+        return None
+    return initial_coverage(np.asarray(traj_all.u)[train_idx, 0], np.asarray(traj.u)[:, 0])
+
+
 def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
                  baselines: str | Sequence[str] | None = BASELINES, closure_run: str | os.PathLike | None = None,
                  n_samples: int = 32, out: str | os.PathLike | None = None, backend: str = "torch",
@@ -435,6 +449,9 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     check_grid_matches(model.config, traj_all, data_name, f"run {run}")
     traj = _select_split(traj_all, split, data_name)
     notes: list[str] = []
+    coverage = _initial_coverage(traj_all, traj, split)
+    if coverage is not None:
+        notes += coverage_notes(coverage)
     closure_dir = None
     closure_model = closure_meta = None
     if "closure" in names:
@@ -472,6 +489,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
         "pymsde_version": __version__, "torch_version": str(torch.__version__),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
+        "coverage": coverage,
     }
     if extra_meta:
         for k, v in extra_meta.items():
