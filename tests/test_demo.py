@@ -155,3 +155,20 @@ def test_evaluation_says_whether_the_test_trajectory_is_inside_the_training_rang
     flagged = any("starts outside the training data's range" in n for n in m["notes"])
     assert flagged == m["coverage"]["outside"][0]
     assert flagged == ("starts outside the training data's range" in (out / "report" / "report.md").read_text())
+
+
+def test_evaluate_refuses_a_closure_run_on_another_coarse_grid(tiny_demo, tmp_path, capsys):
+    from pymsde.data.io import load
+    from pymsde.evaluate.demo import DemoConfig, train_configs, train_one
+
+    out, _ = tiny_demo
+    traj = load(out / "data.npz")
+    cfg = DemoConfig(coarse=3, epochs=1, window=11, seed=3, validate_every=0,
+                     train_extra={"checkpoint_every": 0, "progress": False})
+    opts, train_cfg = train_configs(cfg, micro=0)
+    train_one(traj, opts, train_cfg, tmp_path / "closure3")
+    rc = main(["evaluate", str(out / "multiscale"), "--data", str(out / "data.npz"), "--closure-run",
+               str(tmp_path / "closure3"), "--no-plots"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "coarse_shape = (3,), but the run evaluated has coarse_shape = (6,)" in err

@@ -202,3 +202,23 @@ def test_initial_coverage_flags_trajectories_outside_the_training_range():
     assert json.loads(json.dumps(cov)) == cov                           # plain JSON types
     with pytest.raises(ValueError, match=r"training fields \(1, 16\) but evaluated fields \(1, 8\)"):
         initial_coverage(train, np.ones((1, 1, 8)))
+
+
+def test_bad_dns_attributes_and_an_empty_split_are_data_errors():
+    import dataclasses
+
+    from pymsde.evaluate.baselines import dns_prediction
+    from pymsde.evaluate.report import _select_split
+
+    traj = _truth()
+    bad_nu = dataclasses.replace(traj, attrs={**traj.attrs, "nu": "abc"})
+    with pytest.raises(DataError, match=r"attrs\['nu'\] = 'abc' \(a coefficient of burgers1d\); expected a number"):
+        dns_prediction(bad_nu, (8,))
+    listed = dataclasses.replace(traj, attrs={**traj.attrs, "case": ["burgers1d"]})
+    with pytest.raises(DataError, match=r"attrs\['case'\] = \['burgers1d'\] has no coarse solver"):
+        dns_prediction(listed, (8,))
+    assert dns_prediction(traj, (8,)).mean.shape == traj.u.shape          # the good file still runs
+    empty = dataclasses.replace(traj, attrs={**traj.attrs, "split": {"test": [0, 1], "val": []}})
+    with pytest.raises(DataError, match=r"d.npz: split 'val' is empty"):
+        _select_split(empty, "val", "d.npz")
+    assert _select_split(empty, "test", "d.npz").n_traj == 2

@@ -154,11 +154,19 @@ def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None
     if not case:
         raise DataError("evaluation data: attrs has no 'case' entry, so the PDE for the under-resolved "
                         "DNS baseline is unknown; leave 'dns' out of the baselines (--baselines closure)")
-    if case not in CASES:
+    if not isinstance(case, str) or case not in CASES:
         raise DataError(f"evaluation data: attrs['case'] = {case!r} has no coarse solver; expected one of "
                         f"{sorted(CASES)} (or leave 'dns' out of the baselines)")
     if params is None:
-        params = {k: float(traj.attrs[k]) for k in CASES[case].params if k in traj.attrs}
+        params = {}
+        for k in CASES[case].params:
+            if k not in traj.attrs:
+                continue
+            try:
+                params[k] = float(traj.attrs[k])
+            except (TypeError, ValueError):
+                raise DataError(f"evaluation data: attrs[{k!r}] = {traj.attrs[k]!r} (a coefficient of "
+                                f"{case}); expected a number") from None
     factors = traj.grid.coarsening_factors(coarse_shape)
     start = time.perf_counter()
     if np.all(traj.t == traj.t[:1]):        # one call for all trajectories when times agree

@@ -387,6 +387,9 @@ def _select_split(traj, split: str, data_name: str):
     if split not in splits:
         raise DataError(f"{data_name}: no split {split!r} recorded (attrs['split'] has "
                         f"{sorted(splits) or 'none'}); pass --split all to evaluate every trajectory")
+    if len(splits[split]) == 0:
+        raise DataError(f"{data_name}: split {split!r} is empty (attrs['split'][{split!r}] = []); expected at "
+                        f"least one trajectory, or pass another --split")
     return traj.subset(np.asarray(splits[split], dtype=np.int64))
 
 
@@ -464,6 +467,13 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
             if int(closure_model.config.micro_dim) != 0:
                 raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
                                   f"the closure baseline is the model with micro_dim = 0")
+            # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
+            for key in ("coarse_shape", "stencil_radius"):
+                mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
+                if tuple(np.atleast_1d(mine)) != tuple(np.atleast_1d(theirs)):
+                    raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
+                                      f"{key} = {mine}; the closure baseline is the same model with "
+                                      f"micro_dim = 0 (train it with the same --coarse and --radius)")
             check_grid_matches(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
     preds: dict[str, Prediction] = {}
     with torch.no_grad():
