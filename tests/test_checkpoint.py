@@ -192,3 +192,23 @@ def test_resume_refuses_other_data(tmp_path):
     fit(data, TINY_MODEL, cfg, run_dir=tmp_path / "run", data_path=tmp_path / "a.npz")
     with pytest.raises(DataError, match="SHA-256"):
         fit(other, None, cfg.replace(epochs=2), run_dir=tmp_path / "run", resume=True, data_path=tmp_path / "b.npz")
+
+
+def test_resume_refuses_incomplete_checkpoints_and_foreign_generator_states(tmp_path):
+    data = tiny_data()
+    cfg = tiny_config(epochs=1, validate_every=0)
+    fit(data, TINY_MODEL, cfg, run_dir=tmp_path / "run")
+    path = tmp_path / "run" / CHECKPOINT_FILE
+    good = load_checkpoint(path, for_resume=True)
+    # a CUDA generator state (seed + offset, 16 bytes) instead of the CPU generator's
+    save_checkpoint(path, {k: v for k, v in good.items() if k not in ("format", "format_version")}
+                    | {"rng": {**good["rng"], "noise": torch.zeros(16, dtype=torch.uint8)}})
+    with pytest.raises(ConfigError, match="noise-generator state does not fit a cpu generator"):
+        fit(data, None, cfg.replace(epochs=2), run_dir=tmp_path / "run", resume=True)
+    save_checkpoint(path, {k: v for k, v in good.items() if k not in ("format", "format_version", "rng")})
+    load_checkpoint(path)                                   # still a loadable model checkpoint
+    with pytest.raises(DataError, match=r"checkpoint.pt: checkpoint lacks \['rng'\].*to resume training"):
+        fit(data, None, cfg.replace(epochs=2), run_dir=tmp_path / "run", resume=True)
+    # the good checkpoint resumes
+    save_checkpoint(path, {k: v for k, v in good.items() if k not in ("format", "format_version")})
+    assert fit(data, None, cfg.replace(epochs=2), run_dir=tmp_path / "run", resume=True).epochs == 2

@@ -35,6 +35,8 @@ from pymsde.util.errors import DataError
 FORMAT = "pymsde-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("model_state", "model_config", "train_config", "step")
+#: what resuming a run reads on top of REQUIRED_KEYS (optimiser, position in the epoch, RNG states)
+RESUME_KEYS = ("optimizer", "epoch", "epoch_pos", "rng")
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -46,8 +48,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; DataError naming the file when it is not one."""
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    for_resume: bool = False) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; DataError naming the file when it is not one
+    (or, with ``for_resume``, when it lacks what resuming needs: :data:`RESUME_KEYS`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
@@ -61,7 +65,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if int(state.get("format_version", -1)) > FORMAT_VERSION:
         raise DataError(f"{path}: checkpoint format version {state.get('format_version')}; this pymsde reads "
                         f"versions <= {FORMAT_VERSION} (upgrade pymsde)")
-    missing = [k for k in REQUIRED_KEYS if k not in state]
+    required = REQUIRED_KEYS + (RESUME_KEYS if for_resume else ())
+    missing = [k for k in required if k not in state]
     if missing:
-        raise DataError(f"{path}: checkpoint lacks {missing}; expected keys {list(REQUIRED_KEYS)}")
+        raise DataError(f"{path}: checkpoint lacks {missing}; expected keys {list(required)}"
+                        + (" to resume training" if for_resume else ""))
     return state

@@ -16,7 +16,9 @@ the model is built), the window order (a pure function of ``(seed, epoch)``) and
 ``torch.Generator`` for every random number of the objective. Validation uses its own
 generator, re-seeded each time, so when and how often one validates does not change the
 training path. On CPU a run is deterministic for a fixed thread count, and a run resumed
-from a checkpoint follows the uninterrupted run exactly. One exception was observed: on a
+from a checkpoint follows the uninterrupted run exactly (parameters and ``log.csv``; the
+validation history of the resumed run has one more record, at the step where the first
+call stopped, since every call validates its final state). One exception was observed: on a
 heavily loaded machine one gradient differed in its 6th digit at step 2090 of 4000 (the
 demo), and the runs drifted apart from there (docs/evaluation.md, "Measured").
 """
@@ -342,7 +344,7 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         if run is None:
             raise ConfigError("fit: resume=True needs run_dir (the run to continue)")
         runmod.check_run_target(run, resume=True)
-        state = load_checkpoint(run / runmod.CHECKPOINT_FILE)
+        state = load_checkpoint(run / runmod.CHECKPOINT_FILE, for_resume=True)
     elif run is not None:
         runmod.check_run_target(run, resume=False)   # refuse to overwrite a run, before any work
     if isinstance(config, Mapping):
@@ -357,7 +359,7 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         if diff:
             raise ConfigError(f"resume: the configuration differs from the checkpoint's in fields that change "
                               f"the training path ({'; '.join(diff)}); only epochs, max_steps, validation, "
-                              f"checkpoint, logging and device settings may change")
+                              f"checkpoint, logging and device (same device type) settings may change")
     if config.window > data.n_t:
         raise ConfigError(f"train.window = {config.window} observations is longer than the training "
                           f"trajectories ({data.n_t} times); expected window <= {data.n_t}")
@@ -423,7 +425,12 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         step, epoch, pos = int(state["step"]), int(state["epoch"]), int(state["epoch_pos"])
-        gen.set_state(state["rng"]["noise"].to("cpu") if device.type == "cpu" else state["rng"]["noise"])
+        try:
+            gen.set_state(state["rng"]["noise"].to("cpu") if device.type == "cpu" else state["rng"]["noise"])
+        except RuntimeError as err:   # a CPU and a CUDA generator state differ in kind and size
+            raise ConfigError(f"resume: the checkpoint's noise-generator state does not fit a {device.type} "
+                              f"generator ({err}); a run resumes only on the device type it was trained on "
+                              f"(cpu or cuda: --device)") from None
         torch.set_rng_state(state["rng"]["torch"])
         history = [dict(h) for h in state.get("history", [])]
         elapsed_before = float(state.get("train_time_s", 0.0))
