@@ -198,6 +198,40 @@ def test_output_steps_and_bad_input():
         forecast(OUModel(n_mu=1), _u0(), [0.0, 0.1], mu=[1.0, 2.0])
     with pytest.raises(ConfigError, match="quantile levels"):
         forecast(model, _u0(), [0.0, 0.1], quantiles=(1.5,))
+    with pytest.raises(ConfigError, match=r"sample_index repeats an output time \(\[2, 2\]\)"):
+        forecast(model, _u0(), [0.0, 0.1, 0.2], return_samples=True, sample_index=[2, 2])
+
+
+def test_times_stored_in_float32_are_on_the_step_grid():
+    """Data files may hold float32 times (the data layer admits their rounding): the forecast
+    infers the step from the whole span and finds every output step, on CPU tensors."""
+    t32 = torch.linspace(0, 1, 1001, dtype=torch.float32)
+    assert float(t32[504]) != 0.504                                   # really rounded
+    fc = forecast(OUModel(), _u0(), t32, n_samples=2, seed=0, decode=False)
+    assert fc.info["n_steps"] == 1000 and fc.info["dt"] == pytest.approx(1e-3, rel=1e-7)
+    assert fc.macro.shape == (2, 1001, 1, 2) and fc.t.device == _u0().device
+    fc = forecast(OUModel(), _u0(), t32, n_samples=2, seed=0, decode=False, dt=1e-3)
+    assert fc.info["n_steps"] == 1000
+    assert output_steps(t32.numpy(), 0.0, 1e-3).tolist() == list(range(1001))
+    with pytest.raises(ConfigError, match="not on the step grid"):        # a real offset still fails
+        output_steps(np.array([0.0, 0.1 + 2e-6]), 0.0, 1e-3)
+
+
+def test_decode_batch_bounds_every_decoder_call():
+    """decode_batch rows per decoder call even when one output time has more members; the
+    numbers do not depend on it."""
+    model = OUModel()
+    rows = []
+    decode = model.decode
+    model.decode = lambda z: rows.append(z.shape[0]) or decode(z)
+    kw = dict(n_samples=10, seed=4, observation_noise=True, return_samples=True)
+    small = forecast(model, _u0(), [0.0, 0.1, 0.2], decode_batch=4, **kw)
+    assert max(rows) == 4 and sum(rows) == 30
+    rows.clear()
+    big = forecast(model, _u0(), [0.0, 0.1, 0.2], decode_batch=4096, **kw)
+    assert rows == [30]
+    for name in ("mean", "std", "samples"):
+        assert torch.equal(getattr(small, name), getattr(big, name)), name
 
 
 @pytest.mark.parametrize("case", ["1d_mu_f", "2d_dirichlet_closure", "tanh", "silu", "softplus", "one_layer"])
@@ -276,20 +310,24 @@ def test_backend_hook_uses_sde_rollout_with_the_same_noise(monkeypatch, t_out, e
     kw = dict(mu=[0.5], f=f_const, n_samples=4, seed=2, decode=False, dt=0.005)
     ref = forecast(model, u0, t_out, backend="torch", **kw)
     got = forecast(model, u0, t_out, backend="julia", **kw)
-    assert calls == [every]
+    assert calls == [1]                  # every step saved, the output steps picked from them
     assert torch.allclose(got.macro, ref.macro, rtol=1e-10, atol=1e-12)
     assert torch.allclose(got.micro, ref.micro, rtol=1e-10, atol=1e-12)
     with pytest.raises(ConfigError, match="constant forcing only"):
         forecast(model, u0, t_out, backend="julia", **{**kw, "f": np.linspace(0, 1, len(t_out))[:, None]})
 
 
-def test_backend_hook_in_several_calls_continues_the_path(monkeypatch):
-    """With the noise split over several sde_rollout calls (forced: 4 steps per call), the
-    states equal one kernel rollout over the concatenated increments of those calls."""
+@pytest.mark.parametrize("scheme", ["em", "sra1"])
+def test_backend_hook_in_several_calls_draws_the_torch_paths_noise(monkeypatch, scheme):
+    """With the noise drawn in several pieces and split over several sde_rollout calls
+    (forced: 7 steps per draw, 21 per call, 40 steps), a seed still gives the torch path's
+    latent states: both paths draw the same pieces from the generator. 18 numbers per step
+    (not a multiple of 16) and sra1 (dW and dZ drawn per piece) are the cases where another
+    split of the draws would change the numbers."""
     from pymsde.data.grid import Grid
     from pymsde.forecast import ensemble
     from pymsde.kernels import backend as kb
-    from pymsde.kernels.sde import brownian_increments
+    from pymsde.kernels import sde
     from pymsde.model.multiscale import MultiscaleModel
 
     torch.manual_seed(0)
@@ -297,17 +335,25 @@ def test_backend_hook_in_several_calls_continues_the_path(monkeypatch):
     model = MultiscaleModel.build(grid, 4, micro_dim=2, drift_hidden=(16,), micro_hidden=(16,),
                                   encoder_channels=(2, 4)).double()
     N, D = 3, model.latent_dim
-    monkeypatch.setattr(kb, "resolve_backend",
-                        lambda name: SimpleNamespace(name="julia", sde_rollout=kb.torch_sde_rollout))
-    monkeypatch.setattr(ensemble, "_NOISE_NUMBERS_PER_CALL", 4 * N * D)
+    assert N * D == 18
+    calls = []
+
+    def fake_rollout(*args, **kwargs):
+        calls.append(args[5])                                   # n_steps of this call
+        return kb.torch_sde_rollout(*args, **kwargs)
+
+    monkeypatch.setattr(kb, "resolve_backend", lambda name: SimpleNamespace(name="julia", sde_rollout=fake_rollout))
+    monkeypatch.setattr(sde, "NOISE_NUMBERS_PER_DRAW", 7 * N * D + 5)
+    monkeypatch.setattr(ensemble, "_NOISE_NUMBERS_PER_CALL", 21 * N * D)
     params = model.drift_params().detach()
     sigma = model.diffusion(None).detach()
     z0 = torch.randn(N, D, dtype=F64)
     steps = np.arange(0, 41, 2)
-    zs = ensemble._rollout("julia", params, sigma, z0, 0.1, 0.01, 40, "em", steps, None, None,
-                           torch.Generator().manual_seed(5), False)
-    gen = torch.Generator().manual_seed(5)
-    dW = torch.cat([brownian_increments(4, (N, D), 0.01, gen, dtype=F64)[0] for _ in range(10)])
-    _, ref = kb.torch_sde_rollout(params, sigma, z0, 0.1, 0.01, 40, save_every=2, dW=dW)
-    assert zs.shape == (21, N, D)
-    assert torch.allclose(zs, ref, rtol=1e-12, atol=1e-12)
+    got = ensemble._rollout("julia", params, sigma, z0, 0.1, 0.01, 40, scheme, steps, None, None,
+                            torch.Generator().manual_seed(5), False)
+    ref = ensemble._rollout("torch", params, sigma, z0, 0.1, 0.01, 40, scheme, steps, None, None,
+                            torch.Generator().manual_seed(5), False)
+    assert calls == [21, 19]
+    assert got.shape == (21, N, D)
+    assert torch.allclose(got, ref, rtol=1e-12, atol=1e-12)
+    assert (got[-1] - got[0]).abs().max() > 1e-2                  # the paths moved

@@ -18,8 +18,9 @@ functional drift :func:`pymsde.kernels.multiscale.multiscale_drift` (weights fro
 :class:`~pymsde.kernels.multiscale.DriftWorkspace` (same numbers, buffers reused);
 ``"julia"`` / ``"auto"`` go through
 :func:`pymsde.kernels.backend.resolve_backend` and its ``sde_rollout`` kernel. Both draw
-the initial samples and the Brownian increments from the same torch generator, so a seed
-means the same noise on every backend.
+the initial samples and the Brownian increments from the same torch generator, in the same
+pieces (:func:`pymsde.kernels.sde.noise_chunk`), so a seed means the same noise on every
+backend (tested with the torch kernel standing in for another backend).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ import torch
 from pymsde.forecast.forcing import LinearForcing
 from pymsde.forecast.integrators import get_solver
 from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
-from pymsde.kernels.sde import brownian_increments, integrate
+from pymsde.kernels.sde import brownian_increments, integrate, noise_chunk
 from pymsde.util.errors import ConfigError, DataError
 
 
@@ -69,8 +70,12 @@ class Forecast:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def output_steps(t_out: np.ndarray, t0: float, dt: float, tol: float = 1e-6) -> np.ndarray:
+def output_steps(t_out: np.ndarray, t0: float, dt: float, tol: float = 1e-3) -> np.ndarray:
     """Step indices ``k`` with ``t0 + k dt = t_out`` (within ``tol`` steps).
+
+    The default tolerance admits times stored in float32 (rounding ~6e-8 of t: 6e-5 of a step
+    for 1000 steps over [0, 1], 5e-4 for 10^4 steps over [0, 10]), like the data layer's
+    uniform-step check (:data:`pymsde.data.trajectories.DT_RTOL`).
 
     Raises:
         ConfigError: ``t_out`` not strictly increasing, before ``t0``, or off the step grid.
@@ -136,12 +141,13 @@ def _rollout(backend: str, params, sigma, z0, t0, dt, n_steps, scheme, steps, mu
                     raise ConfigError(f"forecast: backend {be.name!r} takes constant forcing only; this "
                                       f"forcing varies in time -- use backend='torch'")
                 f_const = forcing.values[..., 0, :].expand(z0.shape[0], -1)
-            uniform = len(steps) > 1 and steps[0] == 0 and np.all(np.diff(steps) == steps[1])
-            every = int(steps[1]) if uniform else 1        # then every output step is a multiple
-            # calls of `per_call` steps (a multiple of `every`): noise memory O(per_call), not
-            # O(n_steps); increments from the torch generator, as on the torch path
+            # The increments come from the torch generator in the torch loop's pieces
+            # (noise_chunk steps per draw), so a seed gives the same path on every backend.
+            # One call covers whole pieces (noise memory O(per_call), not O(n_steps)) and saves
+            # every step; the output steps are picked from those.
             N, D = z0.shape
-            per_call = max(every, (_NOISE_NUMBERS_PER_CALL // max(1, N * D)) // every * every)
+            chunk = noise_chunk(n_steps, N, D)
+            per_call = chunk * max(1, _NOISE_NUMBERS_PER_CALL // max(1, N * D * chunk))
             out = z0.new_empty((len(steps), N, D))
             slot = {int(k): i for i, k in enumerate(steps)}
             if 0 in slot:
@@ -149,13 +155,15 @@ def _rollout(backend: str, params, sigma, z0, t0, dt, n_steps, scheme, steps, mu
             z, base = z0, 0
             while base < n_steps:
                 n = min(per_call, n_steps - base)
-                dW, dI = brownian_increments(n, (N, D), dt, generator, scheme == "sra1", z0.dtype,
-                                             z0.device)
+                pieces = [brownian_increments(min(chunk, base + n - s), (N, D), dt, generator, scheme == "sra1",
+                                              z0.dtype, z0.device) for s in range(base, base + n, chunk)]
+                dW = torch.cat([p[0] for p in pieces])
+                dI = torch.cat([p[1] for p in pieces]) if scheme == "sra1" else None
                 _, zs = be.sde_rollout(params, sigma, z, t0 + base * dt, dt, n, scheme=scheme,
-                                       save_every=every, dW=dW, dI=dI, mu=mu, f=f_const)
-                for k in range(base + every, base + n + 1, every):
+                                       save_every=1, dW=dW, dI=dI, mu=mu, f=f_const)
+                for k in range(base + 1, base + n + 1):
                     if k in slot:
-                        out[slot[k]] = zs[(k - base) // every]
+                        out[slot[k]] = zs[k - base]
                 z, base = zs[-1], base + n
             return out
     ws = DriftWorkspace(params, z0.shape[0])   # buffers reused across the steps (no autograd here)
@@ -204,7 +212,8 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
         n_samples: ensemble members per observation (>= 1).
         solver: ``"em"`` (the paper's Euler-Maruyama), ``"heun"``, ``"sra1"`` or a Solver.
         dt: integration step; default the smallest spacing of ``[t0, *t_out]`` (the data step
-            when ``t_out`` are the data times).
+            when ``t_out`` are the data times), refined as the span ``t_out[-1] - t0`` over its
+            number of such steps.
         quantiles: levels in [0, 1] for :attr:`Forecast.quantiles` (empty: none).
         return_samples: keep the decoded members at ``sample_index``.
         sample_index: indices into ``t_out`` of the kept members; default all output times.
@@ -242,7 +251,11 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
         gaps = gaps[gaps > 0]
         if gaps.size == 0:
             raise ConfigError("forecast: cannot infer dt from t_out (a single output time at t0); pass dt")
-        dt = float(gaps.min())
+        # the smallest gap fixes the number of steps; the step itself comes from the whole span,
+        # so rounding in stored times (float32 files) hardly biases it
+        span = t_out_np[-1] - t0
+        n_span = int(np.rint(span / gaps.min()))
+        dt = float(span / n_span) if n_span >= 1 else float(gaps.min())   # else t0 after t_out: refused below
     steps = output_steps(t_out_np, t0, float(dt))
     n_steps = int(steps[-1])
     n_batch, S = u.shape[0], int(n_samples)
@@ -294,9 +307,12 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
             if idx.size and (idx.min() < 0 or idx.max() >= n_out):
                 raise ConfigError(f"forecast: sample_index must lie in [0, {n_out}), found "
                                   f"[{idx.min()}, {idx.max()}]")
+            if np.unique(idx).size != idx.size:
+                raise ConfigError(f"forecast: sample_index repeats an output time ({idx.tolist()}); "
+                                  f"expected distinct indices")
             mean, std, qs, samples = _decode_reduce(model, zs, n_batch, S, levels, observation_noise,
                                                     decode_batch, idx if return_samples else None)
-    fc = Forecast(t=torch.as_tensor(t_out_np, dtype=ref.dtype), mean=mean, std=std, quantiles=qs,
+    fc = Forecast(t=torch.as_tensor(t_out_np, dtype=ref.dtype, device=ref.device), mean=mean, std=std, quantiles=qs,
                   quantile_levels=levels, macro=macro, micro=micro, samples=samples,
                   sample_index=idx if return_samples else None,
                   info={"solver": s.scheme, "dt": float(dt), "n_steps": n_steps, "t0": t0,
@@ -320,12 +336,20 @@ def _decode_reduce(model, zs: torch.Tensor, n_batch: int, S: int, levels: tuple[
     samples ``(B, S, n_keep, C, *grid)`` or None.
     """
     n_out, N, D = zs.shape
-    per_call = max(1, int(decode_batch) // N)        # output times per decoder call
+    rows = max(1, int(decode_batch))
+    per_call = max(1, rows // N)                     # output times reduced together
     keep_slot = {} if keep is None else {int(k): i for i, k in enumerate(keep)}
     mean = std = qs = samples = None
     for a in range(0, n_out, per_call):
         b = min(n_out, a + per_call)
-        x, var = model.decode(zs[a:b].reshape((b - a) * N, D))
+        flat = zs[a:b].reshape((b - a) * N, D)
+        # at most `rows` rows per decoder call (its activations are the memory peak)
+        parts = [model.decode(flat[i:i + rows]) for i in range(0, flat.shape[0], rows)]
+        x, var = parts[0]
+        if len(parts) > 1:
+            x = torch.cat([p[0] for p in parts])
+            if torch.is_tensor(var) and var.dim() == x.dim() and var.shape[0] == parts[0][0].shape[0]:
+                var = torch.cat([p[1] for p in parts])       # a variance per row; else one per field
         x = x.reshape(b - a, n_batch, S, *x.shape[1:]).movedim(0, 2)       # (B, S, nt, C, *grid)
         if mean is None:
             shape = (n_batch, n_out, *x.shape[3:])

@@ -179,6 +179,18 @@ def _save_slots(n_steps: int, save_every: int | None, save_at: Sequence[int] | N
     return list(range(0, n_steps + 1, save_every))
 
 
+#: Brownian numbers per generator draw in a rollout (see :func:`noise_chunk`)
+NOISE_NUMBERS_PER_DRAW = 1 << 20
+
+
+def noise_chunk(n_steps: int, batch: int, dim: int) -> int:
+    """Steps of Brownian noise :func:`integrate` draws per generator call by default: about
+    :data:`NOISE_NUMBERS_PER_DRAW` numbers. Other rollout loops draw in the same pieces, so
+    that one generator state gives the same increments on every path (splitting the draws
+    differently changes the numbers: torch's CPU ``randn`` fills blocks of 16)."""
+    return max(1, min(int(n_steps), NOISE_NUMBERS_PER_DRAW // max(1, int(batch) * int(dim))))
+
+
 def integrate(f: Drift, g: Diffusion, z0: torch.Tensor, t0: float, dt: float, n_steps: int,
               scheme: str = "em", save_every: int = 1, save_at: Sequence[int] | None = None,
               dW: torch.Tensor | None = None, dI: torch.Tensor | None = None,
@@ -206,7 +218,7 @@ def integrate(f: Drift, g: Diffusion, z0: torch.Tensor, t0: float, dt: float, n_
         dI: ``(n_steps, B, D)`` the ``I_(1,0)`` integrals matching ``dW``; required with
             ``dW`` for ``sra1``.
         generator: torch.Generator for the increments when ``dW`` is None.
-        chunk: steps of noise drawn at once; default keeps a chunk near 2^20 numbers.
+        chunk: steps of noise drawn at once; default :func:`noise_chunk` (about 2^20 numbers).
         check_finite: after the loop, raise StabilityError if a saved state is not finite.
         show_progress: a progress bar over the steps.
 
@@ -242,7 +254,7 @@ def integrate(f: Drift, g: Diffusion, z0: torch.Tensor, t0: float, dt: float, n_
         nxt = 1
     next_step = slots[nxt] if nxt < len(slots) else -1
     if chunk is None:
-        chunk = max(1, min(n_steps, (1 << 20) // max(1, B * D)))
+        chunk = noise_chunk(n_steps, B, D)
     chunk = max(1, int(chunk))
 
     # noise and step times come in chunks of `chunk` steps: O(chunk) memory, one allocation
