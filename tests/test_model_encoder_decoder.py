@@ -279,6 +279,10 @@ def test_config_errors():
         MultiscaleModel.build(g, 10, activation="gelu")
     with pytest.raises(ConfigError, match="odd"):
         MultiscaleModel.build(g, 10, encoder_kernel=4)
+    with pytest.raises(ConfigError, match="stencil_radius = 11 is wider than the periodic coarse axis of 10 cells"):
+        MultiscaleModel.build(g, 10, stencil_radius=11)
+    model = MultiscaleModel.build(g, 10, stencil_radius=10)                  # as wide as the axis: runs
+    assert model.drift(0.0, torch.zeros(2, model.config.latent_dim)).shape == (2, model.config.latent_dim)
     with pytest.raises(ConfigError, match="unknown"):
         ModelConfig.from_dict({**MultiscaleModel.build(g, 10, micro_dim=0).config.to_dict(), "extra": 1})
 

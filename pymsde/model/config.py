@@ -135,6 +135,10 @@ class ModelConfig(LatentSizes):
         for name in ("micro_dim", "stencil_radius", "encoder_kernel", "n_mu", "n_f"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"model config: {name} = {getattr(self, name)}; expected >= 0")
+        for n, bc in zip(self.coarse_shape, self.boundary):
+            if bc == "periodic" and self.stencil_radius > n:
+                raise ConfigError(f"model config: stencil_radius = {self.stencil_radius} is wider than the periodic "
+                                  f"coarse axis of {n} cells; expected stencil_radius <= {n}")
         if self.encoder_kernel % 2 == 0:
             raise ConfigError(f"model config: encoder_kernel = {self.encoder_kernel}; expected an odd size "
                               f"(or 0 for the default)")
