@@ -46,6 +46,11 @@ def test_info_json(tmp_path, capsys):
     (dict(u=np.zeros((2, 5, 8)), t=np.arange(5.0)), "key u: rank 3"),
     (dict(u=np.zeros((2, 5, 1, 8))), "missing key 't'"),
     (dict(u=np.full((2, 5, 1, 8), np.nan), t=np.arange(5.0)), "non-finite value"),
+    (dict(u=np.zeros((2, 5, 1, 0)), t=np.arange(5.0)), "at least 2 grid points on every spatial axis, found (0,)"),
+    (dict(u=np.zeros((2, 5, 1, 8), dtype=np.float16), t=np.arange(5.0)), "dtype float16; expected a real"),
+    (dict(u=np.zeros((2, 5, 1, 8)), t=np.arange(5).astype("timedelta64[ms]")), "key t: dtype timedelta64[ms]"),
+    (dict(u=np.zeros((2, 5, 1, 8)), t=np.arange(5.0), boundary=np.array([b"p\xe9riodic"])),
+     "key 'boundary' holds bytes that are not UTF-8 text"),
 ])
 def test_info_on_a_bad_file_exits_2_with_one_line(tmp_path, capsys, arrays, fragment):
     path = tmp_path / "bad.npz"
@@ -128,4 +133,32 @@ def test_simulate_refuses_bad_output_names_before_simulating(tmp_path, capsys, m
     assert "unknown file type '.csv'" in capsys.readouterr().err
     assert main(["simulate", "kdv1d", "--out", str(tmp_path / "d.npz"), "--plot", str(tmp_path / "p.pdf")]) == 2
     assert "expected a file name ending in .png" in capsys.readouterr().err
-    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "adir.npz").mkdir()
+    (tmp_path / "afile").write_text("")
+    for args, fragment in ((["--out", str(tmp_path / "adir.npz")], "adir.npz: a directory; expected a file name"),
+                           (["--out", str(tmp_path / "afile" / "x.npz")], "a parent of this path is a file"),
+                           (["--out", str(tmp_path / "d.npz"), "--plot", str(tmp_path / "adir.npz")],
+                            "--plot"),
+                           (["--out", str(tmp_path / "d.npz"), "--seed", "-1"], "--seed -1: expected a non-negative")):
+        assert main(["simulate", "kdv1d", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and fragment in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir.npz", "afile"]
+
+
+def test_damaged_files_give_one_line_errors(tmp_path, capsys):
+    import zipfile
+
+    good = save(burgers_like(), tmp_path / "good.npz")
+    np.savez_compressed(tmp_path / "z.npz", **{k: v for k, v in np.load(good).items()})
+    raw = bytearray((tmp_path / "z.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "z.npz") as zf:                 # damage u's deflate stream
+        info = zf.getinfo("u.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw[start + 10:start + 40] = b"\xff" * 30
+    (tmp_path / "z.npz").write_bytes(bytes(raw))
+    (tmp_path / "dir.npz").mkdir()
+    for name, fragment in (("z.npz", "key 'u' cannot be read"), ("dir.npz", "dir.npz: a directory")):
+        assert main(["info", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and fragment in err, err

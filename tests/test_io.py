@@ -209,3 +209,11 @@ def test_missing_h5py_gives_install_hint(tmp_path, monkeypatch):
         save(make(), tmp_path / "d.h5")
     assert list(tmp_path.iterdir()) == []
     save(make(), tmp_path / "d.npz")                             # npz needs no h5py
+
+
+def test_atomic_write_accepts_the_longest_file_names(tmp_path):
+    from pymsde.util.atomic import atomic_write_text
+
+    name = "r" * 251 + ".txt"                                   # 255 bytes: the usual limit
+    atomic_write_text(tmp_path / name, "ok")
+    assert (tmp_path / name).read_text() == "ok" and len(list(tmp_path.iterdir())) == 1

@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except PymsdeError as err:
         print(f"pymsde: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:   # a path that cannot be written or read (a directory, no permission, disk full)
+        print(f"pymsde: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 CASES = ("burgers1d", "kdv1d", "burgers2d")
 
@@ -21,6 +22,13 @@ def run(args: argparse.Namespace) -> int:
     file_format(args.out, for_writing=True)
     if args.plot and not args.plot.lower().endswith(".png"):
         raise DataError(f"--plot {args.plot}: plots are written as PNG; expected a file name ending in .png")
+    for flag, name in (("--out", args.out), ("--plot", args.plot)):
+        if name and Path(name).is_dir():
+            raise DataError(f"{flag} {name}: a directory; expected a file name")
+        if name and any(p.exists() and not p.is_dir() for p in Path(name).parents):
+            raise DataError(f"{flag} {name}: a parent of this path is a file, not a directory")
+    if args.seed < 0:
+        raise DataError(f"--seed {args.seed}: expected a non-negative integer")
     start = time.perf_counter()
     traj = simulate(args.case, n_traj=args.n_traj, seed=args.seed, n_grid=args.n_grid,
                     n_steps=args.n_steps, t_end=args.t_end, backend=args.backend, progress=True)

@@ -70,7 +70,8 @@ def register(subparsers) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="[model] / [train] options (the command line wins)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its checkpoint")
     p.add_argument("--train-split", default="train", help="split trained on (default: train; all if absent)")
-    p.add_argument("--val-split", default="val", help="split validated on (default: val, if present; 'none' to skip)")
+    p.add_argument("--val-split", default=None,
+                   help="split validated on (default: val, if present; 'none' to skip; a name not in the file is an error)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("model (table [model])")
     for flag, dest, typ, nargs, help_ in _MODEL_FLAGS:
@@ -149,8 +150,12 @@ def run(args) -> int:
         log.warning("%s has no recorded splits; training on all %d trajectories", args.data, data.n_traj)
         train = data
     val = None
-    if args.val_split != "none" and args.val_split in splits:
-        val = data.subset(splits[args.val_split])
+    val_split = args.val_split if args.val_split is not None else ("val" if "val" in splits else "none")
+    if val_split != "none":
+        if val_split not in splits:
+            raise DataError(f"{args.data}: no split {val_split!r} in attrs['split'] (have {sorted(splits) or 'none'}) "
+                            f"for --val-split; pass --val-split none to train without validation")
+        val = data.subset(splits[val_split])
     result = fit(train, None if args.resume else options, config, val=val, run_dir=args.out,
                  resume=args.resume, data_path=args.data)
     final = result.final

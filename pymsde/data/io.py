@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def save(traj: Trajectories, path: str | Path) -> Path:
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         npz = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise DataError(f"{path}: not a readable .npz file ({err})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
@@ -142,8 +143,11 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
                     raise DataError(f"{path}: key {key!r} holds an object (pickled) array; expected a numeric "
                                     f"or string array (pickled data is never loaded)") from None
                 raise DataError(f"{path}: key {key!r} cannot be read ({err})") from None
-            except (OSError, zipfile.BadZipFile, EOFError) as err:
+            except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as err:   # truncated / corrupt
                 raise DataError(f"{path}: key {key!r} cannot be read ({err})") from None
+            except MemoryError:    # a header claiming a huge shape in a small (damaged) file
+                raise DataError(f"{path}: key {key!r} claims an array larger than memory "
+                                f"({path.stat().st_size} bytes on disk); the file is damaged or not a data file") from None
     return out
 
 
@@ -156,26 +160,40 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
     out = {}
     with h5:
         for key in h5.keys():
-            node = h5[key]
+            try:
+                node = h5[key]
+            except KeyError as err:            # a dangling soft or external link
+                raise DataError(f"{path}: key {key!r} cannot be opened ({err})") from None
             if not isinstance(node, h5py.Dataset):
                 if key in KEYS:
                     raise DataError(f"{path}: key {key!r} is an HDF5 group; expected a dataset")
+                log.warning("%s: ignoring HDF5 group %r (not a pymsde key)", path, key)
                 continue
             if node.dtype.kind == "O" or h5py.check_string_dtype(node.dtype) is not None:
-                # strings (boundary names, attrs JSON): bytes or str -> numpy unicode
-                value = node.asstr()[()] if h5py.check_string_dtype(node.dtype) is not None else None
-                if value is None:
+                # strings (boundary names, attrs JSON): bytes or str -> numpy unicode, as UTF-8
+                # (fixed-length byte strings carry no encoding; asstr() would assume ASCII)
+                if h5py.check_string_dtype(node.dtype) is None:
                     raise DataError(f"{path}: key {key!r} holds objects of dtype {node.dtype}; "
                                     f"expected numbers or strings")
-                out[key] = np.asarray(value, dtype=str)
+                out[key] = _decode_utf8(path, key, np.asarray(node[()]))
             else:
                 out[key] = node[()]
     return out
 
 
+def _decode_utf8(path: Path, key: str, value: np.ndarray) -> np.ndarray:
+    """Bytes / str / object-of-either arrays -> a numpy unicode array, decoding bytes as UTF-8."""
+    flat = value.reshape(-1)
+    try:
+        items = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in flat.tolist()]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: key {key!r} holds bytes that are not UTF-8 text ({err})") from None
+    return np.asarray(items, dtype=str).reshape(value.shape)
+
+
 def _strings(path: Path, key: str, value: np.ndarray) -> list[str]:
     if value.dtype.kind == "S":
-        value = np.char.decode(value, "utf-8")
+        value = _decode_utf8(path, key, value)
     if value.dtype.kind != "U":
         raise DataError(f"{path}: key {key!r} has dtype {value.dtype}; expected strings")
     return [str(v) for v in value.reshape(-1)]
@@ -189,6 +207,8 @@ def load(path: str | Path) -> Trajectories:
     """
     path = Path(path)
     fmt = _format(path)
+    if path.is_dir():
+        raise DataError(f"{path}: a directory; expected a data file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     raw = _read_npz(path) if fmt == "npz" else _read_hdf5(path)

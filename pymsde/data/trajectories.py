@@ -52,9 +52,9 @@ def _as_real_array(value: Any, name: str, allow_int: bool = False) -> np.ndarray
     a = np.asarray(value)
     if a.dtype == object:
         raise DataError(f"{name}: object array (dtype object); expected a real floating-point array")
-    if allow_int and np.issubdtype(a.dtype, np.integer):
+    if allow_int and a.dtype.kind in "iu":           # not timedelta64 (kind "m"), a subtype of integer
         return a.astype(np.float64)
-    if not np.issubdtype(a.dtype, np.floating):
+    if a.dtype not in (np.float32, np.float64):     # float16 loses the data; torch has no longdouble
         raise DataError(f"{name}: dtype {a.dtype}; expected a real floating-point dtype (float32 or float64)")
     return a
 
@@ -131,6 +131,9 @@ class Trajectories:
         if n_traj < 1 or n_t < 2 or n_c < 1:
             raise DataError(f"u: shape {tuple(u.shape)}; expected at least 1 trajectory, 2 times "
                             f"and 1 channel (n_traj, n_t, C) = ({n_traj}, {n_t}, {n_c})")
+        if min(u.shape[3:]) < 2:
+            raise DataError(f"u: shape {tuple(u.shape)}; expected at least 2 grid points on every spatial "
+                            f"axis, found {tuple(u.shape[3:])}")
 
         t = _as_real_array(self.t, "t", allow_int=True).astype(np.float64, copy=False)
         t_shape = tuple(t.shape)

@@ -24,7 +24,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix if suffix is None else suffix,
+    # the temporary name must fit the file system's name limit (255 bytes) for any valid dest name
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name[:64]}.", suffix=dest.suffix if suffix is None else suffix,
                                dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
