@@ -175,6 +175,28 @@ def test_case_recipe_and_determinism():
     assert abs(resid.std() - 1e-3) < 5e-5 and abs(resid.mean()) < 5e-5
 
 
+def test_burgers_widths_are_positive_and_zero_viscosity_runs():
+    # seed 5183 draws V = -1.19e-3 for one of its 10 trajectories (exp(+x^2/|V|): a run that
+    # never ends); the recipe's distribution is conditioned on V > 0, so that draw is redrawn
+    bad = simulate("burgers1d", seed=5183, n_steps=2, t_end=1e-3, noise=0.0, progress=False)
+    assert min(bad.attrs["ic"]["V"]) > 0 and np.abs(bad.u).max() < 1.0
+    ok = simulate("burgers1d", seed=3, n_grid=64, n_steps=2, t_end=1e-3, progress=False)
+    rng = np.random.default_rng(3)                                   # no bad draw: the plain draws
+    assert ok.attrs["ic"]["A"] == rng.normal(0.25, 0.05, 10).tolist()
+    assert ok.attrs["ic"]["V"] == rng.normal(0.01, 0.0025, 10).tolist()
+    inviscid = simulate("burgers2d", n_traj=1, n_grid=16, n_steps=3, t_end=0.01, nu=0.0, progress=False)
+    assert np.isfinite(inviscid.u).all()
+
+
+def test_a_run_needing_absurdly_many_substeps_is_refused():
+    from pymsde.util.errors import StabilityError
+
+    x = np.arange(64) / 64
+    with pytest.raises(StabilityError, match="substeps per output interval"):
+        simulate("burgers1d", n_traj=1, n_grid=64, n_steps=2, t_end=1.0, u0=1e12 * np.sin(2 * np.pi * x)[None],
+                 progress=False)
+
+
 def test_default_split_counts():
     tr = simulate("burgers1d", n_grid=100, n_steps=3, t_end=0.01, progress=False)
     assert {k: len(v) for k, v in tr.splits.items()} == {"train": 8, "val": 1, "test": 1}

@@ -82,7 +82,7 @@ def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Seque
 def rk4_step(rhs: Callable[[torch.Tensor], torch.Tensor], u: torch.Tensor, dt: float) -> torch.Tensor:
     """One classical Runge-Kutta step (order 4) of ``du/dt = rhs(u)``. Stability: the
     eigenvalues ``lambda dt`` of the linearised rhs must lie in the RK4 region, which contains
-    the imaginary segment ``|Im| <= 2.83`` and the real segment ``[-2.78, 0]``."""
+    the imaginary segment ``|Im| <= 2.8284`` and the real segment ``[-2.78, 0]``."""
     k1 = rhs(u)
     k2 = rhs(torch.add(u, k1, alpha=dt / 2))
     k3 = rhs(torch.add(u, k2, alpha=dt / 2))

@@ -143,6 +143,8 @@ def apply_central(up: torch.Tensor, dim: int, n: int, weights: Sequence[float]) 
         else:
             term = xp * wp + xm * wm
         out = term if out is None else out + term
+    if out is None:                    # every weight zero (e.g. a zero viscosity): the zero field
+        out = torch.zeros_like(up.narrow(dim, r, n))
     return out
 
 

@@ -14,19 +14,31 @@ import numpy as np
 from pymsde.data.grid import Grid
 
 
+def _positive_normal(rng: np.random.Generator, mean: float, std: float, n: int) -> np.ndarray:
+    """``n`` draws of N(mean, std^2) conditioned on > 0: a width V <= 0 turns the Gaussian bump
+    into exp(+x^2/|V|) (Burgers' V = N(0.01, 0.0025^2) is <= 0 once in ~31,000 draws). Only the
+    bad draws are redrawn, after the others, so every data set without one is unchanged."""
+    x = rng.normal(mean, std, n)
+    bad = x <= 0
+    while bad.any():
+        x[bad] = rng.normal(mean, std, int(bad.sum()))
+        bad = x <= 0
+    return x
+
+
 def _ic_burgers1d(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndarray, dict]:
-    # u0 = A exp(-(x - 0.5)^2 / V), A ~ N(0.25, 0.05^2), V ~ N(0.01, 0.0025^2)
+    # u0 = A exp(-(x - 0.5)^2 / V), A ~ N(0.25, 0.05^2), V ~ N(0.01, 0.0025^2) conditioned on V > 0
     amp = rng.normal(0.25, 0.05, n)
-    var = rng.normal(0.01, 0.0025, n)
+    var = _positive_normal(rng, 0.01, 0.0025, n)
     (x,) = grid.mesh()
     u0 = amp[:, None] * np.exp(-(x[None, :] - 0.5) ** 2 / var[:, None])
     return u0[:, None], {"A": amp.tolist(), "V": var.tolist()}
 
 
 def _ic_kdv1d(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndarray, dict]:
-    # u0 = A cos(pi x) exp(-(x - 7.5)^2 / V), A ~ N(2, 0.1^2), V ~ N(1, 0.1^2)
+    # u0 = A cos(pi x) exp(-(x - 7.5)^2 / V), A ~ N(2, 0.1^2), V ~ N(1, 0.1^2) conditioned on V > 0
     amp = rng.normal(2.0, 0.1, n)
-    var = rng.normal(1.0, 0.1, n)
+    var = _positive_normal(rng, 1.0, 0.1, n)
     (x,) = grid.mesh()
     u0 = amp[:, None] * np.cos(np.pi * x[None, :]) * np.exp(-(x[None, :] - 7.5) ** 2 / var[:, None])
     return u0[:, None], {"A": amp.tolist(), "V": var.tolist()}

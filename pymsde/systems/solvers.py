@@ -8,12 +8,12 @@ raises :class:`~pymsde.util.errors.StabilityError` naming the limit):
 - Burgers, central differences of order p + RK4 (:func:`burgers_dt_limit`): the linearised
   eigenvalues lie within ``|Im| <= umax sum_a S1 / dx_a`` and ``-nu sum_a S2 / dx_a^2 <= Re <= 0``
   (``S1, S2`` the symbol bounds of the stencils, 1.372 and 16/3 for p = 4); the step must
-  satisfy ``dt (umax sum S1/dx / 2.83 + nu sum S2/dx^2 / 2.78) <= 1``, a straight line
-  between the RK4 region's imaginary-axis (2.83) and real-axis (2.78) reaches, which lies
+  satisfy ``dt (umax sum S1/dx / 2.8284 + nu sum S2/dx^2 / 2.78) <= 1``, a straight line
+  between the RK4 region's imaginary-axis (2.8284, just inside 2 sqrt 2) and real-axis (2.78) reaches, which lies
   inside the region. ``umax = max|u0|`` by the maximum principle of viscous Burgers.
 - Pseudo-spectral + ETDRK4 (KdV, and 1-D periodic Burgers; :func:`kdv_dt_limit`): the linear
   term (dispersion ``i d k^3`` or viscosity ``-nu k^2``) is integrated exactly; the advection
-  needs ``dt umax k_max <= 2.83`` with ``k_max`` the largest kept wavenumber; ``umax = max|u0|``
+  needs ``dt umax k_max <= 2.8284`` with ``k_max`` the largest kept wavenumber; ``umax = max|u0|``
   for Burgers, ``2 max|u0|`` for KdV (solitons emerging from an initial bump are at most
   about twice its height).
 
@@ -37,8 +37,9 @@ from pymsde.kernels.stencils import symbol_bounds
 from pymsde.util.errors import ConfigError, StabilityError
 from pymsde.util.progress import progress
 
-RK4_IMAG = 2.83     # RK4 stability region reaches i 2.8284 on the imaginary axis
+RK4_IMAG = 2.8284   # RK4 stability region reaches i 2 sqrt(2) = i 2.828427 on the imaginary axis
 RK4_REAL = 2.78     # and -2.7853 on the real axis
+MAX_SUBSTEPS = 10 ** 7  # internal steps per output interval beyond which a run is refused
 
 
 def burgers_dt_limit(umax: float, dx: Sequence[float], nu: float, order: int = 4) -> float:
@@ -65,6 +66,10 @@ def _substeps(dt_out: float, dt: float | None, limit: float, safety: float, what
     else:
         target = safety * limit
     n_sub = max(1, math.ceil(dt_out / target - 1e-9))
+    if n_sub > MAX_SUBSTEPS:   # a run that would never end: say why instead of hanging
+        raise StabilityError(f"{what}: a stable internal step ({target:.3g}) needs {n_sub:.3g} substeps per output "
+                             f"interval {dt_out:.3g} (more than {MAX_SUBSTEPS:g}); the initial condition is "
+                             f"probably far larger than intended (the limit scales with 1 / max|u0|)")
     return n_sub, dt_out / n_sub
 
 
