@@ -187,8 +187,8 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
         log.info("%s the %s model (micro_dim = %d)", "resuming" if again else "training", name, opts.micro)
         times[name] = train_one(traj, opts, train_cfg, out / name, data_path, resume=again)
         resumed += [name] if again else []
-    # training_time_s (from each run's metadata.json) excludes validation and adds up resumed
-    # sessions; this is the whole fit() call of this session
+    # training_time_s (from each run's metadata.json) includes validation and adds up resumed
+    # sessions; this is the whole fit() call of this session only
     meta = {"training_wall_time_s": {k: round(v, 3) for k, v in times.items()}}
     if resumed:
         meta["resumed"] = resumed
