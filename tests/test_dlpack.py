@@ -164,3 +164,38 @@ def test_capsule_keeps_the_storage_alive():
     assert np.all(vals == 3.0)
     u = torch.utils.dlpack.from_dlpack(cap)  # consuming it hands the ownership on
     assert u.data_ptr() == ptr and float(u.sum()) == 3000.0
+
+
+def test_julia_wrappers_keep_exported_temporaries_alive_until_the_call_returns(monkeypatch):
+    """The Julia wrappers export `.contiguous()` copies (here of a broadcast `mu` and per-sample
+    times) that no other Python object owns. A stand-in for Julia that holds only weak
+    references sees every exported buffer alive during the call (the wrappers keep them),
+    and nothing is kept after it."""
+    import weakref
+
+    from pymsde.data.grid import Grid
+    from pymsde.kernels import julia
+    from pymsde.model.multiscale import MultiscaleModel
+
+    model = MultiscaleModel.build(Grid((16,), ((0.0, 1.0),), ("periodic",)), 4, micro_dim=2, drift_hidden=(8,),
+                                  micro_hidden=(8,), encoder_channels=(2, 4), n_mu=1)
+    params = model.drift_params().detach()
+    seen = []
+
+    def wrap_tensor(flat, *size):
+        return weakref.ref(flat)                                   # Julia holds nothing strongly
+
+    def drift(*args):
+        gc.collect()
+        arrays = [a for a in args if isinstance(a, weakref.ref)]
+        seen.append(len(arrays))
+        assert all(a() is not None for a in arrays), "an exported buffer was freed during the call"
+
+    fns = {"wrap_tensor": wrap_tensor, "multiscale_drift!": drift}
+    monkeypatch.setattr(julia, "_fn", lambda name: fns[name])
+    monkeypatch.setattr(julia, "cuda_functional", lambda: False)
+    z = torch.randn(3, params.latent_dim)
+    mu = torch.tensor([[0.5]]).expand(3, 1)                       # a stride-0 view: copied on export
+    julia.multiscale_drift(params, torch.tensor([0.1, 0.2, 0.3]), z, mu=mu)
+    assert seen == [3 + 2 * (len(params.macro_weights) + len(params.micro_weights)) + 1]   # out, z, mu, t, weights
+    assert julia._PENDING.items == []

@@ -37,14 +37,16 @@ end
 One step of Rößler's SRA1 (strong order 1.5 for additive noise; port of `sde.sra1_step`).
 `dI` is `∫_t^{t+dt} (W(s) - W(t)) ds` of the same Brownian path as `dW`.
 """
-function sra1_step(f, g, t, z, dt, dW, dI)
+function sra1_step(f, g, t, z, dt, dW, dI, dt34=eltype(z)(0.75 * Float64(dt)))
+    # dt34 = 3/4 dt rounded once from the Float64 step, as torch rounds `0.75 * dt` (a Python
+    # float) to z's dtype; integrate! passes it from the unrounded dt
     T = eltype(z)
     chi = dI ./ dt
     k1 = f(t, z)
     g_end = _g(g, t + dt, z)
     g_start = _g(g, t, z)
-    h2 = z .+ (T(0.75) * dt) .* k1 .+ T(1.5) .* g_end .* chi
-    k2 = f(t + T(0.75) * dt, h2)
+    h2 = z .+ dt34 .* k1 .+ T(1.5) .* g_end .* chi
+    k2 = f(t + dt34, h2)
     return z .+ dt .* (k1 ./ T(3) .+ T(2 / 3) .* k2) .+ g_end .* (dW .- chi) .+ g_start .* chi
 end
 
@@ -80,6 +82,7 @@ function integrate!(zs::AbstractArray{T,3}, f, g, z0::AbstractMatrix{T}, t0::Rea
     scheme == "sra1" && dW !== nothing && (dI === nothing || size(dI) != size(dW)) &&
         throw(ArgumentError("scheme sra1 with given dW needs dI of the same size"))
     h = T(dt)
+    h34 = T(0.75 * Float64(dt))
     sq = sqrt(T(dt))
     nw = similar(z0)
     nz = similar(z0)
@@ -101,7 +104,7 @@ function integrate!(zs::AbstractArray{T,3}, f, g, z0::AbstractMatrix{T}, t0::Rea
             wi = dI === nothing ? nothing : view(dI, :, :, k + 1)
         end
         z = scheme == "em" ? em_step(f, g, t, z, h, w) :
-            scheme == "heun" ? heun_step(f, g, t, z, h, w) : sra1_step(f, g, t, z, h, w, wi)
+            scheme == "heun" ? heun_step(f, g, t, z, h, w) : sra1_step(f, g, t, z, h, w, wi, h34)
         if (k + 1) % save_every == 0
             zs[:, :, (k + 1) ÷ save_every + 1] .= z
         end

@@ -26,11 +26,13 @@ How the bytes cross (the decisions, see ``docs/julia.md``):
   CUDA.jl functional). Other devices are refused.
 - **autograd.** Tensors that require grad are detached (a view, no copy): the Julia kernels are
   not differentiable, training stays in torch.
-- **Lifetime.** The DLPack capsule owns a reference to the tensor's storage until its deleter
-  runs: DLPack.jl calls the deleter from the finalizer of the wrapped Julia array, so memory
-  stays valid while Julia holds it, even if Python dropped the tensor. Julia kernels are called
-  synchronously with Python holding all inputs and outputs (outputs are allocated by torch and
-  filled in place), so in pymsde no Julia array outlives the call that received it.
+- **Lifetime.** DLPack.jl keeps the torch storage alive through the Julia array it returns
+  (its pool entry is dropped when that array is finalized); a reshaped array need not keep
+  that one alive (Julia >= 1.11, CUDA.jl), so pymsde does not rely on it: the wrappers of
+  :mod:`pymsde.kernels.julia` keep every exported tensor referenced from Python until the Julia
+  call has returned (and, on a GPU, until the device has finished). Julia kernels are called
+  synchronously, outputs are allocated by torch and filled in place, and no Julia array
+  outlives the call that received it.
 
 Everything in this module except :func:`to_julia` / :func:`from_julia` is pure Python (torch,
 ctypes) and is tested without Julia (``tests/test_dlpack.py``).

@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from typing import Any, Sequence
 
 import torch
@@ -181,10 +182,41 @@ def _fn(name: str):
     return _STATE["fns"][name]
 
 
+#: tensors exported for the Julia call being assembled (per thread): :func:`_call` keeps them
+#: referenced until the call has returned and the device has finished with them
+_PENDING = threading.local()
+
+
 def _jl(t: torch.Tensor, name: str) -> Any:
-    """A tensor as a Julia array over the same memory (axes reversed)."""
+    """A tensor as a Julia array over the same memory (axes reversed), kept alive by
+    :func:`_call` until the Julia call that receives it is over."""
     ex = as_exportable(t, name=name, cuda_ok=cuda_functional())
-    return _fn("wrap_tensor")(ex.flat, *ex.julia_size)
+    arr = _fn("wrap_tensor")(ex.flat, *ex.julia_size)
+    if not hasattr(_PENDING, "items"):
+        _PENDING.items = []
+    _PENDING.items.append((t, ex, arr))
+    return arr
+
+
+def _call(name: str, *args) -> Any:
+    """Call the Julia function ``name`` on arrays made by :func:`_jl`.
+
+    Why the bookkeeping: temporaries (``.contiguous()`` copies of ``mu``/``f``, face values,
+    per-sample times) may have no other Python owner, and whether DLPack.jl's wrapped array
+    keeps the torch storage alive depends on Julia's ``reshape`` semantics (a reshaped
+    ``Array`` need not reference its parent from Julia 1.11 on); so every exported tensor stays
+    referenced here until the call returns. On a GPU, CUDA.jl runs the kernels on its own
+    (non-blocking) stream, not ordered with torch's: the call waits for the device
+    (``synchronize_device``) before Python reads any result.
+    """
+    try:
+        result = _fn(name)(*args)
+        on_gpu = [arr for t, _, arr in getattr(_PENDING, "items", []) if t.is_cuda]
+        if on_gpu:
+            _fn("synchronize_device")(on_gpu[0])
+        return result
+    finally:
+        _PENDING.items = []
 
 
 def _csv(items: Sequence[str]) -> str:
@@ -213,7 +245,7 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
             raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
     out = x.new_empty((*x.shape[:x.dim() - nd], *(n + 2 * w for n, w in zip(grid, widths))))
     _sync(x)
-    _fn("pad!")(_jl(out, "out"), _jl(x, "x"), _csv(reversed(widths)), _csv(reversed(boundary)),
+    _call("pad!", _jl(out, "out"), _jl(x, "x"), _csv(reversed(widths)), _csv(reversed(boundary)),
                 dirichlet_mode)
     return out
 
@@ -224,9 +256,12 @@ def gather_stencil(x: torch.Tensor, radius: int, boundary: Sequence[str],
     ``(B, *grid, C (2r+1)^d)``."""
     nd = len(boundary)
     B, C, *grid = x.shape
+    for n, bc in zip(grid, boundary):      # as the torch kernel (its pad): no multiple wrap-around
+        if bc == "periodic" and radius > n:
+            raise ValueError(f"periodic padding of {radius} points on an axis of {n} points")
     out = x.new_empty((B, *grid, C * (2 * radius + 1) ** nd))
     _sync(x)
-    _fn("gather_stencil!")(_jl(out, "out"), _jl(x, "x"), int(radius), _csv(reversed(boundary)),
+    _call("gather_stencil!", _jl(out, "out"), _jl(x, "x"), int(radius), _csv(reversed(boundary)),
                            dirichlet_mode)
     return out
 
@@ -239,7 +274,7 @@ def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
         raise ConfigError(f"derivative: axis {axis} of a field with {nd} spatial axes")
     out = torch.empty_like(u)
     _sync(u)
-    _fn("derivative!")(_jl(out, "out"), _jl(u, "u"), nd - axis, int(deriv), float(dx), str(boundary),
+    _call("derivative!", _jl(out, "out"), _jl(u, "u"), nd - axis, int(deriv), float(dx), str(boundary),
                        int(order))
     return out
 
@@ -252,7 +287,7 @@ def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequen
     out = x.new_empty((x.shape[0], weights[-1].shape[0]))
     arrays = [a for w, b in zip(weights, biases) for a in (_jl(w, "weight"), _jl(b, "bias"))]
     _sync(x)
-    _fn("mlp_forward!")(_jl(out, "out"), _jl(x, "x"), activation, *arrays)
+    _call("mlp_forward!", _jl(out, "out"), _jl(x, "x"), activation, *arrays)
     return out
 
 
@@ -294,7 +329,7 @@ def multiscale_drift(params, t: float | torch.Tensor, z: torch.Tensor, mu: torch
     else:
         t_arg = float(t)
     _sync(z)
-    _fn("multiscale_drift!")(_jl(out, "out"), t_arg, _jl(z, "z"), _per_sample(mu, z, "mu"),
+    _call("multiscale_drift!", _jl(out, "out"), t_arg, _jl(z, "z"), _per_sample(mu, z, "mu"),
                              _per_sample(f, z, "f"), *_params_args(params))
     return out
 
@@ -326,7 +361,7 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     zs = z0.new_empty((n_saved, B, D))
     sig = sigma.to(dtype=z0.dtype, device=z0.device).contiguous()
     _sync(z0)
-    _fn("rollout!")(_jl(zs, "zs"), _jl(z0, "z0"), _jl(sig, "sigma"), float(t0), float(dt), int(n_steps),
+    _call("rollout!", _jl(zs, "zs"), _jl(z0, "z0"), _jl(sig, "sigma"), float(t0), float(dt), int(n_steps),
                     scheme, int(save_every), _optional(dW, "dW"), _optional(dI, "dI"),
                     _per_sample(mu, z0, "mu"), _per_sample(f, z0, "f"),
                     -1 if seed is None else int(seed),
@@ -334,7 +369,7 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     if not bool(torch.isfinite(zs).all()):
         raise StabilityError(f"sde_rollout ({scheme}, julia): non-finite state (dt = {dt:g}); reduce dt "
                              f"or check the drift")
-    ts = t0 + dt * save_every * torch.arange(n_saved, dtype=torch.float64)
+    ts = t0 + dt * (save_every * torch.arange(n_saved, dtype=torch.float64))   # t0 + dt k, as torch
     return ts.to(dtype=z0.dtype, device=z0.device), zs
 
 
@@ -347,7 +382,7 @@ def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Seque
     """Julia port of :func:`pymsde.kernels.pde.burgers_rhs` (``(B, C, *grid)``)."""
     out = torch.empty_like(u)
     _sync(u)
-    _fn("burgers_rhs!")(_jl(out, "out"), _jl(u, "u"), _floats(reversed(dx)), float(nu),
+    _call("burgers_rhs!", _jl(out, "out"), _jl(u, "u"), _floats(reversed(dx)), float(nu),
                         _csv(reversed(boundary)), int(order))
     return out
 
@@ -358,7 +393,7 @@ def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
     :func:`pymsde.kernels.backend.torch_burgers_fd_run` (``(B, n_out, C, *grid)``)."""
     out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
     _sync(u0)
-    _fn("burgers_fd_run!")(_jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
+    _call("burgers_fd_run!", _jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
                            float(nu), _csv(reversed(boundary)), int(order))
     return out
 
@@ -371,7 +406,7 @@ def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.
     out = torch.empty((B, int(n_out), C, int(n)), dtype=torch.float64, device=v0_hat.device)
     cs = [_jl(c.to(torch.complex128).contiguous(), "ETD coefficient") for c in coeffs]
     _sync(v0_hat)
-    _fn("spectral_run!")(_jl(out, "out"), _jl(v0_hat, "v0_hat"), *cs, _jl(k.to(torch.float64), "k"),
+    _call("spectral_run!", _jl(out, "out"), _jl(v0_hat, "v0_hat"), *cs, _jl(k.to(torch.float64), "k"),
                          _jl(mask.to(torch.int64), "mask"), int(n), str(dealias), int(n_sub))
     return out
 
@@ -381,12 +416,14 @@ def etd_coefficients(lin: torch.Tensor, dt: float, n_contour: int = 64) -> tuple
     (``(M,)``, real or complex): ``(E, E2, Q, f1, f2, f3)``, complex128 ``(M,)`` each."""
     if lin.dim() != 1:
         raise ConfigError(f"etd_coefficients (julia): lin must be 1-D (modes,), found {tuple(lin.shape)}")
-    lin = lin.to(torch.complex128).contiguous()
+    device = lin.device
+    # computed on the CPU (a small (M,) vector): the Julia function's contour points are a CPU
+    # array that cannot broadcast against a CuArray
+    lin = lin.to("cpu", torch.complex128).contiguous()
     outs = [torch.empty_like(lin) for _ in range(6)]
-    _sync(lin)
-    _fn("etd_coefficients!")(*(_jl(o, "ETD coefficient") for o in outs), _jl(lin, "lin"), float(dt),
+    _call("etd_coefficients!", *(_jl(o, "ETD coefficient") for o in outs), _jl(lin, "lin"), float(dt),
                              int(n_contour))
-    return tuple(outs)
+    return tuple(o.to(device) for o in outs)
 
 
 def _face_args(c: torch.Tensor, boundary: Sequence[str], face_values) -> list:
@@ -424,7 +461,7 @@ def burgers_fv_rhs(c: torch.Tensor, dx: Sequence[float], nu: float, boundary: Se
     out = torch.empty_like(c)
     faces = _face_args(c, boundary, face_values)
     _sync(c)
-    _fn("burgers_fv_rhs!")(_jl(out, "out"), _jl(c, "c"), _floats(reversed(dx)), float(nu),
+    _call("burgers_fv_rhs!", _jl(out, "out"), _jl(c, "c"), _floats(reversed(dx)), float(nu),
                            _csv(reversed(boundary)), *faces)
     return out
 
@@ -436,7 +473,7 @@ def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
     out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
     faces = _face_args(c0, boundary, face_values)
     _sync(c0)
-    _fn("burgers_fv_run!")(_jl(out, "out"), _jl(c0, "c0"), float(dt), int(n_sub), _floats(reversed(dx)),
+    _call("burgers_fv_run!", _jl(out, "out"), _jl(c0, "c0"), float(dt), int(n_sub), _floats(reversed(dx)),
                            float(nu), _csv(reversed(boundary)), *faces)
     return out
 
