@@ -133,6 +133,9 @@ def _bad_files():
         "pickled": ({**good, "mu": obj}, r"key 'mu' holds an object \(pickled\) array"),
         "attrs json": ({**good, "attrs": np.array("{not json")}, r"key 'attrs' is not valid JSON"),
         "string u": ({**good, "u": np.full((2, 5, 1, 8), "x")}, r"u: dtype <U1"),
+        "boundary 2-d": ({**good, "boundary": np.array([["periodic"]])}, r"key 'boundary' has shape \(1, 1\); "
+                                                                          r"expected \(n_dims,\)"),
+        "attrs 1-d": ({**good, "attrs": np.array(['{"case": "x"}'])}, r"key 'attrs' has shape \(1,\); expected \(\)"),
     }
     return cases
 

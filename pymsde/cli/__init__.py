@@ -24,10 +24,18 @@ def _command_modules() -> list[str]:
     return [m for m in _ORDER if m in found] + sorted(found - set(_ORDER))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line, like pymsde's own (the usage block is one
+    ``--help`` away), exit status 2 as argparse's."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pymsde import __version__
 
-    parser = argparse.ArgumentParser(prog="pymsde", description="Learn stochastic multiscale models from field data.")
+    parser = _Parser(prog="pymsde", description="Learn stochastic multiscale models from field data.")
     parser.add_argument("--version", action="version", version=f"pymsde {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (INFO level)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

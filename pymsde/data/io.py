@@ -240,9 +240,16 @@ def from_arrays(raw: dict[str, Any], source: str = "<arrays>") -> Trajectories:
         boundary = (DEFAULT_BOUNDARY,) * n_dims
         defaulted.append(f"no 'boundary' key; assuming {DEFAULT_BOUNDARY!r} on each of the {n_dims} spatial axes")
     else:
-        boundary = tuple(_strings(path, "boundary", np.asarray(boundary)))
+        boundary = np.asarray(boundary)
+        if boundary.ndim != 1:
+            raise DataError(f"{source}: key 'boundary' has shape {boundary.shape}; expected (n_dims,), one name "
+                            f"per spatial axis")
+        boundary = tuple(_strings(path, "boundary", boundary))
     attrs: Any = {}
     if "attrs" in raw:
+        if np.ndim(raw["attrs"]) != 0:
+            raise DataError(f"{source}: key 'attrs' has shape {np.shape(raw['attrs'])}; expected () (one JSON "
+                            f"string)")
         text = _strings(path, "attrs", np.asarray(raw["attrs"]))
         if len(text) != 1:
             raise DataError(f"{source}: key 'attrs' has {len(text)} strings; expected one JSON string")
