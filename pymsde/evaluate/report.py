@@ -470,7 +470,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
             # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
             for key in ("coarse_shape", "stencil_radius"):
                 mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
-                if tuple(np.atleast_1d(mine)) != tuple(np.atleast_1d(theirs)):
+                if mine != theirs:                     # ModelConfig normalises shapes to tuples
                     raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
                                       f"{key} = {mine}; the closure baseline is the same model with "
                                       f"micro_dim = 0 (train it with the same --coarse and --radius)")

@@ -27,8 +27,8 @@ def dealias_mask(n: int, rule: str = "2/3") -> torch.Tensor:
     """Boolean mask ``(n // 2 + 1,)`` of the rfft modes kept.
 
     ``"2/3"``: Orszag's rule, keep ``3 m < n`` (quadratic products of kept modes alias only
-    into removed modes; ``m = n / 3`` itself must go when 3 divides n). ``"3/2"`` (products computed on a 3/2-padded grid, see
-    :func:`padded_square`) and ``"none"`` keep every mode except the Nyquist mode of even ``n``
+    into removed modes; ``m = n / 3`` itself must go when 3 divides n). ``"3/2"`` (products
+    computed on a 3/2-padded grid, see :func:`padded_square`) and ``"none"`` keep every mode except the Nyquist mode of even ``n``
     (it has no consistent real odd derivative).
     """
     m = torch.arange(n // 2 + 1)
