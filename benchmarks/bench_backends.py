@@ -40,8 +40,9 @@ import numpy as np
 import torch
 
 from pymsde.data.grid import Grid
-from pymsde.kernels import pde, spectral
-from pymsde.kernels.backend import resolve_backend
+from pymsde.numerics import pde
+from pymsde.numerics import spectral
+from pymsde.backends.protocol import resolve_backend
 from pymsde.systems.solvers import compute_threads, integrate_burgers
 from pymsde.util.errors import BackendUnavailableError
 

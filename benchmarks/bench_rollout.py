@@ -8,8 +8,8 @@ sizes), untrained weights (the cost does not depend on their values), float32 un
 ``--dtype float64``. Both integrators step Euler-Maruyama at dt = 1e-3 from the same initial
 ensemble (encoder samples of a Burgers initial condition) with the same drift:
 
-- ``pymsde``: :func:`pymsde.kernels.sde.integrate` over
-  :func:`pymsde.kernels.multiscale.multiscale_drift` (what ``forecast`` runs), constant sigma;
+- ``pymsde``: :func:`pymsde.sde.integrator.integrate` over
+  :func:`pymsde.model.drift.multiscale_drift` (what ``forecast`` runs), constant sigma;
 - ``torchsde``: ``torchsde.sdeint(LatentSDE(model), z0, ts, method="euler", dt=dt)`` with its
   default Brownian interval (what a torchsde user would write).
 
@@ -87,8 +87,8 @@ def run_pymsde(model, z0, dt, n_steps, save_every, seed, compile_drift=False):
 
     Returns wall seconds, process CPU seconds, the saved states, and the per-call time of
     both drift evaluators (the functional kernel and the buffer-reusing rollout drift)."""
-    from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
-    from pymsde.kernels.sde import integrate
+    from pymsde.model.drift import DriftWorkspace, multiscale_drift
+    from pymsde.sde.integrator import integrate
 
     params = model.drift_params().detach()
     with torch.no_grad():
@@ -115,7 +115,7 @@ def run_pymsde(model, z0, dt, n_steps, save_every, seed, compile_drift=False):
 def run_torchsde(model, z0, dt, n_steps, save_every):
     import torchsde
 
-    from pymsde.forecast.torchsde_view import LatentSDE
+    from pymsde.sde.torchsde_view import LatentSDE
 
     sde = LatentSDE(model)
     ts = torch.arange(0, n_steps + 1, save_every, dtype=torch.float64) * dt

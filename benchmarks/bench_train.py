@@ -7,7 +7,7 @@ trajectories, 1001 steps; trained on the 8 of the train split).
 
 Output: JSON on stdout (and ``--out FILE``) with, per model, the median / mean / p90 of the
 wall time of an optimiser step (ms; forward + backward + Adam, windows gathered by index as in
-:func:`pymsde.inference.fit`), measured after ``--warmup`` steps, and the split of one step into
+:func:`pymsde.training.fit`), measured after ``--warmup`` steps, and the split of one step into
 encode / GP / decode / drift-residual / backward+Adam (ms, from a separate timed step).
 
 ``--tta SECONDS``: also train each model with the default :class:`TrainConfig` (plus
@@ -65,9 +65,9 @@ def time_steps(train, micro: int, coarse: int, window: int, n_quad: int, n_sampl
                steps: int, warmup: int, seed: int, model_extra: dict, loglik_frames: int | None = None) -> dict:
     """Median / mean / p90 ms per optimiser step of the real training step (see module docstring)."""
     from pymsde.data.windows import WindowSampler
-    from pymsde.inference.config import ModelOptions
-    from pymsde.inference.elbo import elbo_terms, residual_factor
-    from pymsde.inference.train import _DeviceData, build_model
+    from pymsde.training.config import ModelOptions
+    from pymsde.training.elbo import elbo_terms, residual_factor
+    from pymsde.training.train import _DeviceData, build_model
 
     torch.manual_seed(seed)
     opts = ModelOptions(coarse=(coarse,), micro=micro, extra=model_extra)
@@ -104,7 +104,7 @@ def time_steps(train, micro: int, coarse: int, window: int, n_quad: int, n_sampl
 
 def _breakdown(model, data, pairs, offsets, n_quad, n_samples, gen, c, opt, repeats: int = 5) -> dict:
     """Wall time of the parts of one step (median over ``repeats``), forward parts without grad bookkeeping differences."""
-    from pymsde.inference.elbo import elbo_terms
+    from pymsde.training.elbo import elbo_terms
 
     idx = torch.from_numpy(pairs)
     u, t, mu, f = data.windows(idx[:, 0], idx[:, 1], offsets)
@@ -144,8 +144,8 @@ def _breakdown(model, data, pairs, offsets, n_quad, n_samples, gen, c, opt, repe
 def time_to_accuracy(data, micro: int, coarse: int, budget_s: float, overrides: dict, model_extra: dict,
                      seed: int) -> dict:
     """Train for ``budget_s`` seconds (validating every epoch); the val nRMSE curve over time."""
-    from pymsde.inference.config import ModelOptions, TrainConfig
-    from pymsde.inference.train import fit
+    from pymsde.training.config import ModelOptions, TrainConfig
+    from pymsde.training.train import fit
 
     splits = data.splits
     train, val = data.subset(splits["train"]), data.subset(splits["val"])

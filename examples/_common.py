@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from pymsde.data.io import load, save
-from pymsde.evaluate.demo import run_pipeline
-from pymsde.inference.config import ModelOptions, TrainConfig
+from pymsde.workflows.demo import run_pipeline
+from pymsde.training.config import ModelOptions, TrainConfig
 from pymsde.systems import simulate
 from pymsde.util.errors import PymsdeError
 

@@ -30,14 +30,14 @@ _EXPORTS = {
     "load": "pymsde.data", "save": "pymsde.data",
     "simulate": "pymsde.systems", "solve_coarse": "pymsde.systems", "CASES": "pymsde.systems",
     "MultiscaleModel": "pymsde.model", "ModelConfig": "pymsde.model",
-    "fit": "pymsde.inference", "load_run": "pymsde.inference", "TrainConfig": "pymsde.inference",
-    "ModelOptions": "pymsde.inference",
+    "fit": "pymsde.training", "load_run": "pymsde.training", "TrainConfig": "pymsde.training",
+    "ModelOptions": "pymsde.training",
     # (``forecast`` itself is not re-exported: the name is the subpackage ``pymsde.forecast``;
     # use ``from pymsde.forecast import forecast``)
     "Forecast": "pymsde.forecast", "LatentSDE": "pymsde.forecast",
     "nrmse": "pymsde.evaluate", "crps_ensemble": "pymsde.evaluate", "spread_skill": "pymsde.evaluate",
     "evaluate_run": "pymsde.evaluate",
-    "resolve_backend": "pymsde.kernels",
+    "resolve_backend": "pymsde.backends",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from pymsde.kernels import backend as bk
-from pymsde.kernels import julia as jl
-from pymsde.kernels import padding
+from pymsde.backends import protocol as bk
+from pymsde.backends import julia as jl
+from pymsde.numerics import padding
 from pymsde.util.errors import BackendUnavailableError, ConfigError
 
 REAL_FIND_JULIA = jl.find_julia  # before the fixture replaces it
@@ -48,13 +48,13 @@ def test_unknown_backend_and_kernel_names():
 
 
 def test_auto_falls_back_to_torch_and_logs_the_reason_once(caplog):
-    caplog.set_level(logging.INFO, logger="pymsde.kernels.backend")
+    caplog.set_level(logging.INFO, logger="pymsde.backends.protocol")
     be = bk.resolve_backend("auto")
     assert be.name == "torch" and be.requested == "auto"
     assert "no Julia executable found" in be.reason
     again = bk.resolve_backend("auto")
     assert again is be
-    msgs = [r.getMessage() for r in caplog.records if r.name == "pymsde.kernels.backend"]
+    msgs = [r.getMessage() for r in caplog.records if r.name == "pymsde.backends.protocol"]
     assert len(msgs) == 1
     assert msgs[0].startswith("backend auto -> torch: Julia not used") and "no Julia executable" in msgs[0]
     assert be.describe()["reason"] == be.reason
@@ -79,7 +79,7 @@ def test_julia_that_fails_to_start_is_reported_and_remembered(monkeypatch, caplo
         raise RuntimeError("libjulia not found")
 
     monkeypatch.setattr(jl, "_import_juliacall", broken)
-    caplog.set_level(logging.INFO, logger="pymsde.kernels.backend")
+    caplog.set_level(logging.INFO, logger="pymsde.backends.protocol")
     be = bk.resolve_backend("auto")
     assert be.name == "torch" and "libjulia not found" in be.reason and "/opt/julia/bin/julia" in be.reason
     assert calls == [True]                       # auto probes with juliapkg offline
@@ -103,10 +103,10 @@ def test_find_julia_checks_the_documented_places(monkeypatch, tmp_path):
 
 def test_importing_pymsde_and_resolving_auto_never_imports_juliacall():
     # a fresh interpreter without Julia: juliacall must stay unimported (it could download Julia)
-    code = ("import sys, pymsde, pymsde.kernels\n"
-            "from pymsde.kernels.backend import resolve_backend\n"
+    code = ("import sys, pymsde, pymsde.backends\n"
+            "from pymsde.backends.protocol import resolve_backend\n"
             "assert 'juliacall' not in sys.modules\n"
-            "import pymsde.kernels.julia as j\n"
+            "import pymsde.backends.julia as j\n"
             "j.find_julia = lambda: (None, 'none (test)')\n"
             "be = resolve_backend('auto')\n"
             "assert be.name == 'torch', be\n"
@@ -119,9 +119,9 @@ def test_importing_pymsde_and_resolving_auto_never_imports_juliacall():
 
 
 def test_torch_rollout_matches_sde_integrate_with_given_increments():
-    from pymsde.kernels.multiscale import DriftParams, multiscale_drift
-    from pymsde.kernels.mlp import init_mlp
-    from pymsde.kernels.sde import integrate
+    from pymsde.model.drift import DriftParams, multiscale_drift
+    from pymsde.model.mlp import init_mlp
+    from pymsde.sde.integrator import integrate
 
     g = torch.Generator().manual_seed(1)
     C, n, r, dm = 1, 8, 2, 3
@@ -145,7 +145,8 @@ def test_torch_run_kernels_reproduce_the_simulator_loops():
     # the whole-run kernels the Julia port mirrors are the simulators' own loops
     import numpy as np
 
-    from pymsde.kernels import pde, spectral
+    from pymsde.numerics import pde
+    from pymsde.numerics import spectral
     from pymsde.systems.solvers import integrate_burgers, integrate_kdv
 
     g = np.random.default_rng(0)
@@ -171,7 +172,7 @@ def test_torch_run_kernels_reproduce_the_simulator_loops():
 
 def test_torch_fv_run_reproduces_one_ssprk3_loop():
     # the whole-run kernel the Julia port mirrors (burgers_fv_run!) is the coarse solver's loop
-    from pymsde.kernels import pde
+    from pymsde.numerics import pde
 
     g = torch.Generator().manual_seed(2)
     c0 = 0.3 + 0.1 * torch.randn(2, 1, 6, 5, generator=g, dtype=torch.float64)

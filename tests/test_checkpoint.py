@@ -7,10 +7,10 @@ import torch
 
 from pymsde.data.io import save
 from pymsde.data.trajectories import Trajectories
-from pymsde.inference import fit, load_run
-from pymsde.inference.checkpoint import load_checkpoint, save_checkpoint
-from pymsde.inference.config import ModelOptions, TrainConfig, config_to_toml, read_config, write_config
-from pymsde.inference.run import CHECKPOINT_FILE, read_csv
+from pymsde.training import fit, load_run
+from pymsde.training.checkpoint import load_checkpoint, save_checkpoint
+from pymsde.training.config import ModelOptions, TrainConfig, config_to_toml, read_config, write_config
+from pymsde.training.run import CHECKPOINT_FILE, read_csv
 from pymsde.util.errors import ConfigError, DataError
 
 TINY_MODEL = ModelOptions(coarse=(4,), micro=2, drift_hidden=(16,), micro_hidden=(16,), encoder_channels=(2, 4),

@@ -3,8 +3,8 @@ import pytest
 
 from pymsde.cli import main
 from pymsde.data.io import save
-from pymsde.inference.config import read_toml
-from pymsde.inference.run import read_csv, read_json
+from pymsde.training.config import read_toml
+from pymsde.training.run import read_csv, read_json
 
 from test_checkpoint import tiny_data
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-    from pymsde.evaluate.demo import DemoConfig, run_demo
+    from pymsde.workflows.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo")
     cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, window=11,
@@ -113,7 +113,7 @@ def test_pipeline_resume_finishes_an_interrupted_run_exactly(tiny_demo, tmp_path
     import shutil
 
     from pymsde.data.io import load
-    from pymsde.evaluate.demo import DemoConfig, run_pipeline, train_configs
+    from pymsde.workflows.demo import DemoConfig, run_pipeline, train_configs
     from pymsde.util.errors import ConfigError
 
     out, result = tiny_demo
@@ -159,7 +159,7 @@ def test_evaluation_says_whether_the_test_trajectory_is_inside_the_training_rang
 
 def test_evaluate_refuses_a_closure_run_on_another_coarse_grid(tiny_demo, tmp_path, capsys):
     from pymsde.data.io import load
-    from pymsde.evaluate.demo import DemoConfig, train_configs, train_one
+    from pymsde.workflows.demo import DemoConfig, train_configs, train_one
 
     out, _ = tiny_demo
     traj = load(out / "data.npz")

@@ -7,7 +7,7 @@ the test suite), or the output folder named by ``PYMSDE_DEMO_OUT``. It reads
 ``OUT/report/metrics.json`` (the metrics JSON that ``pymsde demo --json`` prints).
 
 It skips, saying why, when there is no demo output or when that output was made with sizes
-other than today's :class:`~pymsde.evaluate.demo.DemoConfig` defaults (a stale folder).
+other than today's :class:`~pymsde.workflows.demo.DemoConfig` defaults (a stale folder).
 """
 import json
 import os
@@ -31,7 +31,7 @@ def _demo_metrics() -> dict:
 
 
 def test_demo_multiscale_beats_closure_and_dns():
-    from pymsde.evaluate.demo import DemoConfig
+    from pymsde.workflows.demo import DemoConfig
 
     m = _demo_metrics()
     made_with = m.get("demo_config") or {}

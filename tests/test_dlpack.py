@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pymsde.kernels.dlpack import (KDL_CPU, KDL_FLOAT, KDL_INT, as_exportable, check_exportable,
+from pymsde.backends.dlpack import (KDL_CPU, KDL_FLOAT, KDL_INT, as_exportable, check_exportable,
                                    describe_capsule, dlpackjl_layout)
 from pymsde.util.errors import DataError
 
@@ -174,7 +174,7 @@ def test_julia_wrappers_keep_exported_temporaries_alive_until_the_call_returns(m
     import weakref
 
     from pymsde.data.grid import Grid
-    from pymsde.kernels import julia
+    from pymsde.backends import julia
     from pymsde.model.multiscale import MultiscaleModel
 
     model = MultiscaleModel.build(Grid((16,), ((0.0, 1.0),), ("periodic",)), 4, micro_dim=2, drift_hidden=(8,),

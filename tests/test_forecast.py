@@ -240,8 +240,8 @@ def test_drift_workspace_gives_the_same_numbers(case):
     place) gives the workspace=None (autograd) path's numbers to rounding in float64, on
     repeated calls with different states (no stale buffer leaks into a result), and its results
     stay valid after the next call (Heun/SRA1 keep two drift values alive)."""
-    from pymsde.kernels.mlp import init_mlp
-    from pymsde.kernels.multiscale import DriftParams, DriftWorkspace, multiscale_drift
+    from pymsde.model.mlp import init_mlp
+    from pymsde.model.drift import DriftParams, DriftWorkspace, multiscale_drift
 
     gen = torch.Generator().manual_seed(0)
     opts = dict(coarse_shape=(6,), boundary=("periodic",), channels=1, micro_dim=3, n_mu=1, n_f=2,
@@ -290,7 +290,7 @@ def test_backend_hook_uses_sde_rollout_with_the_same_noise(monkeypatch, t_out, e
     torch path, for uniform output times (save_every) and irregular ones (every step, then
     picked); time-varying forcing is refused with a clear error."""
     from pymsde.data.grid import Grid
-    from pymsde.kernels import backend as kb
+    from pymsde.backends import protocol as kb
     from pymsde.model.multiscale import MultiscaleModel
 
     torch.manual_seed(0)
@@ -326,8 +326,8 @@ def test_backend_hook_in_several_calls_draws_the_torch_paths_noise(monkeypatch, 
     split of the draws would change the numbers."""
     from pymsde.data.grid import Grid
     from pymsde.forecast import ensemble
-    from pymsde.kernels import backend as kb
-    from pymsde.kernels import sde
+    from pymsde.backends import protocol as kb
+    from pymsde.sde import integrator as sde
     from pymsde.model.multiscale import MultiscaleModel
 
     torch.manual_seed(0)

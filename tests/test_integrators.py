@@ -1,4 +1,4 @@
-"""Fixed-step SDE integrators (pymsde.kernels.sde, pymsde.forecast.integrators): convergence
+"""Fixed-step SDE integrators (pymsde.sde.integrator, pymsde.sde.solvers): convergence
 orders against SDEs with known solutions, ensemble statistics, increments, errors."""
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pymsde.forecast.integrators import SRA1, EulerMaruyama, StochasticHeun, get_solver, solve
-from pymsde.kernels.sde import (brownian_increments, coarsen_increments, em_step, integrate,
+from pymsde.sde.solvers import SRA1, EulerMaruyama, StochasticHeun, get_solver, solve
+from pymsde.sde.integrator import (brownian_increments, coarsen_increments, em_step, integrate,
                                 sra1_step)
 from pymsde.util.errors import ConfigError, StabilityError
 
@@ -286,7 +286,7 @@ def test_noise_is_drawn_in_chunks_and_only_saved_states_are_stored(monkeypatch):
     """Memory independent of n_steps: 10000 steps draw noise `chunk` steps at a time (never
     all at once) and store only the saved states; the chunked path equals the same path given
     the increments explicitly."""
-    import pymsde.kernels.sde as sde
+    import pymsde.sde.integrator as sde
 
     sizes = []
     real = sde.brownian_increments

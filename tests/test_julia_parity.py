@@ -10,10 +10,11 @@ and load PyMSDEKernels (as on the machines this package was written on).
 import pytest
 import torch
 
-from pymsde.kernels import padding, stencils
-from pymsde.kernels.backend import resolve_backend, torch_sde_rollout
-from pymsde.kernels.mlp import init_mlp, mlp_forward
-from pymsde.kernels.multiscale import DriftParams, multiscale_drift
+from pymsde.numerics import padding
+from pymsde.numerics import stencils
+from pymsde.backends.protocol import resolve_backend, torch_sde_rollout
+from pymsde.model.mlp import init_mlp, mlp_forward
+from pymsde.model.drift import DriftParams, multiscale_drift
 from pymsde.util.errors import BackendUnavailableError
 
 
@@ -141,8 +142,8 @@ def _burgers_case(shape, boundary):
 @pytest.mark.parametrize("shape,boundary", [((2, 1, 64), ("periodic",)), ((2, 1, 12, 16), ("dirichlet", "dirichlet")),
                                             ((1, 1, 12, 16), ("periodic", "dirichlet"))])
 def test_burgers_rhs_and_run(jlb, shape, boundary):
-    from pymsde.kernels import pde
-    from pymsde.kernels.backend import torch_burgers_fd_run
+    from pymsde.numerics import pde
+    from pymsde.backends.protocol import torch_burgers_fd_run
 
     u, dx, bc = _burgers_case(shape, boundary)
     assert rel(jlb.burgers_rhs(u, dx, 5e-3, bc, 4), pde.burgers_rhs(u, dx, 5e-3, bc, 4)) < 1e-10
@@ -153,8 +154,9 @@ def test_burgers_rhs_and_run(jlb, shape, boundary):
 
 @pytest.mark.parametrize("dealias", ["2/3", "3/2"])
 def test_spectral_run(jlb, dealias):
-    from pymsde.kernels import pde, spectral
-    from pymsde.kernels.backend import torch_spectral_run
+    from pymsde.numerics import pde
+    from pymsde.numerics import spectral
+    from pymsde.backends.protocol import torch_spectral_run
 
     n = 64
     x = torch.arange(n, dtype=torch.float64) * (10.0 / n)
@@ -177,7 +179,7 @@ def test_spectral_run(jlb, dealias):
 
 import numpy as np  # noqa: E402
 
-from pymsde.kernels import julia as jlmod  # noqa: E402
+from pymsde.backends import julia as jlmod  # noqa: E402
 
 
 def _t(a):
@@ -230,25 +232,25 @@ class FakePyMSDEKernels:
         _t(zs).copy_(ref)
 
     def burgers_rhs_b(self, out, u, dx, nu, boundary, order):
-        from pymsde.kernels import pde
+        from pymsde.numerics import pde
 
         _t(out).copy_(pde.burgers_rhs(_t(u), _csv(dx, float), nu, _csv(boundary), order))
 
     def burgers_fd_run_b(self, out, u0, dt, n_sub, dx, nu, boundary, order):
-        from pymsde.kernels.backend import torch_burgers_fd_run
+        from pymsde.backends.protocol import torch_burgers_fd_run
 
         ref = torch_burgers_fd_run(_t(u0), dt, n_sub, out.shape[-2], _csv(dx, float), nu, _csv(boundary), order)
         _t(out).copy_(ref)
 
     def spectral_run_b(self, out, v0, e, e2, q, f1, f2, f3, k, mask, n, dealias, n_sub):
-        from pymsde.kernels.backend import torch_spectral_run
+        from pymsde.backends.protocol import torch_spectral_run
 
         ref = torch_spectral_run(_t(v0), [_t(c) for c in (e, e2, q, f1, f2, f3)], _t(k), _t(mask).bool(), n,
                                  dealias, n_sub, out.shape[2])
         _t(out).copy_(ref)
 
     def etd_coefficients_b(self, e, e2, q, f1, f2, f3, lin, dt, n_contour):
-        from pymsde.kernels import spectral
+        from pymsde.numerics import spectral
 
         for dst, src in zip((e, e2, q, f1, f2, f3), spectral.etd_coefficients(_t(lin), dt, n_contour)):
             _t(dst).copy_(src)
@@ -261,13 +263,13 @@ class FakePyMSDEKernels:
         return pairs[::-1]
 
     def burgers_fv_rhs_b(self, out, c, dx, nu, boundary, *faces):
-        from pymsde.kernels import pde
+        from pymsde.numerics import pde
 
         nd = c.ndim - 2
         _t(out).copy_(pde.burgers_fv_rhs(_t(c), _csv(dx, float), nu, _csv(boundary), self._faces(faces, nd)))
 
     def burgers_fv_run_b(self, out, c0, dt, n_sub, dx, nu, boundary, *faces):
-        from pymsde.kernels.backend import torch_burgers_fv_run
+        from pymsde.backends.protocol import torch_burgers_fv_run
 
         nd = c0.ndim - 2
         ref = torch_burgers_fv_run(_t(c0), dt, n_sub, out.shape[-2], _csv(dx, float), nu, _csv(boundary),
@@ -332,8 +334,9 @@ def test_bridge_refuses_bad_input_before_calling_julia(fake):
 
 
 def test_bridge_marshals_the_pde_kernels(fake):
-    from pymsde.kernels import pde, spectral
-    from pymsde.kernels.backend import torch_burgers_fd_run, torch_spectral_run
+    from pymsde.numerics import pde
+    from pymsde.numerics import spectral
+    from pymsde.backends.protocol import torch_burgers_fd_run, torch_spectral_run
 
     u, dx, bc = _burgers_case((2, 1, 10, 14), ("periodic", "dirichlet"))
     assert torch.equal(jlmod.burgers_rhs(u, dx, 5e-3, bc, 4), pde.burgers_rhs(u, dx, 5e-3, bc, 4))
@@ -350,8 +353,9 @@ def test_bridge_marshals_the_pde_kernels(fake):
 
 
 def test_bridge_marshals_the_finite_volume_solver_and_etd_coefficients(fake):
-    from pymsde.kernels import pde, spectral
-    from pymsde.kernels.backend import torch_burgers_fv_run
+    from pymsde.numerics import pde
+    from pymsde.numerics import spectral
+    from pymsde.backends.protocol import torch_burgers_fv_run
 
     g = torch.Generator().manual_seed(6)
     c = 0.3 + 0.1 * torch.randn(2, 1, 6, 5, generator=g, dtype=torch.float64)
@@ -394,7 +398,8 @@ def test_bridge_passes_per_sample_times(fake):
 
 @pytest.mark.parametrize("symbol", ["kdv", "burgers"])
 def test_etd_coefficients(jlb, symbol):
-    from pymsde.kernels import pde, spectral
+    from pymsde.numerics import pde
+    from pymsde.numerics import spectral
 
     k = spectral.wavenumbers(64, 10.0)
     lin = pde.kdv_linear_symbol(k, 0.02) if symbol == "kdv" else pde.burgers_linear_symbol(k, 0.01)
@@ -405,8 +410,8 @@ def test_etd_coefficients(jlb, symbol):
 @pytest.mark.parametrize("shape,boundary", [((2, 1, 20), ("periodic",)), ((2, 1, 8, 8), ("dirichlet", "dirichlet")),
                                             ((1, 2, 6, 9), ("dirichlet", "periodic"))])
 def test_burgers_fv_rhs_and_run(jlb, shape, boundary):
-    from pymsde.kernels import pde
-    from pymsde.kernels.backend import torch_burgers_fv_run
+    from pymsde.numerics import pde
+    from pymsde.backends.protocol import torch_burgers_fv_run
 
     g = torch.Generator().manual_seed(8)
     c = 0.3 + 0.1 * torch.randn(*shape, generator=g, dtype=torch.float64)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pymsde.kernels import julia as jl
+from pymsde.backends import julia as jl
 
 ROOT = Path(__file__).resolve().parents[1]
 JULIA = ROOT / "julia"

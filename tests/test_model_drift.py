@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from pymsde.data.grid import Grid
-from pymsde.kernels.mlp import ACTIVATIONS, init_mlp, mlp_forward
-from pymsde.kernels.multiscale import DriftParams, DriftWorkspace, multiscale_drift
+from pymsde.model.mlp import ACTIVATIONS, init_mlp, mlp_forward
+from pymsde.model.drift import DriftParams, DriftWorkspace, multiscale_drift
 from pymsde.model import MultiscaleDrift, MultiscaleModel
 from pymsde.model.config import softplus
 

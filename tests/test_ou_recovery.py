@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from pymsde.data.trajectories import Trajectories
-from pymsde.inference import TrainConfig, fit
+from pymsde.training import TrainConfig, fit
 from pymsde.model import MultiscaleModel
 
 THETA, SIGMA, DT, NOISE = 2.0, 0.5, 0.01, 0.05

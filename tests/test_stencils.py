@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pymsde.kernels import spectral
-from pymsde.kernels.stencils import central_weights, derivative, extrapolation_weights, fd_weights, symbol_bounds
+from pymsde.numerics import spectral
+from pymsde.numerics.stencils import central_weights, derivative, extrapolation_weights, fd_weights, symbol_bounds
 
 
 def test_known_weights():
@@ -128,7 +128,7 @@ def test_dealias_mask():
     u = torch.cos(2 * math.pi * (n // 3) * torch.arange(n, dtype=torch.float64) / n)
     mask = spectral.dealias_mask(n, "2/3")
     k = spectral.wavenumbers(n, 1.0)
-    from pymsde.kernels.pde import conservative_advection_hat
+    from pymsde.numerics.pde import conservative_advection_hat
 
     nonlinear = conservative_advection_hat(torch.fft.rfft(u), k, mask, n)
     assert float(nonlinear.abs().max()) < 1e-6     # round-off (1.3e-9 seen); keeping n/3 gave 2.6e5

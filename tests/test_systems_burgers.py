@@ -140,7 +140,7 @@ def test_fd_stability_limit_is_sharp():
     # just below the stated limit the scheme runs; 1.2 x the limit (bypassing the check) blows up
     import torch
 
-    from pymsde.kernels import pde
+    from pymsde.numerics import pde
 
     n, nu = 200, 0.05
     rng = np.random.default_rng(0)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pymsde.forecast import EulerMaruyama, LatentSDE, LinearForcing, solve
-from pymsde.kernels.multiscale import multiscale_drift
-from pymsde.kernels.sde import brownian_increments, integrate
+from pymsde.model.drift import multiscale_drift
+from pymsde.sde.integrator import brownian_increments, integrate
 
 torchsde = pytest.importorskip("torchsde")
 F64 = torch.float64

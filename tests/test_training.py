@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from pymsde.inference import ModelOptions, TrainConfig, beta_at, fit, lr_at
-from pymsde.inference.run import CHECKPOINT_FILE, LOG_COLUMNS, read_csv, read_json
-from pymsde.inference.checkpoint import load_checkpoint
-from pymsde.inference.train import _diagnose
+from pymsde.training import ModelOptions, TrainConfig, beta_at, fit, lr_at
+from pymsde.training.run import CHECKPOINT_FILE, LOG_COLUMNS, read_csv, read_json
+from pymsde.training.checkpoint import load_checkpoint
+from pymsde.training.train import _diagnose
 from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError
 
 from test_checkpoint import TINY_MODEL, tiny_config, tiny_data

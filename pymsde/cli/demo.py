@@ -3,7 +3,7 @@
 Simulate the data, train the multiscale model and the closure model in the same budget,
 forecast the test trajectory, compare with the under-resolved DNS, write the report, and
 print where it is (``--json``: the metrics JSON of ``pymsde evaluate`` instead).
-See :mod:`pymsde.evaluate.demo` for the sizes and why they were chosen.
+See :mod:`pymsde.workflows.demo` for the sizes and why they were chosen.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pymsde.evaluate.demo import DemoConfig, run_demo
+    from pymsde.workflows.demo import DemoConfig, run_demo
 
     result = run_demo(args.out, DemoConfig(seed=args.seed, backend=args.backend, device=args.device),
                       overwrite=args.overwrite)

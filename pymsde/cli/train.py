@@ -94,7 +94,7 @@ def _residual_scale(v: str):
 
 def merged_config(args, checkpoint_train: dict | None = None):
     """(ModelOptions, TrainConfig) from defaults < checkpoint < TOML file < command line."""
-    from pymsde.inference.config import ModelOptions, TrainConfig, read_config, read_toml
+    from pymsde.training.config import ModelOptions, TrainConfig, read_config, read_toml
 
     model_d: dict = {}
     train_d: dict = dict(checkpoint_train or {})
@@ -124,9 +124,9 @@ def run(args) -> int:
     from pathlib import Path
 
     from pymsde.data.io import load
-    from pymsde.inference import fit
-    from pymsde.inference.checkpoint import load_checkpoint
-    from pymsde.inference.run import CHECKPOINT_FILE, check_run_target
+    from pymsde.training import fit
+    from pymsde.training.checkpoint import load_checkpoint
+    from pymsde.training.run import CHECKPOINT_FILE, check_run_target
     from pymsde.util.errors import DataError
 
     # every check comes before anything is written: fit() creates the run directory only

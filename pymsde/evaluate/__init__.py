@@ -10,11 +10,10 @@ Main entry points:
 - :func:`nrmse`, :func:`crps_ensemble`, :func:`spread_skill` -- the scores.
 """
 from pymsde.evaluate.baselines import Prediction, dns_prediction, model_prediction
-from pymsde.evaluate.demo import DemoConfig, run_demo, run_pipeline
 from pymsde.evaluate.metrics import crps_ensemble, nrmse, nrmse_per_time, spread_skill
 from pymsde.evaluate.report import (EvaluationResult, MethodScores, evaluate_run, parse_metrics_table,
                                     score_prediction, write_report)
 
 __all__ = ["evaluate_run", "EvaluationResult", "MethodScores", "score_prediction", "write_report",
-           "parse_metrics_table", "Prediction", "model_prediction", "dns_prediction", "DemoConfig",
-           "run_demo", "run_pipeline", "nrmse", "nrmse_per_time", "crps_ensemble", "spread_skill"]
+           "parse_metrics_table", "Prediction", "model_prediction", "dns_prediction",
+           "nrmse", "nrmse_per_time", "crps_ensemble", "spread_skill"]

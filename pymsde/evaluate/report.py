@@ -165,11 +165,11 @@ def check_grid_matches(config, traj, data_name: str = "evaluation data", run_nam
 
 def check_run_dir(run_dir: str | os.PathLike) -> Path:
     """Raise ConfigError unless ``run_dir`` is a complete run directory: its ``config.toml``
-    and its ``checkpoint.pt`` (the files :mod:`pymsde.inference.run` writes) are both there.
+    and its ``checkpoint.pt`` (the files :mod:`pymsde.training.run` writes) are both there.
 
     Returns the run directory as a Path.
     """
-    from pymsde.inference.run import CHECKPOINT_FILE, CONFIG_FILE
+    from pymsde.training.run import CHECKPOINT_FILE, CONFIG_FILE
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -353,7 +353,7 @@ def _training_time(metadata: Any) -> float | None:
     """Training wall time (s) from a run's ``metadata.json`` (None when not recorded)."""
     if not isinstance(metadata, dict):
         return None
-    v = metadata.get("train_time_s")  # recorded by pymsde.inference.run
+    v = metadata.get("train_time_s")  # recorded by pymsde.training.run
     return float(v) if isinstance(v, (int, float)) else None
 
 
@@ -372,7 +372,7 @@ def find_closure_run(run_dir: Path, closure_run: str | os.PathLike | None) -> Pa
 
 
 def _load(run_dir: Path, which: str):
-    from pymsde.inference.run import load_run
+    from pymsde.training.run import load_run
 
     check_run_dir(run_dir)
     model, _, metadata = load_run(run_dir, which=which)
@@ -519,12 +519,12 @@ def _resolve_backend_name(backend: str) -> str:
     if backend == "torch":
         return "torch"
     try:
-        from pymsde.kernels.backend import resolve_backend
+        from pymsde.backends.protocol import resolve_backend
     except ImportError:
         if backend == "julia":
             from pymsde.util.errors import BackendUnavailableError
 
-            raise BackendUnavailableError("backend 'julia': the backend switch (pymsde.kernels.backend) is not "
+            raise BackendUnavailableError("backend 'julia': the backend switch (pymsde.backends.protocol) is not "
                                           "installed in this build; use --backend torch") from None
         return "torch"
     return str(resolve_backend(backend).name)

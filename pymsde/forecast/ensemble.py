@@ -12,14 +12,14 @@ members' fine fields are reduced on the fly, and they are kept only at ``sample_
 when ``return_samples`` is set. ``decode=False`` skips decoding altogether (latent paths
 only).
 
-Backends: ``backend="torch"`` integrates with :func:`pymsde.kernels.sde.integrate` and the
-functional drift :func:`pymsde.kernels.multiscale.multiscale_drift` (weights from
+Backends: ``backend="torch"`` integrates with :func:`pymsde.sde.integrator.integrate` and the
+functional drift :func:`pymsde.model.drift.multiscale_drift` (weights from
 ``model.drift_params()``, detached) with a
-:class:`~pymsde.kernels.multiscale.DriftWorkspace` (same numbers, buffers reused);
+:class:`~pymsde.model.drift.DriftWorkspace` (same numbers, buffers reused);
 ``"julia"`` / ``"auto"`` go through
-:func:`pymsde.kernels.backend.resolve_backend` and its ``sde_rollout`` kernel. Both draw
+:func:`pymsde.backends.protocol.resolve_backend` and its ``sde_rollout`` kernel. Both draw
 the initial samples and the Brownian increments from the same torch generator, in the same
-pieces (:func:`pymsde.kernels.sde.noise_chunk`), so a seed means the same noise on every
+pieces (:func:`pymsde.sde.integrator.noise_chunk`), so a seed means the same noise on every
 backend (tested with the torch kernel standing in for another backend).
 """
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pymsde.forecast.forcing import LinearForcing
-from pymsde.forecast.integrators import get_solver
-from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
-from pymsde.kernels.sde import brownian_increments, integrate, noise_chunk
+from pymsde.sde.forcing import LinearForcing
+from pymsde.sde.solvers import get_solver
+from pymsde.model.drift import DriftWorkspace, multiscale_drift
+from pymsde.sde.integrator import brownian_increments, integrate, noise_chunk
 from pymsde.util.errors import ConfigError, DataError
 
 
@@ -127,11 +127,11 @@ def _rollout(backend: str, params, sigma, z0, t0, dt, n_steps, scheme, steps, mu
     """The latent rollout, dispatched on the backend name; returns ``zs (n_out, N, D)``.
 
     The hook: ``"torch"`` is handled here with the kernel-level integrate; any other name is
-    resolved by :func:`pymsde.kernels.backend.resolve_backend`, whose ``sde_rollout`` kernel
-    (signature of :func:`pymsde.kernels.backend.torch_sde_rollout`) runs the loop.
+    resolved by :func:`pymsde.backends.protocol.resolve_backend`, whose ``sde_rollout`` kernel
+    (signature of :func:`pymsde.backends.protocol.torch_sde_rollout`) runs the loop.
     """
     if backend != "torch":
-        from pymsde.kernels.backend import resolve_backend
+        from pymsde.backends.protocol import resolve_backend
 
         be = resolve_backend(backend)
         if be.name != "torch":
@@ -206,7 +206,7 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
         t_out: ``(n_out,)`` output times, strictly increasing, on the step grid ``t0 + k dt``.
         mu: ``(n_mu,)`` or ``(B, n_mu)`` parameters (constant in time).
         f: forcing samples ``(n_tf, n_f)`` or ``(B, n_tf, n_f)`` at ``f_times`` (linearly
-            interpolated in time), or a :class:`~pymsde.forecast.forcing.LinearForcing`.
+            interpolated in time), or a :class:`~pymsde.sde.forcing.LinearForcing`.
         f_times: ``(n_tf,)`` times of the forcing samples; default ``t_out``.
         t0: time of ``u0``; default ``t_out[0]``.
         n_samples: ensemble members per observation (>= 1).

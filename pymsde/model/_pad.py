@@ -1,6 +1,6 @@
 """Boundary padding along one axis by index gather (private to the model layer).
 
-:func:`pymsde.kernels.padding.pad` pads every axis by the same rule via ``narrow`` + ``cat``;
+:func:`pymsde.numerics.padding.pad` pads every axis by the same rule via ``narrow`` + ``cat``;
 the model needs a different width per axis and side, and widths larger than the axis
 itself (the decoder pads the coarse grid by several kernel half-widths), which a periodic
 index ``j mod n`` handles with one ``index_select``. Index vectors are cached per

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from pymsde.kernels.mlp import ACTIVATIONS
-from pymsde.kernels.multiscale import LatentSizes
+from pymsde.model.mlp import ACTIVATIONS
+from pymsde.model.drift import LatentSizes
 from pymsde.util.errors import ConfigError
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pymsde.kernels.mlp import activation_fn
+from pymsde.model.mlp import activation_fn
 from pymsde.model.encoder import conv_sizes, inverse_softplus
 from pymsde.model.kernel import CoarseGrainingKernel
 

@@ -1,15 +1,292 @@
-"""The prior drift as an ``nn.Module``: it holds the weights, the maths lives in
-:func:`pymsde.kernels.multiscale.multiscale_drift` (one definition for the model, the
-rollout kernels and the Julia port)."""
+"""The drift of the learned multiscale SDE as a pure function of plain tensors.
+
+The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
+``(B, C, *coarse_shape)`` (channel slowest, row-major cells) and ``zm`` of shape
+``(B, micro_dim)``. The drift ``g(t, z; mu, f)`` has two parts (METHOD.md section 2):
+
+- macroscale, per coarse cell ``j`` and channel: ``g_M[:, j] = h([zM over the stencil of
+  radius r around j], zm, mu, f)`` -- one MLP ``h`` (C outputs) shared by every cell. The
+  stencil is :func:`pymsde.numerics.padding.gather_stencil` (row-major offsets, channel
+  slowest; periodic axes wrap, Dirichlet axes repeat the edge cell). ``h``'s input per cell
+  is ``[stencil (C (2r+1)^d), zm (d_m), mu (n_mu), f (n_f)]``.
+- microscale: ``g_m = q([zm, zM flat, sin t, cos t, mu, f])`` -> ``d_m`` numbers.
+
+Both MLPs are :func:`pymsde.model.mlp.mlp_forward`'s layers (``addmm`` per layer, the
+activation between layers). :func:`multiscale_drift` is the one torch implementation: the
+model (:mod:`pymsde.model.drift`, with autograd), the torch rollouts
+(:mod:`pymsde.forecast.ensemble`, :func:`pymsde.backends.protocol.torch_sde_rollout`, the
+validation forecast of training) and, as the reference, the Julia kernel all evaluate it.
+Rollouts pass a :class:`DriftWorkspace` (buffers reused, activations in place; same numbers).
+
+Cost: the shared MLP runs as one dense matmul over all ``B * n_cells`` rows. The part of
+``h``'s first layer that acts on the per-sample inputs ``[zm, mu, f]`` is computed once per
+sample and broadcast over cells (the same numbers as concatenating them to every row, at a
+fraction of the cost).
+"""
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from pymsde.kernels.mlp import init_mlp
-from pymsde.kernels.multiscale import DriftParams, multiscale_drift
+from pymsde.model.mlp import ACTIVATIONS, activation_fn, init_mlp
+from pymsde.numerics.padding import gather_stencil
+
+
+class LatentSizes:
+    """Sizes of the flat latent vector ``z = (zM, zm)``, derived from ``coarse_shape``,
+    ``channels`` and ``micro_dim`` (shared by :class:`DriftParams` and the model's config)."""
+
+    coarse_shape: tuple[int, ...]
+    channels: int
+    micro_dim: int
+
+    @property
+    def n_cells(self) -> int:
+        """Cells of the coarse mesh."""
+        return math.prod(self.coarse_shape)
+
+    @property
+    def macro_dim(self) -> int:
+        """``C * n_cells``: the length of ``zM`` in the flat latent vector."""
+        return self.channels * self.n_cells
+
+    @property
+    def latent_dim(self) -> int:
+        """``macro_dim + micro_dim``: the length of ``z``."""
+        return self.macro_dim + self.micro_dim
+
+
+@dataclass(frozen=True)
+class DriftParams(LatentSizes):
+    """Weights of the multiscale drift as plain tensors, plus the metadata to apply them.
+
+    Attributes:
+        macro_weights, macro_biases: layers of ``h``; ``macro_weights[0]`` has
+            ``C (2r+1)^d + micro_dim + n_mu + n_f`` columns, the last layer ``C`` rows.
+        micro_weights, micro_biases: layers of ``q`` (empty lists when ``micro_dim == 0``);
+            input width ``micro_dim + C n_cells + 2 + n_mu + n_f``, output ``micro_dim``.
+        activation: activation name (see :data:`pymsde.model.mlp.ACTIVATIONS`).
+        radius: stencil radius ``r`` (coarse cells).
+        boundary: ``"periodic"`` or ``"dirichlet"`` per spatial axis.
+        coarse_shape: coarse cells per axis.
+        channels: field channels ``C``.
+        micro_dim, n_mu, n_f: sizes of ``zm``, ``mu`` and ``f``.
+    """
+
+    macro_weights: list[torch.Tensor]
+    macro_biases: list[torch.Tensor]
+    micro_weights: list[torch.Tensor]
+    micro_biases: list[torch.Tensor]
+    activation: str
+    radius: int
+    boundary: tuple[str, ...]
+    coarse_shape: tuple[int, ...]
+    channels: int
+    micro_dim: int
+    n_mu: int = 0
+    n_f: int = 0
+
+    def __post_init__(self) -> None:
+        # cheap integer checks only: this object is rebuilt on every model.drift call
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"DriftParams.activation {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        if len(self.boundary) != len(self.coarse_shape):
+            raise ValueError(f"DriftParams: boundary has {len(self.boundary)} axes, coarse_shape "
+                             f"{self.coarse_shape} has {len(self.coarse_shape)}")
+        _check_layers("macro", self.macro_weights, self.macro_biases, self.macro_in, self.channels)
+        if self.micro_dim > 0:
+            _check_layers("micro", self.micro_weights, self.micro_biases, self.micro_in, self.micro_dim)
+        elif self.micro_weights:
+            raise ValueError("DriftParams: micro_dim is 0 but micro weights were given")
+
+    @property
+    def ndim(self) -> int:
+        """Spatial axes of the coarse mesh."""
+        return len(self.coarse_shape)
+
+    @property
+    def stencil_size(self) -> int:
+        """``C (2r+1)^d`` stencil values per cell."""
+        return self.channels * (2 * self.radius + 1) ** self.ndim
+
+    @property
+    def macro_in(self) -> int:
+        return self.stencil_size + self.micro_dim + self.n_mu + self.n_f
+
+    @property
+    def micro_in(self) -> int:
+        return self.micro_dim + self.macro_dim + 2 + self.n_mu + self.n_f
+
+    def detach(self) -> "DriftParams":
+        """A copy whose tensors are detached from autograd (for rollouts)."""
+        return self._map(lambda x: x.detach())
+
+    def to(self, *args, **kwargs) -> "DriftParams":
+        """A copy with every tensor moved/cast as ``Tensor.to(*args, **kwargs)``."""
+        return self._map(lambda x: x.to(*args, **kwargs))
+
+    def _map(self, fn) -> "DriftParams":
+        return replace(self, macro_weights=[fn(w) for w in self.macro_weights],
+                       macro_biases=[fn(b) for b in self.macro_biases],
+                       micro_weights=[fn(w) for w in self.micro_weights],
+                       micro_biases=[fn(b) for b in self.micro_biases])
+
+
+def _check_layers(name: str, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                  n_in: int, n_out: int) -> None:
+    if len(weights) == 0 or len(weights) != len(biases):
+        raise ValueError(f"DriftParams.{name}: {len(weights)} weight matrices and {len(biases)} bias "
+                         f"vectors; expected the same positive number")
+    width = n_in
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        if w.dim() != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
+            raise ValueError(f"DriftParams.{name} layer {k}: weight {tuple(w.shape)}, bias {tuple(b.shape)}; "
+                             f"expected (out, {width}) and (out,)")
+        width = w.shape[0]
+    if width != n_out:
+        raise ValueError(f"DriftParams.{name}: last layer has {width} outputs; expected {n_out}")
+
+
+def _time_features(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> torch.Tensor:
+    """``[sin t, cos t]`` as ``(B, 2)`` for a scalar or per-sample ``t``."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    t = t.reshape(-1, 1).expand(batch, 1)
+    return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
+
+
+#: in-place versions of the activations (softplus has none: it runs out of place)
+_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+    "silu": lambda x: F.silu(x, inplace=True),
+}
+
+
+class DriftWorkspace:
+    """Reusable buffers for many autograd-free :func:`multiscale_drift` calls on one batch size.
+
+    Why: in a rollout the drift runs thousands of times on the same shapes, and its large
+    temporaries are the hidden activations of the shared cell MLP, ``(B n_cells, H)`` each
+    (256 members x 20 cells x 128 = 2.6 MB in float32). Writing them into buffers allocated
+    once (``addmm(..., out=)``) and activating them in place saves the page faults and extra
+    memory passes of fresh allocations. The numbers are those of the ``workspace=None`` path
+    (tested equal in float64).
+
+    Use only without autograd (``torch.no_grad()`` or detached params): ``out=`` refuses
+    tensors that require grad, and the buffers are overwritten by the next call. The drift
+    returned by each call is a fresh tensor (Heun/SRA1 keep two drift values alive).
+
+    Args:
+        params: the drift's weights (for the hidden widths, dtype and device).
+        batch: ``B``, the number of rows of every ``z`` it will be used with.
+    """
+
+    def __init__(self, params: DriftParams, batch: int):
+        self.batch = int(batch)
+        ref = params.macro_weights[0]
+        rows = self.batch * params.n_cells
+        # one buffer per hidden layer of h (every layer but the last, whose output is returned)
+        self.hidden = [torch.empty(rows, w.shape[0], dtype=ref.dtype, device=ref.device)
+                       for w in params.macro_weights[:-1]]
+        self.act_inplace = _INPLACE.get(params.activation)
+
+
+def _dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``x @ w.T + b`` (one BLAS call), into ``out`` when given."""
+    return torch.addmm(b, x, w.t()) if out is None else torch.addmm(b, x, w.t(), out=out)
+
+
+def _mlp_rest(h: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+              act: Callable[[torch.Tensor], torch.Tensor], act_inplace, buffers: Sequence[torch.Tensor]
+              ) -> torch.Tensor:
+    """The layers after the first of :func:`pymsde.model.mlp.mlp_forward`: activate ``h``,
+    apply the next layer, ...; layer ``k``'s output goes to ``buffers[k]`` when there is one
+    (the last layer's output is always fresh). ``act_inplace`` (None: out of place) may only
+    be given when ``h`` and the buffers are not needed by autograd."""
+    n = len(weights)
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        h = act(h) if act_inplace is None else act_inplace(h)
+        h = _dense(h, w, b, buffers[k] if k < n - 1 and k < len(buffers) else None)
+    return h
+
+
+def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tensor,
+                     mu: torch.Tensor | None = None, f: torch.Tensor | None = None,
+                     workspace: DriftWorkspace | None = None) -> torch.Tensor:
+    """The drift ``g(t, z; mu, f)`` of the latent SDE (the one implementation).
+
+    Args:
+        params: weights and metadata.
+        t: time, scalar or ``(B,)`` (same units as the data's ``t``).
+        z: ``(B, D)`` latent states, ``D = C n_cells + micro_dim``.
+        mu: ``(B, n_mu)`` parameters, or None when ``n_mu == 0``.
+        f: ``(B, n_f)`` forcing at time ``t``, or None when ``n_f == 0``.
+        workspace: None (differentiable; training) or a :class:`DriftWorkspace` built for
+            ``B`` rows (rollouts without autograd: hidden activations in reused buffers,
+            activations in place; the same numbers).
+
+    Returns:
+        ``(B, D)``: ``concat(g_M.flatten(1), g_m)`` in the layout of ``z`` (a fresh tensor).
+
+    Raises:
+        ValueError: mu/f missing, or a workspace built for another batch size.
+    """
+    p = params
+    batch = z.shape[0]
+    if workspace is None:
+        buffers: Sequence[torch.Tensor] = ()
+        act_inplace = None
+    else:
+        if batch != workspace.batch:   # integer compare: out= would silently resize the buffers
+            raise ValueError(f"multiscale_drift: workspace built for batch {workspace.batch}, called with {batch}")
+        buffers, act_inplace = workspace.hidden, workspace.act_inplace
+    act = activation_fn(p.activation)
+    macro_dim = p.macro_dim
+    zM = z[:, :macro_dim]
+    zm = z[:, macro_dim:]
+    extras = []                                            # per-sample inputs shared by all cells
+    if p.n_mu:
+        if mu is None:
+            raise ValueError(f"multiscale_drift: the model takes n_mu = {p.n_mu} parameters but mu is None")
+        extras.append(mu)
+    if p.n_f:
+        if f is None:
+            raise ValueError(f"multiscale_drift: the model takes n_f = {p.n_f} forcing values but f is None")
+        extras.append(f)
+
+    # macroscale: stencil gather, then one shared MLP over all B * n_cells rows
+    stencil = gather_stencil(zM.reshape(batch, p.channels, *p.coarse_shape), p.radius, p.boundary)
+    rows = stencil.reshape(batch * p.n_cells, p.stencil_size)
+    w0, b0 = p.macro_weights[0], p.macro_biases[0]
+    out0 = buffers[0] if buffers else None                 # None: one-layer h, or autograd
+    glob = [zm] + extras if p.micro_dim else extras
+    if glob:
+        g = torch.cat(glob, dim=1) if len(glob) > 1 else glob[0]
+        # first layer = W_s stencil + (W_g [zm, mu, f] + b): the second part once per sample
+        per_sample = torch.addmm(b0, g, w0[:, p.stencil_size:].t())          # (B, H)
+        ws = w0[:, :p.stencil_size].t()
+        h = rows @ ws if out0 is None else torch.mm(rows, ws, out=out0)
+        if out0 is None:
+            h = (h.view(batch, p.n_cells, -1) + per_sample.unsqueeze(1)).view(batch * p.n_cells, -1)
+        else:
+            h.view(batch, p.n_cells, -1).add_(per_sample.unsqueeze(1))
+    else:
+        h = _dense(rows, w0, b0, out0)
+    h = _mlp_rest(h, p.macro_weights[1:], p.macro_biases[1:], act, act_inplace, buffers[1:])
+    # (B * n_cells, C) -> (B, C, n_cells) -> flat, channel slowest like zM.flatten(1)
+    gM = h.view(batch, p.n_cells, p.channels).transpose(1, 2).reshape(batch, macro_dim)
+    if not p.micro_dim:
+        return gM
+
+    x = torch.cat([zm, zM, _time_features(t, batch, z)] + extras, dim=1)
+    gm = _mlp_rest(_dense(x, p.micro_weights[0], p.micro_biases[0], None), p.micro_weights[1:],
+                   p.micro_biases[1:], act, act_inplace, ())
+    return torch.cat([gM, gm], dim=1)
 
 
 class MultiscaleDrift(nn.Module):

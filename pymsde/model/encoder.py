@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pymsde.kernels.mlp import activation_fn
+from pymsde.model.mlp import activation_fn
 from pymsde.model._pad import pad_axis
 from pymsde.model.kernel import CoarseGrainingKernel
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from pymsde.kernels.multiscale import DriftParams
+from pymsde.model.drift import DriftParams
 from pymsde.model.config import ModelConfig
 from pymsde.model.decoder import Decoder, MicroDecoder
 from pymsde.model.diffusion import Diffusion

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pymsde.kernels.mlp import init_mlp
+from pymsde.model.mlp import init_mlp
 from pymsde.model.encoder import inverse_softplus
 
 

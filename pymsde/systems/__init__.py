@@ -6,7 +6,7 @@
 - :func:`coarse_grain`, :func:`refine`, :func:`solve_coarse`: the baseline of METHOD.md
   section 7 (see ``pymsde.systems.coarse``).
 
-The numerics live in ``pymsde.kernels.pde`` / ``stencils`` / ``spectral``; the time loops in
+The numerics live in ``pymsde.numerics.pde`` / ``stencils`` / ``spectral``; the time loops in
 ``pymsde.systems.solvers``. Schemes, orders and stability limits: ``docs/simulators.md``.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pymsde.data.trajectories import Trajectories
 from pymsde.systems.cases import CASES, CaseSpec
 from pymsde.systems.coarse import coarse_grain, refine, solve_coarse
 from pymsde.systems.solvers import burgers_dt_limit, integrate_burgers, integrate_kdv, kdv_dt_limit
-from pymsde.kernels.backend import resolve_backend
+from pymsde.backends.protocol import resolve_backend
 from pymsde.util.errors import ConfigError
 
 _OVERRIDES = {"nu", "d", "noise", "dt", "order", "dealias", "u0", "split", "safety", "scheme"}
@@ -48,7 +48,7 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         n_grid: fine points per axis (an int applies to every axis).
         n_steps: saved times including ``t = 0`` (default 1001); output step ``t_end / (n_steps - 1)``.
         t_end: final time (default 1).
-        backend: ``"torch"``, ``"julia"`` or ``"auto"`` (``pymsde.kernels.backend.resolve_backend``:
+        backend: ``"torch"``, ``"julia"`` or ``"auto"`` (``pymsde.backends.protocol.resolve_backend``:
             ``"julia"`` raises BackendUnavailableError when Julia cannot start; ``"auto"`` falls back
             to torch and logs why). A Julia run steps the whole loop in one call (no progress bar).
         progress: show a progress bar over the output steps.

@@ -37,8 +37,9 @@ import numpy as np
 import torch
 
 from pymsde.data.grid import Grid
-from pymsde.kernels import pde, spectral
-from pymsde.kernels.backend import resolve_backend
+from pymsde.numerics import pde
+from pymsde.numerics import spectral
+from pymsde.backends.protocol import resolve_backend
 from pymsde.systems.cases import CASES, CaseSpec
 from pymsde.systems.solvers import _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit
 from pymsde.util.errors import ConfigError

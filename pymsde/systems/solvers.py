@@ -1,5 +1,5 @@
 """Time loops of the fine-grid simulators: choose the internal step, check it against the
-scheme's stability limit, step with the kernels of ``pymsde.kernels.pde`` and save every
+scheme's stability limit, step with the kernels of ``pymsde.numerics.pde`` and save every
 output time. numpy float64 in, numpy float64 out, torch inside.
 
 Stability limits (the internal step ``dt`` must satisfy them; a larger user-given ``dt``
@@ -31,9 +31,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from pymsde.kernels import pde, spectral
-from pymsde.kernels.backend import resolve_backend
-from pymsde.kernels.stencils import symbol_bounds
+from pymsde.numerics import pde
+from pymsde.numerics import spectral
+from pymsde.backends.protocol import resolve_backend
+from pymsde.numerics.stencils import symbol_bounds
 from pymsde.util.errors import ConfigError, StabilityError
 from pymsde.util.progress import progress
 

@@ -2,8 +2,8 @@
 
 One optimiser step draws ``batch_windows`` windows of ``window`` consecutive observations
 (shuffled epochs of :class:`pymsde.data.windows.WindowSampler`), evaluates the ELBO terms
-(:mod:`pymsde.inference.elbo`) and takes an Adam step with the learning rate and the KL weight
-of :mod:`pymsde.inference.schedule`. No SDE is solved inside training.
+(:mod:`pymsde.training.elbo`) and takes an Adam step with the learning rate and the KL weight
+of :mod:`pymsde.training.schedule`. No SDE is solved inside training.
 
 Hot path: the training data are moved to the device once; a step gathers its windows by
 index, runs the model and the optimiser, and appends its ELBO terms (device tensors) to a
@@ -38,12 +38,12 @@ import torch
 
 from pymsde.data.trajectories import Trajectories
 from pymsde.data.windows import WindowSampler
-from pymsde.inference import run as runmod
-from pymsde.inference.checkpoint import load_checkpoint, save_checkpoint
-from pymsde.inference.config import ModelOptions, TrainConfig
-from pymsde.inference.elbo import WeightKL, elbo_terms, residual_factor
-from pymsde.inference.schedule import beta_at, lr_at
-from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
+from pymsde.training import run as runmod
+from pymsde.training.checkpoint import load_checkpoint, save_checkpoint
+from pymsde.training.config import ModelOptions, TrainConfig
+from pymsde.training.elbo import WeightKL, elbo_terms, residual_factor
+from pymsde.training.schedule import beta_at, lr_at
+from pymsde.model.drift import DriftWorkspace, multiscale_drift
 from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError
 from pymsde.util.progress import progress
 
@@ -248,7 +248,7 @@ def validate(model, val: _DeviceData, config: TrainConfig, res_factor: float,
 
     n_steps = min(config.val_forecast_steps, n_t - 1)
     if n_steps >= 1:
-        from pymsde.kernels import sde
+        from pymsde.sde import integrator as sde
 
         S = config.val_forecast_samples
         truth = val.u[:, :n_steps + 1]

@@ -1,12 +1,12 @@
 """The compute-backend switch: ``resolve_backend("torch" | "julia" | "auto") -> Backend``.
 
 - ``"torch"``: the torch reference kernels (always available).
-- ``"julia"``: the PyMSDEKernels Julia package through juliacall (:mod:`pymsde.kernels.julia`).
+- ``"julia"``: the PyMSDEKernels Julia package through juliacall (:mod:`pymsde.backends.julia`).
   If Julia cannot start or the package cannot load, :class:`BackendUnavailableError` is raised
   with the reason and the install hint -- never a silent fallback.
 - ``"auto"``: Julia when an existing Julia executable is found *and* it starts and loads the
   package with juliapkg offline (nothing is downloaded); otherwise torch. The choice and the
-  reason are logged once per process (``logging``, logger ``pymsde.kernels.backend``).
+  reason are logged once per process (``logging``, logger ``pymsde.backends.protocol``).
 
 A :class:`Backend` names itself (``name``; record it in results with :meth:`Backend.describe`)
 and hands out the kernels by attribute, with the torch signatures on both backends::
@@ -47,10 +47,10 @@ def torch_sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, 
 
     ``dz = multiscale_drift(params, t, z, mu, f) dt + sigma dW`` with constant ``mu``
     ``(B, n_mu)`` and forcing ``f`` ``(B, n_f)`` (time-dependent forcing is the forecast
-    layer's business), stepped by :func:`pymsde.kernels.sde.integrate`.
+    layer's business), stepped by :func:`pymsde.sde.integrator.integrate`.
 
     Args:
-        params: :class:`pymsde.kernels.multiscale.DriftParams`.
+        params: :class:`pymsde.model.drift.DriftParams`.
         sigma: ``(D,)`` or ``(B, D)`` diagonal diffusion.
         z0: ``(B, D)`` initial latent states.
         t0, dt, n_steps: start time, step and number of steps.
@@ -62,8 +62,8 @@ def torch_sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, 
     Returns:
         ``ts (n_saved,)`` and ``zs (n_saved, B, D)``.
     """
-    from pymsde.kernels.multiscale import DriftWorkspace, multiscale_drift
-    from pymsde.kernels.sde import integrate
+    from pymsde.model.drift import DriftWorkspace, multiscale_drift
+    from pymsde.sde.integrator import integrate
 
     p = params.detach()
     ws = DriftWorkspace(p, z0.shape[0])   # hidden-layer buffers allocated once per rollout
@@ -86,11 +86,11 @@ def torch_burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx
     Args:
         u0: ``(B, C, *grid)`` float64 initial fields.
         dt: internal RK4 step; n_sub: steps per output interval; n_out: outputs incl. ``u0``.
-        dx, nu, boundary, order: as :func:`pymsde.kernels.pde.burgers_rhs`.
+        dx, nu, boundary, order: as :func:`pymsde.numerics.pde.burgers_rhs`.
     Returns:
         ``(B, n_out, C, *grid)`` with ``[:, 0] = u0`` and ``[:, i]`` after ``i * n_sub`` steps.
     """
-    from pymsde.kernels import pde
+    from pymsde.numerics import pde
 
     out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
     u = u0
@@ -110,12 +110,12 @@ def torch_spectral_run(v0_hat: torch.Tensor, coeffs, k: torch.Tensor, mask: torc
         v0_hat: ``(B, C, n // 2 + 1)`` complex128 initial rfft coefficients (the solver passes
             ``rfft(u0)`` with every mode: only the nonlinear term is dealiased).
         coeffs: ``kernels.spectral.etd_coefficients(L, dt)``; k, mask, n, dealias: as
-            :func:`pymsde.kernels.pde.advection_etdrk4_step`.
+            :func:`pymsde.numerics.pde.advection_etdrk4_step`.
         n_sub: steps per output interval; n_out: outputs including the initial state.
     Returns:
         ``(B, n_out, C, n)`` float64 fields ``irfft(v)`` at the outputs.
     """
-    from pymsde.kernels import pde
+    from pymsde.numerics import pde
 
     v = v0_hat
     out = torch.empty((v.shape[0], int(n_out), v.shape[1], int(n)), dtype=torch.float64, device=v.device)
@@ -134,11 +134,11 @@ def torch_burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx
     Args:
         c0: ``(B, C, *cells)`` float64 initial cell averages.
         dt: internal SSP-RK3 step; n_sub: steps per output interval; n_out: outputs incl. ``c0``.
-        dx, nu, boundary, face_values: as :func:`pymsde.kernels.pde.burgers_fv_rhs`.
+        dx, nu, boundary, face_values: as :func:`pymsde.numerics.pde.burgers_fv_rhs`.
     Returns:
         ``(B, n_out, C, *cells)`` with ``[:, 0] = c0`` and ``[:, i]`` after ``i * n_sub`` steps.
     """
-    from pymsde.kernels import pde
+    from pymsde.numerics import pde
 
     def rhs(v):
         return pde.burgers_fv_rhs(v, dx, nu, boundary, face_values)
@@ -154,7 +154,12 @@ def torch_burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx
 
 
 def _torch_kernels() -> dict[str, Callable]:
-    from pymsde.kernels import mlp, multiscale, padding, pde, spectral, stencils
+    from pymsde.model import mlp
+    from pymsde.model import drift as multiscale
+    from pymsde.numerics import padding
+    from pymsde.numerics import pde
+    from pymsde.numerics import spectral
+    from pymsde.numerics import stencils
 
     return {"pad": padding.pad, "gather_stencil": padding.gather_stencil,
             "derivative": stencils.derivative, "mlp_forward": mlp.mlp_forward,
@@ -165,7 +170,7 @@ def _torch_kernels() -> dict[str, Callable]:
 
 
 def _julia_kernels() -> dict[str, Callable]:
-    from pymsde.kernels import julia
+    from pymsde.backends import julia
 
     return {name: getattr(julia, name) for name in KERNELS}
 
@@ -233,7 +238,7 @@ def resolve_backend(name: str = "auto") -> Backend:
     if name == "torch":
         be = Backend("torch", "torch", "requested explicitly", _base_info())
     elif name == "julia":
-        from pymsde.kernels import julia
+        from pymsde.backends import julia
 
         julia.load(offline=False)  # raises BackendUnavailableError with the reason and hint
         be = Backend("julia", "julia", "requested explicitly", {**_base_info(), "julia": julia.info()})
@@ -245,7 +250,7 @@ def resolve_backend(name: str = "auto") -> Backend:
 
 
 def _resolve_auto() -> Backend:
-    from pymsde.kernels import julia
+    from pymsde.backends import julia
 
     try:
         julia.load(offline=True)
@@ -257,7 +262,7 @@ def _resolve_auto() -> Backend:
 
 def available_backends() -> dict[str, Any]:
     """``{"torch": True, "julia": True | "reason it is not"}`` without raising."""
-    from pymsde.kernels import julia
+    from pymsde.backends import julia
 
     try:
         julia.load(offline=True)

@@ -39,8 +39,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from pymsde.kernels.stencils import apply_central, central_weights, pad_axis
-from pymsde.kernels.spectral import padded_square
+from pymsde.numerics.stencils import apply_central, central_weights, pad_axis
+from pymsde.numerics.spectral import padded_square
 
 # ----------------------------------------------------------------------------- Burgers (FD)
 

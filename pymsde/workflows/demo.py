@@ -5,7 +5,7 @@
 1. simulate METHOD.md's Burgers 1-D data set (:func:`pymsde.systems.simulate`) and save it as
    ``OUT/data.npz`` with its train/val/test split;
 2. train the multiscale model (``OUT/multiscale``) and the closure model (``micro_dim = 0``,
-   ``OUT/closure``) with the same training configuration and budget (:func:`pymsde.inference.fit`);
+   ``OUT/closure``) with the same training configuration and budget (:func:`pymsde.training.fit`);
 3. forecast the test trajectory with both, run the under-resolved DNS, score all three and
    write ``OUT/report/report.md`` with its plots (:func:`pymsde.evaluate.report.evaluate_run`).
 
@@ -103,7 +103,7 @@ def make_data(config: DemoConfig, path: Path):
 
 def train_configs(config: DemoConfig, micro: int):
     """The (ModelOptions, TrainConfig) pair of one demo model."""
-    from pymsde.inference.config import ModelOptions, TrainConfig
+    from pymsde.training.config import ModelOptions, TrainConfig
 
     opts = dict(config.model_extra)
     inits = {"encoder_var_init": config.encoder_var_init, "diffusion_init": config.diffusion_init}
@@ -126,7 +126,7 @@ def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None
     training path; ``train_cfg`` may only extend the budget). Returns the training wall time
     of this call in seconds.
     """
-    from pymsde.inference.train import fit
+    from pymsde.training.train import fit
 
     splits = traj.splits
     if "train" not in splits:

@@ -29,8 +29,8 @@ from typing import Any, NamedTuple, Sequence
 
 import torch
 
-from pymsde.inference.checkpoint import load_checkpoint
-from pymsde.inference.config import ModelOptions, TrainConfig, config_to_toml
+from pymsde.training.checkpoint import load_checkpoint
+from pymsde.training.config import ModelOptions, TrainConfig, config_to_toml
 from pymsde.util.atomic import atomic_write_text
 from pymsde.util.errors import ConfigError, DataError
 
@@ -122,7 +122,7 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
 
 def write_run_config(run_dir: str | os.PathLike, options: ModelOptions, config: TrainConfig) -> None:
     """Write ``config.toml`` (the exact options of the run)."""
-    header = ("pymsde training run configuration (written by pymsde.inference; "
+    header = ("pymsde training run configuration (written by pymsde.training; "
               "reuse with `pymsde train DATA --config config.toml`)")
     atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_toml(options, config, header=header))
 

@@ -7,8 +7,8 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain Python co
 ``format``              ``"pymsde-checkpoint"``; ``format_version`` an int
 ``model_state``         ``model.state_dict()``
 ``model_config``        ``model.config.to_dict()`` (rebuilds the architecture)
-``model_options``       the :class:`~pymsde.inference.config.ModelOptions` dict used
-``train_config``        the :class:`~pymsde.inference.config.TrainConfig` dict used
+``model_options``       the :class:`~pymsde.training.config.ModelOptions` dict used
+``train_config``        the :class:`~pymsde.training.config.TrainConfig` dict used
 ``optimizer``           ``torch.optim.Adam.state_dict()``
 ``step``                optimiser steps done (the schedules are pure functions of it)
 ``epoch``, ``epoch_pos``  sampler position: epoch, and windows of it already consumed

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from pymsde.forecast.forcing import LinearForcing
+from pymsde.sde.forcing import LinearForcing
 from pymsde.util.errors import ConfigError
 
 
@@ -40,7 +40,7 @@ class LatentSDE(nn.Module):
         model: anything with ``drift(t, z, mu, f) -> (B, D)`` and ``diffusion(mu) -> (D,)``
             or ``(B, D)`` (the MultiscaleModel contract).
         mu: ``(n_mu,)`` shared or ``(B, n_mu)`` per member; None when the model has none.
-        forcing: None; a :class:`~pymsde.forecast.forcing.LinearForcing`; a pair
+        forcing: None; a :class:`~pymsde.sde.forcing.LinearForcing`; a pair
             ``(times (n_t,), values (n_t, n_f) or (B, n_t, n_f))`` linearly interpolated
             in time (vectorised); or a callable ``t -> (n_f,) or (B, n_f)``.
 

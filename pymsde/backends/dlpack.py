@@ -29,7 +29,7 @@ How the bytes cross (the decisions, see ``docs/julia.md``):
 - **Lifetime.** DLPack.jl keeps the torch storage alive through the Julia array it returns
   (its pool entry is dropped when that array is finalized); a reshaped array need not keep
   that one alive (Julia >= 1.11, CUDA.jl), so pymsde does not rely on it: the wrappers of
-  :mod:`pymsde.kernels.julia` keep every exported tensor referenced from Python until the Julia
+  :mod:`pymsde.backends.julia` keep every exported tensor referenced from Python until the Julia
   call has returned (and, on a GPU, until the device has finished). Julia kernels are called
   synchronously, outputs are allocated by torch and filled in place, and no Julia array
   outlives the call that received it.
@@ -227,10 +227,10 @@ def to_julia(t: torch.Tensor, *, name: str = "tensor", allow_copy: bool = False)
     """Share ``t`` with Julia without a copy: a Julia ``Array`` (or ``CuArray``) of size
     ``reversed(t.shape)`` over ``t``'s memory.
 
-    Requires the Julia backend to be loaded (:func:`pymsde.kernels.julia.load`). Keep ``t``
+    Requires the Julia backend to be loaded (:func:`pymsde.backends.julia.load`). Keep ``t``
     (or the returned :class:`Exportable`'s tensor, when copied) alive while Julia writes to it.
     """
-    from pymsde.kernels import julia as _jl
+    from pymsde.backends import julia as _jl
 
     mod = _jl.load()
     ex = as_exportable(t, name=name, allow_copy=allow_copy, cuda_ok=_jl.cuda_functional())
@@ -243,7 +243,7 @@ def from_julia(array: Any) -> torch.Tensor:
     A Julia ``(N, C, B)`` array becomes a torch ``(B, C, N)`` tensor. DLPack.jl keeps the Julia
     array alive until torch releases the tensor.
     """
-    from pymsde.kernels import julia as _jl
+    from pymsde.backends import julia as _jl
 
     mod = _jl.load()
     return mod.share_with(array, torch.from_dlpack)

@@ -2,13 +2,13 @@
 (the package in ``julia/``), and call its kernels on DLPack-shared tensors.
 
 The wrappers below have the signatures of the torch kernels they mirror
-(:mod:`pymsde.kernels.padding`, :mod:`~pymsde.kernels.stencils`, :mod:`~pymsde.kernels.pde`,
-:mod:`~pymsde.kernels.mlp`, :mod:`~pymsde.kernels.multiscale`, :mod:`~pymsde.kernels.spectral`
-(ETDRK4 coefficients), the rollout of :mod:`pymsde.kernels.sde` and the simulators' whole
+(:mod:`pymsde.numerics.padding`, :mod:`~pymsde.numerics.stencils`, :mod:`~pymsde.numerics.pde`,
+:mod:`~pymsde.model.mlp`, :mod:`~pymsde.model.drift`, :mod:`~pymsde.numerics.spectral`
+(ETDRK4 coefficients), the rollout of :mod:`pymsde.sde.integrator` and the simulators' whole
 time loops (finite-difference Burgers, pseudo-spectral ETDRK4, the coarse finite-volume
 Burgers solver)), so that a
-:class:`pymsde.kernels.backend.Backend` can hand out either set. Outputs are allocated by
-torch and filled in place by Julia: Python owns every buffer (see :mod:`pymsde.kernels.dlpack`).
+:class:`pymsde.backends.protocol.Backend` can hand out either set. Outputs are allocated by
+torch and filled in place by Julia: Python owns every buffer (see :mod:`pymsde.backends.dlpack`).
 
 Starting Julia safely
 ---------------------
@@ -20,7 +20,7 @@ executable juliapkg recorded on an earlier resolve, juliapkg's own install prefi
 on ``PATH``. Set ``PYMSDE_JULIA_ALLOW_INSTALL=1`` to let juliapkg install Julia itself. For the
 ``auto`` backend :func:`load` runs juliapkg offline (``offline=True``): it uses packages already
 installed and never touches the network; the first install happens on an explicit
-``backend="julia"`` (or ``python -c "import pymsde.kernels.julia as j; j.load()"``). When torch
+``backend="julia"`` (or ``python -c "import pymsde.backends.julia as j; j.load()"``). When torch
 sees a GPU (or ``PYMSDE_JULIA_CUDA=1``), :func:`load` also tries ``import CUDA`` in Julia, which
 activates PyMSDEKernels' CUDA extension if CUDA.jl is installed in juliapkg's environment.
 
@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import torch
 
-from pymsde.kernels.dlpack import as_exportable
+from pymsde.backends.dlpack import as_exportable
 from pymsde.util.errors import BackendUnavailableError, ConfigError, StabilityError
 
 logger = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ def _sync(t: torch.Tensor) -> None:
 
 def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
         dirichlet_mode: str = "edge") -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.padding.pad` for ``x`` of shape ``(..., *grid)``
+    """Julia port of :func:`pymsde.numerics.padding.pad` for ``x`` of shape ``(..., *grid)``
     with at least 2 leading axes (``(B, C, *grid)``)."""
     nd = len(boundary)
     widths = [int(width)] * nd if isinstance(width, int) else [int(w) for w in width]
@@ -252,7 +252,7 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
 
 def gather_stencil(x: torch.Tensor, radius: int, boundary: Sequence[str],
                    dirichlet_mode: str = "edge") -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.padding.gather_stencil`: ``(B, C, *grid)`` ->
+    """Julia port of :func:`pymsde.numerics.padding.gather_stencil`: ``(B, C, *grid)`` ->
     ``(B, *grid, C (2r+1)^d)``."""
     nd = len(boundary)
     B, C, *grid = x.shape
@@ -268,7 +268,7 @@ def gather_stencil(x: torch.Tensor, radius: int, boundary: Sequence[str],
 
 def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
                order: int = 4) -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.stencils.derivative` (``(B, C, *grid)``)."""
+    """Julia port of :func:`pymsde.numerics.stencils.derivative` (``(B, C, *grid)``)."""
     nd = u.dim() - 2
     if not 0 <= axis < nd:
         raise ConfigError(f"derivative: axis {axis} of a field with {nd} spatial axes")
@@ -281,7 +281,7 @@ def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
 
 def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                 activation: str) -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.mlp.mlp_forward` for 2-D ``x`` ``(rows, in)``."""
+    """Julia port of :func:`pymsde.model.mlp.mlp_forward` for 2-D ``x`` ``(rows, in)``."""
     if x.dim() != 2:
         raise ConfigError(f"mlp_forward (julia): x must be (rows, in), found {tuple(x.shape)}")
     out = x.new_empty((x.shape[0], weights[-1].shape[0]))
@@ -318,7 +318,7 @@ def _per_sample(t: torch.Tensor | None, like: torch.Tensor, name: str) -> Any:
 
 def multiscale_drift(params, t: float | torch.Tensor, z: torch.Tensor, mu: torch.Tensor | None = None,
                      f: torch.Tensor | None = None) -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.multiscale.multiscale_drift`: ``t`` a number, a
+    """Julia port of :func:`pymsde.model.drift.multiscale_drift`: ``t`` a number, a
     0-dim tensor or a ``(B,)`` tensor of per-sample times (converted to ``z``'s dtype, as torch
     does before taking ``sin t, cos t``)."""
     out = torch.empty_like(z)
@@ -341,7 +341,7 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole ensemble rollout of the learned SDE in one Julia call (the loop runs in Julia).
 
-    Same arguments and results as :func:`pymsde.kernels.backend.torch_sde_rollout`: ``sigma``
+    Same arguments and results as :func:`pymsde.backends.protocol.torch_sde_rollout`: ``sigma``
     ``(D,)`` or ``(B, D)``, ``z0`` ``(B, D)``, optional ``dW``/``dI`` ``(n_steps, B, D)``
     (else Julia draws them from ``Random.Xoshiro(seed)``), constant ``mu`` ``(B, n_mu)`` and
     ``f`` ``(B, n_f)`` (broadcast views are copied, see :func:`_per_sample`). Returns
@@ -379,7 +379,7 @@ def _floats(xs: Sequence[float]) -> str:
 
 def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
                 order: int = 4) -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.pde.burgers_rhs` (``(B, C, *grid)``)."""
+    """Julia port of :func:`pymsde.numerics.pde.burgers_rhs` (``(B, C, *grid)``)."""
     out = torch.empty_like(u)
     _sync(u)
     _call("burgers_rhs!", _jl(out, "out"), _jl(u, "u"), _floats(reversed(dx)), float(nu),
@@ -390,7 +390,7 @@ def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Seque
 def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], order: int = 4) -> torch.Tensor:
     """A whole finite-difference Burgers run in one Julia call; same contract as
-    :func:`pymsde.kernels.backend.torch_burgers_fd_run` (``(B, n_out, C, *grid)``)."""
+    :func:`pymsde.backends.protocol.torch_burgers_fd_run` (``(B, n_out, C, *grid)``)."""
     out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
     _sync(u0)
     _call("burgers_fd_run!", _jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
@@ -401,7 +401,7 @@ def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
 def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.Tensor, mask: torch.Tensor,
                  n: int, dealias: str, n_sub: int, n_out: int) -> torch.Tensor:
     """A whole pseudo-spectral ETDRK4 run in one Julia call; same contract as
-    :func:`pymsde.kernels.backend.torch_spectral_run` (``(B, n_out, C, n)`` real)."""
+    :func:`pymsde.backends.protocol.torch_spectral_run` (``(B, n_out, C, n)`` real)."""
     B, C, _ = v0_hat.shape
     out = torch.empty((B, int(n_out), C, int(n)), dtype=torch.float64, device=v0_hat.device)
     cs = [_jl(c.to(torch.complex128).contiguous(), "ETD coefficient") for c in coeffs]
@@ -412,7 +412,7 @@ def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.
 
 
 def etd_coefficients(lin: torch.Tensor, dt: float, n_contour: int = 64) -> tuple[torch.Tensor, ...]:
-    """Julia port of :func:`pymsde.kernels.spectral.etd_coefficients` for a 1-D ``lin``
+    """Julia port of :func:`pymsde.numerics.spectral.etd_coefficients` for a 1-D ``lin``
     (``(M,)``, real or complex): ``(E, E2, Q, f1, f2, f3)``, complex128 ``(M,)`` each."""
     if lin.dim() != 1:
         raise ConfigError(f"etd_coefficients (julia): lin must be 1-D (modes,), found {tuple(lin.shape)}")
@@ -457,7 +457,7 @@ def _face_args(c: torch.Tensor, boundary: Sequence[str], face_values) -> list:
 
 def burgers_fv_rhs(c: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
                    face_values) -> torch.Tensor:
-    """Julia port of :func:`pymsde.kernels.pde.burgers_fv_rhs` (``(B, C, *cells)``)."""
+    """Julia port of :func:`pymsde.numerics.pde.burgers_fv_rhs` (``(B, C, *cells)``)."""
     out = torch.empty_like(c)
     faces = _face_args(c, boundary, face_values)
     _sync(c)
@@ -469,7 +469,7 @@ def burgers_fv_rhs(c: torch.Tensor, dx: Sequence[float], nu: float, boundary: Se
 def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], face_values) -> torch.Tensor:
     """A whole coarse finite-volume Burgers solve in one Julia call; same contract as
-    :func:`pymsde.kernels.backend.torch_burgers_fv_run` (``(B, n_out, C, *cells)``)."""
+    :func:`pymsde.backends.protocol.torch_burgers_fv_run` (``(B, n_out, C, *cells)``)."""
     out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
     faces = _face_args(c0, boundary, face_values)
     _sync(c0)

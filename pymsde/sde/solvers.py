@@ -1,4 +1,4 @@
-"""Solver objects (diffrax-style) over the torch kernels of :mod:`pymsde.kernels.sde`.
+"""Solver objects (diffrax-style) over the torch kernels of :mod:`pymsde.sde.integrator`.
 
 An SDE here is any object with torchsde-style methods ``f(t, z) -> (B, D)`` (drift) and
 ``g(t, z) -> (B, D)`` (diagonal diffusion), Itô. A solver is a small immutable object naming
@@ -7,7 +7,7 @@ a kernel scheme and carrying its design orders::
     solver = SRA1()
     ts, zs = solve(sde, z0, t0=0.0, dt=1e-3, n_steps=1000, solver=solver, save_every=10)
 
-The time loop is :func:`pymsde.kernels.sde.integrate`; nothing is duplicated here.
+The time loop is :func:`pymsde.sde.integrator.integrate`; nothing is duplicated here.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
-from pymsde.kernels.sde import SCHEMES, em_step, heun_step, integrate, sra1_step
+from pymsde.sde.integrator import SCHEMES, em_step, heun_step, integrate, sra1_step
 from pymsde.util.errors import ConfigError
 
 
@@ -85,7 +85,7 @@ def solve(sde: Any, z0: torch.Tensor, t0: float, dt: float, n_steps: int,
     """Integrate ``sde`` from ``z0`` ``(B, D)`` at ``t0`` over ``n_steps`` steps of ``dt``.
 
     Other keywords (``chunk``, ``check_finite``, ``show_progress``) go to
-    :func:`pymsde.kernels.sde.integrate`.
+    :func:`pymsde.sde.integrator.integrate`.
 
     Returns:
         ``ts`` ``(n_saved,)`` and ``zs`` ``(n_saved, B, D)``.
