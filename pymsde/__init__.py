@@ -36,7 +36,7 @@ _EXPORTS = {
     # use ``from pymsde.forecast import forecast``)
     "Forecast": "pymsde.forecast", "LatentSDE": "pymsde.forecast",
     "nrmse": "pymsde.evaluate", "crps_ensemble": "pymsde.evaluate", "spread_skill": "pymsde.evaluate",
-    "evaluate_run": "pymsde.evaluate",
+    "evaluate_run": "pymsde.workflows",
     "resolve_backend": "pymsde.backends",
 }
 

@@ -10,7 +10,6 @@ import torch
 
 from pymsde.backends import protocol as bk
 from pymsde.backends import julia as jl
-from pymsde.numerics import padding
 from pymsde.util.errors import BackendUnavailableError, ConfigError
 
 REAL_FIND_JULIA = jl.find_julia  # before the fixture replaces it
@@ -24,20 +23,16 @@ def _fresh(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(jl, "find_julia", lambda: (None, "no Julia executable found (test)"))
     monkeypatch.setattr(jl, "_STATE", {"module": None, "error": None, "fns": {}, "cuda": False, "info": {}})
-    bk.clear_cache()
-    yield
-    bk.clear_cache()
 
 
-def test_torch_explicit_hands_out_the_torch_kernels():
+def test_torch_explicit_is_the_callers_own_loop():
     be = bk.resolve_backend("torch")
-    assert be.name == "torch" and be.requested == "torch"
-    assert be.gather_stencil is padding.gather_stencil
-    x = torch.arange(10, dtype=torch.float64).reshape(1, 1, 10)
-    assert torch.equal(be.pad(x, 2, ("periodic",)), padding.pad(x, 2, ("periodic",)))
+    assert be.name == "torch" and be.requested == "torch" and not be.accelerated
+    with pytest.raises(ConfigError, match="'sde_rollout' is the caller's own torch loop"):
+        be.sde_rollout
     d = be.describe()
     assert d["name"] == "torch" and d["torch_version"] == torch.__version__
-    assert bk.resolve_backend("torch") is be        # cached
+    assert bk.resolve_backend("torch") is be        # one object
 
 
 def test_unknown_backend_and_kernel_names():
@@ -47,13 +42,11 @@ def test_unknown_backend_and_kernel_names():
         bk.resolve_backend("torch").kernel("fft")
 
 
-def test_auto_falls_back_to_torch_and_logs_the_reason_once(caplog):
+def test_auto_falls_back_to_torch_and_logs_the_reason(caplog):
     caplog.set_level(logging.INFO, logger="pymsde.backends.protocol")
     be = bk.resolve_backend("auto")
     assert be.name == "torch" and be.requested == "auto"
     assert "no Julia executable found" in be.reason
-    again = bk.resolve_backend("auto")
-    assert again is be
     msgs = [r.getMessage() for r in caplog.records if r.name == "pymsde.backends.protocol"]
     assert len(msgs) == 1
     assert msgs[0].startswith("backend auto -> torch: Julia not used") and "no Julia executable" in msgs[0]
@@ -119,6 +112,7 @@ def test_importing_pymsde_and_resolving_auto_never_imports_juliacall():
 
 
 def test_torch_rollout_matches_sde_integrate_with_given_increments():
+    from pymsde.forecast.rollout import sde_rollout
     from pymsde.model.drift import DriftParams, multiscale_drift
     from pymsde.model.mlp import init_mlp
     from pymsde.sde.integrator import integrate
@@ -131,11 +125,11 @@ def test_torch_rollout_matches_sde_integrate_with_given_increments():
     z0 = torch.randn(4, p.latent_dim, generator=g, dtype=torch.float64)
     dW = 0.1 * torch.randn(20, 4, p.latent_dim, generator=g, dtype=torch.float64)
     sigma = torch.full((p.latent_dim,), 0.3, dtype=torch.float64)
-    ts, zs = bk.torch_sde_rollout(p, sigma, z0, 0.0, 0.01, 20, save_every=5, dW=dW)
+    ts, zs = sde_rollout(p, sigma, z0, 0.0, 0.01, 20, save_every=5, dW=dW)
     assert zs.shape == (5, 4, p.latent_dim) and torch.allclose(ts, torch.tensor([0, .05, .1, .15, .2], dtype=torch.float64))
     # one EM step by hand
     z1 = z0 + multiscale_drift(p, torch.tensor(0.0, dtype=torch.float64), z0) * 0.01 + sigma * dW[0]
-    _, zz = bk.torch_sde_rollout(p, sigma, z0, 0.0, 0.01, 1, dW=dW[:1])
+    _, zz = sde_rollout(p, sigma, z0, 0.0, 0.01, 1, dW=dW[:1])
     assert torch.allclose(zz[1], z1, rtol=1e-14, atol=1e-15)
     _, ref = integrate(lambda t, z: multiscale_drift(p, t, z), sigma, z0, 0.0, 0.01, 20, save_every=5, dW=dW)
     assert torch.equal(zs, ref)
@@ -147,14 +141,14 @@ def test_torch_run_kernels_reproduce_the_simulator_loops():
 
     from pymsde.numerics import pde
     from pymsde.numerics import spectral
-    from pymsde.systems.solvers import integrate_burgers, integrate_kdv
+    from pymsde.systems.solvers import burgers_fd_run, integrate_burgers, integrate_kdv, spectral_run
 
     g = np.random.default_rng(0)
     u0 = 0.3 * g.standard_normal((2, 1, 10, 12))
     t_out = np.linspace(0.0, 0.02, 3)
     dx, bc = (0.1, 0.1), ("dirichlet", "periodic")
     ref, info = integrate_burgers(u0, t_out, dx, 5e-3, bc, scheme="fd", show_progress=False)
-    got = bk.torch_burgers_fd_run(torch.as_tensor(u0), info["dt_internal"], info["substeps"], 3, dx, 5e-3, bc)
+    got = burgers_fd_run(torch.as_tensor(u0), info["dt_internal"], info["substeps"], 3, dx, 5e-3, bc)
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-13, atol=1e-15)
 
     n = 64
@@ -166,20 +160,21 @@ def test_torch_run_kernels_reproduce_the_simulator_loops():
     mask = spectral.dealias_mask(n, "2/3")
     coeffs = spectral.etd_coefficients(pde.kdv_linear_symbol(k, 0.02), info["dt_internal"])
     v0 = torch.fft.rfft(torch.as_tensor(u0))         # the solver keeps every mode of u0
-    got = bk.torch_spectral_run(v0, coeffs, k, mask, n, "2/3", info["substeps"], 3)
+    got = spectral_run(v0, coeffs, k, mask, n, "2/3", info["substeps"], 3)
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12, atol=1e-13)
 
 
 def test_torch_fv_run_reproduces_one_ssprk3_loop():
     # the whole-run kernel the Julia port mirrors (burgers_fv_run!) is the coarse solver's loop
     from pymsde.numerics import pde
+    from pymsde.systems.coarse import burgers_fv_run
 
     g = torch.Generator().manual_seed(2)
     c0 = 0.3 + 0.1 * torch.randn(2, 1, 6, 5, generator=g, dtype=torch.float64)
     lo, hi = torch.full((2, 1, 1, 5), 0.25, dtype=torch.float64), torch.full((2, 1, 1, 5), 0.35, dtype=torch.float64)
     faces = [(lo, hi), None]
     bc, dx, nu, dt = ("dirichlet", "periodic"), (0.2, 0.25), 0.01, 0.05
-    out = bk.torch_burgers_fv_run(c0, dt, 3, 3, dx, nu, bc, faces)
+    out = burgers_fv_run(c0, dt, 3, 3, dx, nu, bc, faces)
     assert out.shape == (2, 3, 1, 6, 5) and torch.equal(out[:, 0], c0)
     c = c0
     for _ in range(6):
@@ -195,17 +190,22 @@ class _RunOnlyBackend:
     """A non-torch backend for the routing tests: the whole-run kernels computed by torch."""
 
     name = "julia"
+    accelerated = True
 
     def __init__(self):
         self.calls = []
 
     def burgers_fv_run(self, *args):
         self.calls.append(("burgers_fv_run", args))
-        return bk.torch_burgers_fv_run(*args)
+        from pymsde.systems.coarse import burgers_fv_run
+
+        return burgers_fv_run(*args)
 
     def spectral_run(self, *args):
         self.calls.append(("spectral_run", args))
-        return bk.torch_spectral_run(*args)
+        from pymsde.systems.solvers import spectral_run
+
+        return spectral_run(*args)
 
 
 def _coarse_inputs(case):
@@ -266,8 +266,23 @@ def test_solve_coarse_with_unavailable_julia_fails_before_any_work():
     assert be_auto                                            # auto without Julia = torch
 
 
-def test_both_backends_offer_every_kernel():
-    assert bk.KERNELS == jl.KERNELS
-    torch_table = bk._torch_kernels()
-    for name in bk.KERNELS:
-        assert callable(torch_table[name]) and callable(getattr(jl, name))
+def test_julia_mirrors_every_protocol_kernel_with_the_torch_signature():
+    """Every kernel of the protocol exists in the Julia bridge with the torch implementation's
+    positional arguments, in the same order (the torch functions add keyword-only extras)."""
+    import inspect
+
+    from pymsde.forecast.rollout import sde_rollout
+    from pymsde.systems.coarse import burgers_fv_run
+    from pymsde.systems.solvers import burgers_fd_run, spectral_run
+
+    torch_impl = {"sde_rollout": sde_rollout, "burgers_fd_run": burgers_fd_run, "spectral_run": spectral_run,
+                  "burgers_fv_run": burgers_fv_run}
+    assert set(torch_impl) == set(bk.KERNELS)
+
+    def positional(fn):
+        return [p.name for p in inspect.signature(fn).parameters.values()
+                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+
+    for name, fn in torch_impl.items():
+        assert fn.__name__ == name
+        assert positional(getattr(jl, name)) == positional(fn), name

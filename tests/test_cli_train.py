@@ -60,8 +60,8 @@ def test_command_line_overrides_the_toml_file_and_resume_continues(tmp_path, dat
     (["--coarse", "4", "--window", "500"], "longer than the training trajectories"),
     (["--coarse", "4", "--residual-scale", "huge"], "residual_scale"),
     (["--coarse", "4", "--resume"], "nothing to resume"),
-    (["--coarse", "4", "--val-split", "nope"], "no split 'nope' in attrs['split'] (have ['test', 'train', 'val']) "
-                                                "for --val-split"),
+    (["--coarse", "4", "--val-split", "nope"], "no split named 'nope'; recorded splits: ['test', 'train', "
+                                                "'val'] for --val-split"),
 ])
 def test_bad_options_give_a_one_line_error(tmp_path, data_file, capsys, args, match):
     argv = ["train", str(data_file), "--out", str(tmp_path / "run"), *SMALL]

@@ -9,8 +9,10 @@ import pytest
 from pymsde.cli import main
 from pymsde.data.trajectories import Trajectories
 from pymsde.evaluate.baselines import Prediction, score_indices
-from pymsde.evaluate.report import (EvaluationResult, check_grid_matches, check_run_dir, parse_baselines,
-                                    parse_metrics_table, score_prediction, write_report)
+from pymsde.evaluate.report import (EvaluationResult, parse_baselines, parse_metrics_table, score_prediction,
+                                    write_report)
+from pymsde.model.config import check_data_fits as check_grid_matches
+from pymsde.training.run import check_run_dir
 from pymsde.util.errors import ConfigError, DataError
 
 
@@ -208,8 +210,6 @@ def test_bad_dns_attributes_and_an_empty_split_are_data_errors():
     import dataclasses
 
     from pymsde.evaluate.baselines import dns_prediction
-    from pymsde.evaluate.report import _select_split
-
     traj = _truth()
     bad_nu = dataclasses.replace(traj, attrs={**traj.attrs, "nu": "abc"})
     with pytest.raises(DataError, match=r"attrs\['nu'\] = 'abc' \(a coefficient of burgers1d\); expected a number"):
@@ -220,5 +220,5 @@ def test_bad_dns_attributes_and_an_empty_split_are_data_errors():
     assert dns_prediction(traj, (8,)).mean.shape == traj.u.shape          # the good file still runs
     empty = dataclasses.replace(traj, attrs={**traj.attrs, "split": {"test": [0, 1], "val": []}})
     with pytest.raises(DataError, match=r"d.npz: split 'val' is empty"):
-        _select_split(empty, "val", "d.npz")
-    assert _select_split(empty, "test", "d.npz").n_traj == 2
+        empty.get_split("val", "d.npz")
+    assert empty.get_split("test", "d.npz").n_traj == 2

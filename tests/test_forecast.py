@@ -127,7 +127,7 @@ def test_real_model_kernel_path_equals_model_drift_and_is_reproducible():
     t_out = np.arange(0, 21) * 0.01
     kw = dict(n_samples=6, seed=3, return_samples=True, sample_index=[0, 10, 20])
     fc = forecast(model, u0, t_out, **kw)
-    assert fc.info["drift"] == "kernels.multiscale" and fc.info["dt"] == pytest.approx(0.01)
+    assert fc.info["drift"] == "model.drift.multiscale_drift" and fc.info["dt"] == pytest.approx(0.01)
     assert fc.mean.shape == (21, 1, 32) and fc.samples.shape == (6, 3, 1, 32)
     assert fc.macro.shape == (6, 21, 1, 4) and fc.micro.shape == (6, 21, 2)
 
@@ -290,7 +290,8 @@ def test_backend_hook_uses_sde_rollout_with_the_same_noise(monkeypatch, t_out, e
     torch path, for uniform output times (save_every) and irregular ones (every step, then
     picked); time-varying forcing is refused with a clear error."""
     from pymsde.data.grid import Grid
-    from pymsde.backends import protocol as kb
+    from pymsde.backends.protocol import TORCH
+    from pymsde.forecast import rollout as ro
     from pymsde.model.multiscale import MultiscaleModel
 
     torch.manual_seed(0)
@@ -301,10 +302,10 @@ def test_backend_hook_uses_sde_rollout_with_the_same_noise(monkeypatch, t_out, e
 
     def fake_rollout(*args, **kwargs):
         calls.append(kwargs["save_every"])
-        return kb.torch_sde_rollout(*args, **kwargs)
+        return ro.sde_rollout(*args, **kwargs)
 
-    fake = SimpleNamespace(name="julia", sde_rollout=fake_rollout)
-    monkeypatch.setattr(kb, "resolve_backend", lambda name: fake)
+    fake = SimpleNamespace(name="julia", accelerated=True, sde_rollout=fake_rollout)
+    monkeypatch.setattr(ro, "resolve_backend", lambda name: fake if name == "julia" else TORCH)
     u0 = torch.sin(2 * math.pi * torch.arange(32, dtype=F64) / 32)[None]
     f_const = np.full((len(t_out), 1), 0.3)
     kw = dict(mu=[0.5], f=f_const, n_samples=4, seed=2, decode=False, dt=0.005)
@@ -325,8 +326,7 @@ def test_backend_hook_in_several_calls_draws_the_torch_paths_noise(monkeypatch, 
     (not a multiple of 16) and sra1 (dW and dZ drawn per piece) are the cases where another
     split of the draws would change the numbers."""
     from pymsde.data.grid import Grid
-    from pymsde.forecast import ensemble
-    from pymsde.backends import protocol as kb
+    from pymsde.forecast import rollout as ro
     from pymsde.sde import integrator as sde
     from pymsde.model.multiscale import MultiscaleModel
 
@@ -340,19 +340,20 @@ def test_backend_hook_in_several_calls_draws_the_torch_paths_noise(monkeypatch, 
 
     def fake_rollout(*args, **kwargs):
         calls.append(args[5])                                   # n_steps of this call
-        return kb.torch_sde_rollout(*args, **kwargs)
+        return ro.sde_rollout(*args, **kwargs)
 
-    monkeypatch.setattr(kb, "resolve_backend", lambda name: SimpleNamespace(name="julia", sde_rollout=fake_rollout))
+    monkeypatch.setattr(ro, "resolve_backend",
+                        lambda name: SimpleNamespace(name=name, accelerated=name != "torch", sde_rollout=fake_rollout))
     monkeypatch.setattr(sde, "NOISE_NUMBERS_PER_DRAW", 7 * N * D + 5)
-    monkeypatch.setattr(ensemble, "_NOISE_NUMBERS_PER_CALL", 21 * N * D)
+    monkeypatch.setattr(ro, "NOISE_NUMBERS_PER_CALL", 21 * N * D)
     params = model.drift_params().detach()
     sigma = model.diffusion(None).detach()
     z0 = torch.randn(N, D, dtype=F64)
     steps = np.arange(0, 41, 2)
-    got = ensemble._rollout("julia", params, sigma, z0, 0.1, 0.01, 40, scheme, steps, None, None,
-                            torch.Generator().manual_seed(5), False)
-    ref = ensemble._rollout("torch", params, sigma, z0, 0.1, 0.01, 40, scheme, steps, None, None,
-                            torch.Generator().manual_seed(5), False)
+    got = ro.rollout(params, sigma, z0, 0.1, 0.01, 40, scheme, steps, None, None,
+                     torch.Generator().manual_seed(5), "julia")
+    ref = ro.rollout(params, sigma, z0, 0.1, 0.01, 40, scheme, steps, None, None,
+                     torch.Generator().manual_seed(5), "torch")
     assert calls == [21, 19]
     assert got.shape == (21, N, D)
     assert torch.allclose(got, ref, rtol=1e-12, atol=1e-12)

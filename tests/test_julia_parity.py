@@ -12,7 +12,8 @@ import torch
 
 from pymsde.numerics import padding
 from pymsde.numerics import stencils
-from pymsde.backends.protocol import resolve_backend, torch_sde_rollout
+from pymsde.backends import julia
+from pymsde.forecast.rollout import sde_rollout as torch_sde_rollout
 from pymsde.model.mlp import init_mlp, mlp_forward
 from pymsde.model.drift import DriftParams, multiscale_drift
 from pymsde.util.errors import BackendUnavailableError
@@ -20,10 +21,12 @@ from pymsde.util.errors import BackendUnavailableError
 
 @pytest.fixture(scope="module")
 def jlb():
+    """The Julia kernels (the module :mod:`pymsde.backends.julia`), or a skip with the reason."""
     try:
-        return resolve_backend("julia")
+        julia.load()
     except BackendUnavailableError as exc:
-        pytest.skip(f"Julia not available: {exc}")
+        pytest.skip(f"Julia not available: {str(exc).split(';')[0]}")
+    return julia
 
 
 def rel(a, b):
@@ -143,7 +146,7 @@ def _burgers_case(shape, boundary):
                                             ((1, 1, 12, 16), ("periodic", "dirichlet"))])
 def test_burgers_rhs_and_run(jlb, shape, boundary):
     from pymsde.numerics import pde
-    from pymsde.backends.protocol import torch_burgers_fd_run
+    from pymsde.systems.solvers import burgers_fd_run as torch_burgers_fd_run
 
     u, dx, bc = _burgers_case(shape, boundary)
     assert rel(jlb.burgers_rhs(u, dx, 5e-3, bc, 4), pde.burgers_rhs(u, dx, 5e-3, bc, 4)) < 1e-10
@@ -156,7 +159,7 @@ def test_burgers_rhs_and_run(jlb, shape, boundary):
 def test_spectral_run(jlb, dealias):
     from pymsde.numerics import pde
     from pymsde.numerics import spectral
-    from pymsde.backends.protocol import torch_spectral_run
+    from pymsde.systems.solvers import spectral_run as torch_spectral_run
 
     n = 64
     x = torch.arange(n, dtype=torch.float64) * (10.0 / n)
@@ -237,13 +240,13 @@ class FakePyMSDEKernels:
         _t(out).copy_(pde.burgers_rhs(_t(u), _csv(dx, float), nu, _csv(boundary), order))
 
     def burgers_fd_run_b(self, out, u0, dt, n_sub, dx, nu, boundary, order):
-        from pymsde.backends.protocol import torch_burgers_fd_run
+        from pymsde.systems.solvers import burgers_fd_run as torch_burgers_fd_run
 
         ref = torch_burgers_fd_run(_t(u0), dt, n_sub, out.shape[-2], _csv(dx, float), nu, _csv(boundary), order)
         _t(out).copy_(ref)
 
     def spectral_run_b(self, out, v0, e, e2, q, f1, f2, f3, k, mask, n, dealias, n_sub):
-        from pymsde.backends.protocol import torch_spectral_run
+        from pymsde.systems.solvers import spectral_run as torch_spectral_run
 
         ref = torch_spectral_run(_t(v0), [_t(c) for c in (e, e2, q, f1, f2, f3)], _t(k), _t(mask).bool(), n,
                                  dealias, n_sub, out.shape[2])
@@ -269,7 +272,7 @@ class FakePyMSDEKernels:
         _t(out).copy_(pde.burgers_fv_rhs(_t(c), _csv(dx, float), nu, _csv(boundary), self._faces(faces, nd)))
 
     def burgers_fv_run_b(self, out, c0, dt, n_sub, dx, nu, boundary, *faces):
-        from pymsde.backends.protocol import torch_burgers_fv_run
+        from pymsde.systems.coarse import burgers_fv_run as torch_burgers_fv_run
 
         nd = c0.ndim - 2
         ref = torch_burgers_fv_run(_t(c0), dt, n_sub, out.shape[-2], _csv(dx, float), nu, _csv(boundary),
@@ -336,7 +339,7 @@ def test_bridge_refuses_bad_input_before_calling_julia(fake):
 def test_bridge_marshals_the_pde_kernels(fake):
     from pymsde.numerics import pde
     from pymsde.numerics import spectral
-    from pymsde.backends.protocol import torch_burgers_fd_run, torch_spectral_run
+    from pymsde.systems.solvers import burgers_fd_run as torch_burgers_fd_run, spectral_run as torch_spectral_run
 
     u, dx, bc = _burgers_case((2, 1, 10, 14), ("periodic", "dirichlet"))
     assert torch.equal(jlmod.burgers_rhs(u, dx, 5e-3, bc, 4), pde.burgers_rhs(u, dx, 5e-3, bc, 4))
@@ -355,7 +358,7 @@ def test_bridge_marshals_the_pde_kernels(fake):
 def test_bridge_marshals_the_finite_volume_solver_and_etd_coefficients(fake):
     from pymsde.numerics import pde
     from pymsde.numerics import spectral
-    from pymsde.backends.protocol import torch_burgers_fv_run
+    from pymsde.systems.coarse import burgers_fv_run as torch_burgers_fv_run
 
     g = torch.Generator().manual_seed(6)
     c = 0.3 + 0.1 * torch.randn(2, 1, 6, 5, generator=g, dtype=torch.float64)
@@ -411,7 +414,7 @@ def test_etd_coefficients(jlb, symbol):
                                             ((1, 2, 6, 9), ("dirichlet", "periodic"))])
 def test_burgers_fv_rhs_and_run(jlb, shape, boundary):
     from pymsde.numerics import pde
-    from pymsde.backends.protocol import torch_burgers_fv_run
+    from pymsde.systems.coarse import burgers_fv_run as torch_burgers_fv_run
 
     g = torch.Generator().manual_seed(8)
     c = 0.3 + 0.1 * torch.randn(*shape, generator=g, dtype=torch.float64)

@@ -177,7 +177,7 @@ def test_a_model_that_does_not_fit_the_data_leaves_no_run_directory(tmp_path):
     small = tiny_data(n=20)
     model = MultiscaleModel.build(small.grid, (4,), micro_dim=1, encoder_channels=(2,), drift_hidden=(8,),
                                   micro_hidden=(8,))
-    with pytest.raises(DataError, match=r"grid \(40,\); the model was built for \(20,\)"):
+    with pytest.raises(DataError, match=r"training data: grid \(40,\) differs from the training grid \(20,\) of the model"):
         fit(data, model, tiny_config(max_steps=1, validate_every=0), run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

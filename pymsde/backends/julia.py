@@ -341,7 +341,7 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A whole ensemble rollout of the learned SDE in one Julia call (the loop runs in Julia).
 
-    Same arguments and results as :func:`pymsde.backends.protocol.torch_sde_rollout`: ``sigma``
+    Same arguments and results as :func:`pymsde.forecast.rollout.sde_rollout`: ``sigma``
     ``(D,)`` or ``(B, D)``, ``z0`` ``(B, D)``, optional ``dW``/``dI`` ``(n_steps, B, D)``
     (else Julia draws them from ``Random.Xoshiro(seed)``), constant ``mu`` ``(B, n_mu)`` and
     ``f`` ``(B, n_f)`` (broadcast views are copied, see :func:`_per_sample`). Returns
@@ -390,7 +390,7 @@ def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Seque
 def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], order: int = 4) -> torch.Tensor:
     """A whole finite-difference Burgers run in one Julia call; same contract as
-    :func:`pymsde.backends.protocol.torch_burgers_fd_run` (``(B, n_out, C, *grid)``)."""
+    :func:`pymsde.systems.solvers.burgers_fd_run` (``(B, n_out, C, *grid)``)."""
     out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
     _sync(u0)
     _call("burgers_fd_run!", _jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
@@ -401,7 +401,7 @@ def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
 def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.Tensor, mask: torch.Tensor,
                  n: int, dealias: str, n_sub: int, n_out: int) -> torch.Tensor:
     """A whole pseudo-spectral ETDRK4 run in one Julia call; same contract as
-    :func:`pymsde.backends.protocol.torch_spectral_run` (``(B, n_out, C, n)`` real)."""
+    :func:`pymsde.systems.solvers.spectral_run` (``(B, n_out, C, n)`` real)."""
     B, C, _ = v0_hat.shape
     out = torch.empty((B, int(n_out), C, int(n)), dtype=torch.float64, device=v0_hat.device)
     cs = [_jl(c.to(torch.complex128).contiguous(), "ETD coefficient") for c in coeffs]
@@ -469,7 +469,7 @@ def burgers_fv_rhs(c: torch.Tensor, dx: Sequence[float], nu: float, boundary: Se
 def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], face_values) -> torch.Tensor:
     """A whole coarse finite-volume Burgers solve in one Julia call; same contract as
-    :func:`pymsde.backends.protocol.torch_burgers_fv_run` (``(B, n_out, C, *cells)``)."""
+    :func:`pymsde.systems.coarse.burgers_fv_run` (``(B, n_out, C, *cells)``)."""
     out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
     faces = _face_args(c0, boundary, face_values)
     _sync(c0)

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pymsde.evaluate.report import evaluate_run, parse_baselines
+    from pymsde.evaluate.report import parse_baselines
+    from pymsde.workflows.evaluation import evaluate_run
 
     baselines = parse_baselines(args.baselines)  # refuse a typo before loading anything
     result = evaluate_run(args.run_dir, args.data, split=args.split, baselines=baselines,

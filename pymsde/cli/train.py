@@ -127,7 +127,6 @@ def run(args) -> int:
     from pymsde.training import fit
     from pymsde.training.checkpoint import load_checkpoint
     from pymsde.training.run import CHECKPOINT_FILE, check_run_target
-    from pymsde.util.errors import DataError
 
     # every check comes before anything is written: fit() creates the run directory only
     # once the options, the data and the model fit together
@@ -142,20 +141,14 @@ def run(args) -> int:
 
     data = load(args.data)
     splits = data.splits
-    if args.train_split in splits:
-        train = data.subset(splits[args.train_split])
-    elif splits:
-        raise DataError(f"{args.data}: no split {args.train_split!r} in attrs['split'] (have {sorted(splits)})")
+    if splits:
+        train = data.get_split(args.train_split, args.data, " (--train-split)")
     else:
         log.warning("%s has no recorded splits; training on all %d trajectories", args.data, data.n_traj)
         train = data
-    val = None
     val_split = args.val_split if args.val_split is not None else ("val" if "val" in splits else "none")
-    if val_split != "none":
-        if val_split not in splits:
-            raise DataError(f"{args.data}: no split {val_split!r} in attrs['split'] (have {sorted(splits) or 'none'}) "
-                            f"for --val-split; pass --val-split none to train without validation")
-        val = data.subset(splits[val_split])
+    val = None if val_split == "none" else data.get_split(
+        val_split, args.data, " for --val-split; pass --val-split none to train without validation")
     result = fit(train, None if args.resume else options, config, val=val, run_dir=args.out,
                  resume=args.resume, data_path=args.data)
     final = result.final

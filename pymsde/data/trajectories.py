@@ -365,11 +365,28 @@ class Trajectories:
         attrs[SPLIT_KEY] = parts
         return Trajectories._trusted(self.u, self.t, self.domain, self.boundary, self.mu, self.f, attrs)
 
-    def get_split(self, name: str) -> "Trajectories":
-        """The trajectories of split ``name`` (see :meth:`split`). DataError when it is not recorded."""
+    def get_split(self, name: str, source: str = "attrs['split']", purpose: str = "") -> "Trajectories":
+        """The trajectories of split ``name`` (see :meth:`split`); ``"all"`` or ``"*"``: every one.
+
+        The one place a split is selected by name (training, validation, evaluation, the demo).
+
+        Args:
+            name: a split recorded in ``attrs["split"]``, or ``"all"``.
+            source: names the data in the error (e.g. the file).
+            purpose: appended to the error (e.g. the flag that asked for the split).
+
+        Raises:
+            DataError: the split is not recorded, or it is empty.
+        """
+        if name in ("all", "*"):
+            return self
         splits = self.splits
         if name not in splits:
-            raise DataError(f"attrs['split']: no split named {name!r}; recorded splits: {sorted(splits) or 'none'}")
+            raise DataError(f"{source}: no split named {name!r}; recorded splits: {sorted(splits) or 'none'}"
+                            f"{purpose}")
+        if len(splits[name]) == 0:
+            raise DataError(f"{source}: split {name!r} is empty (attrs['split'][{name!r}] = []); expected at "
+                            f"least one trajectory{purpose}")
         return self.subset(splits[name])
 
 

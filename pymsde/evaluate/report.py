@@ -1,10 +1,8 @@
-"""Evaluation of a trained run against its baselines, and the report it writes.
+"""Scores of predictions, the metrics JSON, and the report (markdown + PNGs) they make.
 
-:func:`evaluate_run` is what ``pymsde evaluate`` and ``pymsde demo`` call: load a run
-directory, check that the evaluation data live on the run's training grid, forecast every
-trajectory of the chosen split with the model and with each baseline
-(:mod:`pymsde.evaluate.baselines`), score them (:func:`score_prediction`) and write
-``report.md`` plus PNG plots (:func:`write_report`).
+:func:`pymsde.workflows.evaluation.evaluate_run` produces the predictions (the model and each
+baseline of :mod:`pymsde.evaluate.baselines`); here they are scored (:func:`score_prediction`)
+and written up (:func:`write_report`).
 
 Scores (per method; trajectories of the split averaged with equal weight):
 
@@ -33,16 +31,13 @@ import json
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from pymsde.evaluate.baselines import (DEFAULT_SCORE_TIMES, Prediction, dns_prediction,
-                                       model_prediction)
-from pymsde.evaluate.coverage import coverage_notes, initial_coverage
+from pymsde.evaluate.baselines import Prediction
 from pymsde.util.atomic import atomic_write_text
 from pymsde.util.errors import ConfigError, DataError
 
@@ -134,52 +129,6 @@ class EvaluationResult:
 
 
 # ----------------------------------------------------------------------------- input checks
-
-def check_grid_matches(config, traj, data_name: str = "evaluation data", run_name: str = "the run") -> None:
-    """Raise DataError unless ``traj`` lives on the grid (and channels, mu, f) ``config`` was trained on.
-
-    Args:
-        config: the run's ``ModelConfig`` (``fine_shape``, ``channels``, ``boundary``, ``domain``,
-            ``n_mu``, ``n_f``).
-        traj: the evaluation ``Trajectories``.
-    """
-    grid = traj.grid
-    want_shape = tuple(int(n) for n in config.fine_shape)
-    if tuple(grid.shape) != want_shape:
-        raise DataError(f"{data_name}: grid {tuple(grid.shape)} differs from the training grid {want_shape} of "
-                        f"{run_name}; evaluate on data with the training grid (e.g. simulate with --n-grid "
-                        f"{' '.join(map(str, want_shape))})")
-    if tuple(grid.boundary) != tuple(config.boundary):
-        raise DataError(f"{data_name}: boundary {tuple(grid.boundary)} differs from the training boundary "
-                        f"{tuple(config.boundary)} of {run_name}")
-    want_domain = np.asarray(config.domain, dtype=float).reshape(-1, 2)
-    if not np.allclose(np.asarray(grid.domain, dtype=float), want_domain, rtol=1e-9, atol=1e-12):
-        raise DataError(f"{data_name}: domain {[list(d) for d in grid.domain]} differs from the training domain "
-                        f"{want_domain.tolist()} of {run_name}")
-    if traj.channels != int(config.channels):
-        raise DataError(f"{data_name}: {traj.channels} channels; {run_name} was trained on {config.channels}")
-    for what, have, want in (("mu", traj.n_mu, getattr(config, "n_mu", 0)), ("f", traj.n_f, getattr(config, "n_f", 0))):
-        if int(have) != int(want):
-            raise DataError(f"{data_name}: {have} {what} values per trajectory; {run_name} was trained with {want}")
-
-
-def check_run_dir(run_dir: str | os.PathLike) -> Path:
-    """Raise ConfigError unless ``run_dir`` is a complete run directory: its ``config.toml``
-    and its ``checkpoint.pt`` (the files :mod:`pymsde.training.run` writes) are both there.
-
-    Returns the run directory as a Path.
-    """
-    from pymsde.training.run import CHECKPOINT_FILE, CONFIG_FILE
-
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise ConfigError(f"run directory {run}: not found (expected the --out folder of `pymsde train`)")
-    missing = [name for name in (CONFIG_FILE, CHECKPOINT_FILE) if not (run / name).is_file()]
-    if missing:
-        raise ConfigError(f"run directory {run} is incomplete: missing {', '.join(missing)} "
-                          f"(was training interrupted before its first checkpoint?)")
-    return run
-
 
 def parse_baselines(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     """``"closure,dns"`` -> ``("closure", "dns")``; ``""``/``"none"`` -> ``()``. ConfigError on an unknown name."""
@@ -345,186 +294,3 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
             P.plot_snapshots(panels, t[snap_idx], p)
             figs.append((f"Snapshots: truth and predictions side by side{ctitle}", p))
     return figs
-
-
-# ----------------------------------------------------------------------------- orchestration
-
-def _training_time(metadata: Any) -> float | None:
-    """Training wall time (s) from a run's ``metadata.json`` (None when not recorded)."""
-    if not isinstance(metadata, dict):
-        return None
-    v = metadata.get("train_time_s")  # recorded by pymsde.training.run
-    return float(v) if isinstance(v, (int, float)) else None
-
-
-def find_closure_run(run_dir: Path, closure_run: str | os.PathLike | None) -> Path | None:
-    """The closure run to compare with: ``closure_run`` if given, else a sibling folder ``closure``.
-
-    ``pymsde demo`` lays its runs out as ``OUT/multiscale`` and ``OUT/closure``, so evaluating
-    ``OUT/multiscale`` finds its closure run without ``--closure-run``.
-    """
-    if closure_run is not None:
-        return Path(closure_run)
-    sibling = run_dir.resolve().parent / "closure"
-    if sibling.is_dir() and sibling != run_dir.resolve():
-        return sibling
-    return None
-
-
-def _load(run_dir: Path, which: str):
-    from pymsde.training.run import load_run
-
-    check_run_dir(run_dir)
-    model, _, metadata = load_run(run_dir, which=which)
-    model.eval()
-    return model, metadata
-
-
-def _select_split(traj, split: str, data_name: str):
-    if split in ("all", "*"):
-        return traj
-    splits = traj.attrs.get("split") or {}
-    if split not in splits:
-        raise DataError(f"{data_name}: no split {split!r} recorded (attrs['split'] has "
-                        f"{sorted(splits) or 'none'}); pass --split all to evaluate every trajectory")
-    if len(splits[split]) == 0:
-        raise DataError(f"{data_name}: split {split!r} is empty (attrs['split'][{split!r}] = []); expected at "
-                        f"least one trajectory, or pass another --split")
-    return traj.subset(np.asarray(splits[split], dtype=np.int64))
-
-
-def _initial_coverage(traj_all, traj, split: str) -> dict | None:
-    """:func:`~pymsde.evaluate.coverage.initial_coverage` of the evaluated split against the data
-    file's ``train`` split; None when the file records no train split or the train split itself
-    (or everything) is evaluated."""
-    train_idx = traj_all.splits.get("train")
-    if train_idx is None or len(train_idx) == 0 or split in ("train", "all", "*"):
-        return None
-    return initial_coverage(np.asarray(traj_all.u)[train_idx, 0], np.asarray(traj.u)[:, 0])
-
-
-def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
-                 baselines: str | Sequence[str] | None = BASELINES, closure_run: str | os.PathLike | None = None,
-                 n_samples: int = 32, out: str | os.PathLike | None = None, backend: str = "torch",
-                 seed: int = 0, n_score: int = DEFAULT_SCORE_TIMES, plots: bool = True,
-                 show_progress: bool = True, checkpoint: str = "best",
-                 extra_meta: dict | None = None) -> EvaluationResult:
-    """Evaluate the run in ``run_dir`` and its baselines on a split of ``data``; write the report.
-
-    Args:
-        run_dir: a run directory of ``pymsde train`` (config + checkpoint).
-        data: a data file path (any format :func:`pymsde.data.io.load` reads) or ``Trajectories``.
-        split: the split to evaluate (``attrs["split"]``), or ``"all"``.
-        baselines: subset of ``("closure", "dns")`` (a comma-separated string is accepted).
-        closure_run: the closure model's run directory; default: see :func:`find_closure_run`.
-            When none is found the closure baseline is skipped and a note says so.
-        n_samples: ensemble size of the model forecasts.
-        out: where ``report.md`` and the PNGs go (default ``RUN_DIR/evaluation``).
-        backend: ``"torch"``, ``"julia"`` or ``"auto"`` (resolved once; the name used is recorded).
-        seed: forecast seed (the same for every method).
-        n_score: number of scoring times for CRPS / spread-skill.
-        plots: write the PNGs (needs matplotlib).
-        checkpoint: ``"best"`` (lowest validation forecast error, ``best.pt``; falls back to the
-            last checkpoint when the run was not validated) or ``"last"`` -- the same rule for
-            the model and the closure run.
-        extra_meta: merged into the result's metadata (e.g. the demo's training times).
-
-    Raises:
-        ConfigError: incomplete run directory, unknown baseline, a "closure" run with micro_dim > 0.
-        DataError: the data's grid differs from the training grid; missing split.
-    """
-    from pymsde import __version__
-
-    import torch
-
-    run = check_run_dir(run_dir)
-    names = parse_baselines(baselines)
-    if isinstance(data, (str, os.PathLike)):
-        from pymsde.data.io import load
-
-        data_name = str(data)
-        traj_all = load(data)
-    else:
-        data_name = str(data.attrs.get("source", "<in-memory data>"))
-        traj_all = data
-    backend_name = _resolve_backend_name(backend)
-    model, metadata = _load(run, checkpoint)
-    check_grid_matches(model.config, traj_all, data_name, f"run {run}")
-    traj = _select_split(traj_all, split, data_name)
-    notes: list[str] = []
-    coverage = _initial_coverage(traj_all, traj, split)
-    if coverage is not None:
-        notes += coverage_notes(coverage)
-    closure_dir = None
-    closure_model = closure_meta = None
-    if "closure" in names:
-        closure_dir = find_closure_run(run, closure_run)
-        if closure_dir is None:
-            notes.append("closure baseline skipped: no closure run found (pass --closure-run DIR; train one "
-                         "with `pymsde train DATA --micro 0` and the same settings as the model)")
-        else:
-            closure_model, closure_meta = _load(closure_dir, checkpoint)
-            if int(closure_model.config.micro_dim) != 0:
-                raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
-                                  f"the closure baseline is the model with micro_dim = 0")
-            # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
-            for key in ("coarse_shape", "stencil_radius"):
-                mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
-                if mine != theirs:                     # ModelConfig normalises shapes to tuples
-                    raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
-                                      f"{key} = {mine}; the closure baseline is the same model with "
-                                      f"micro_dim = 0 (train it with the same --coarse and --radius)")
-            check_grid_matches(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
-    preds: dict[str, Prediction] = {}
-    with torch.no_grad():
-        preds["multiscale"] = model_prediction(model, traj, name="multiscale", n_samples=n_samples, seed=seed,
-                                               backend=backend_name, n_score=n_score, show_progress=show_progress)
-        if closure_model is not None:
-            preds["closure"] = model_prediction(closure_model, traj, name="closure", n_samples=n_samples, seed=seed,
-                                                backend=backend_name, n_score=n_score, show_progress=show_progress)
-    if "dns" in names:
-        preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score, backend=backend_name)
-    truth = np.asarray(traj.u, dtype=np.float64)
-    scores = {m: score_prediction(p, truth) for m, p in preds.items()}
-    train_times = {"multiscale": _training_time(metadata)}
-    if closure_model is not None:
-        train_times["closure"] = _training_time(closure_meta)
-    meta: dict[str, Any] = {
-        "forecast_time_s": {m: round(p.wall_time_s, 3) for m, p in preds.items()},
-        "training_time_s": {m: (None if v is None else round(v, 3)) for m, v in train_times.items()},
-        "backend": backend_name, "data": data_name, "split": split, "n_traj": int(traj.n_traj),
-        "n_t": int(traj.n_t), "n_samples": int(n_samples), "n_score": int(len(preds["multiscale"].score_index)),
-        "solver": preds["multiscale"].info.get("solver"), "seed": int(seed), "checkpoint": checkpoint, "run": str(run),
-        "closure_run": None if closure_dir is None else str(closure_dir),
-        "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
-        "pymsde_version": __version__, "torch_version": str(torch.__version__),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
-        "coverage": coverage,
-    }
-    if extra_meta:
-        for k, v in extra_meta.items():
-            if isinstance(v, dict) and isinstance(meta.get(k), dict):
-                meta[k] = {**meta[k], **v}
-            else:
-                meta[k] = v
-    result = EvaluationResult(scores=scores, meta=meta)
-    write_report(result, preds, traj, Path(out) if out is not None else run / "evaluation", plots=plots)
-    return result
-
-
-def _resolve_backend_name(backend: str) -> str:
-    """The backend that will run: ``"torch"`` as asked, else what the backend switch resolves."""
-    if backend not in ("torch", "julia", "auto"):
-        raise ConfigError(f"backend {backend!r}; expected torch, julia or auto")
-    if backend == "torch":
-        return "torch"
-    try:
-        from pymsde.backends.protocol import resolve_backend
-    except ImportError:
-        if backend == "julia":
-            from pymsde.util.errors import BackendUnavailableError
-
-            raise BackendUnavailableError("backend 'julia': the backend switch (pymsde.backends.protocol) is not "
-                                          "installed in this build; use --backend torch") from None
-        return "torch"
-    return str(resolve_backend(backend).name)

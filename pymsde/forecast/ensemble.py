@@ -12,15 +12,8 @@ members' fine fields are reduced on the fly, and they are kept only at ``sample_
 when ``return_samples`` is set. ``decode=False`` skips decoding altogether (latent paths
 only).
 
-Backends: ``backend="torch"`` integrates with :func:`pymsde.sde.integrator.integrate` and the
-functional drift :func:`pymsde.model.drift.multiscale_drift` (weights from
-``model.drift_params()``, detached) with a
-:class:`~pymsde.model.drift.DriftWorkspace` (same numbers, buffers reused);
-``"julia"`` / ``"auto"`` go through
-:func:`pymsde.backends.protocol.resolve_backend` and its ``sde_rollout`` kernel. Both draw
-the initial samples and the Brownian increments from the same torch generator, in the same
-pieces (:func:`pymsde.sde.integrator.noise_chunk`), so a seed means the same noise on every
-backend (tested with the torch kernel standing in for another backend).
+The latent rollout is :func:`pymsde.forecast.rollout.rollout` (torch or an accelerated
+backend, the same noise for a seed on both).
 """
 from __future__ import annotations
 
@@ -30,10 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from pymsde.forecast.rollout import rollout
 from pymsde.sde.forcing import LinearForcing
 from pymsde.sde.solvers import get_solver
-from pymsde.model.drift import DriftWorkspace, multiscale_drift
-from pymsde.sde.integrator import brownian_increments, integrate, noise_chunk
 from pymsde.util.errors import ConfigError, DataError
 
 
@@ -118,84 +110,13 @@ def _rows(x: Any, n_batch: int, width: int, name: str, ref: torch.Tensor) -> tor
     return x
 
 
-#: Brownian increments (numbers) handed to one non-torch ``sde_rollout`` call (16 MiB float32)
-_NOISE_NUMBERS_PER_CALL = 1 << 22
-
-
-def _rollout(backend: str, params, sigma, z0, t0, dt, n_steps, scheme, steps, mu, forcing,
-             generator, show_progress):
-    """The latent rollout, dispatched on the backend name; returns ``zs (n_out, N, D)``.
-
-    The hook: ``"torch"`` is handled here with the kernel-level integrate; any other name is
-    resolved by :func:`pymsde.backends.protocol.resolve_backend`, whose ``sde_rollout`` kernel
-    (signature of :func:`pymsde.backends.protocol.torch_sde_rollout`) runs the loop.
-    """
-    if backend != "torch":
-        from pymsde.backends.protocol import resolve_backend
-
-        be = resolve_backend(backend)
-        if be.name != "torch":
-            f_const = None
-            if forcing is not None:
-                if forcing.times.shape[0] > 1 and not bool((forcing.values == forcing.values[..., :1, :]).all()):
-                    raise ConfigError(f"forecast: backend {be.name!r} takes constant forcing only; this "
-                                      f"forcing varies in time -- use backend='torch'")
-                f_const = forcing.values[..., 0, :].expand(z0.shape[0], -1)
-            # The increments come from the torch generator in the torch loop's pieces
-            # (noise_chunk steps per draw), so a seed gives the same path on every backend.
-            # One call covers whole pieces (noise memory O(per_call), not O(n_steps)) and saves
-            # every step; the output steps are picked from those.
-            N, D = z0.shape
-            chunk = noise_chunk(n_steps, N, D)
-            per_call = chunk * max(1, _NOISE_NUMBERS_PER_CALL // max(1, N * D * chunk))
-            out = z0.new_empty((len(steps), N, D))
-            slot = {int(k): i for i, k in enumerate(steps)}
-            if 0 in slot:
-                out[slot[0]] = z0
-            z, base = z0, 0
-            while base < n_steps:
-                n = min(per_call, n_steps - base)
-                pieces = [brownian_increments(min(chunk, base + n - s), (N, D), dt, generator, scheme == "sra1",
-                                              z0.dtype, z0.device) for s in range(base, base + n, chunk)]
-                dW = torch.cat([p[0] for p in pieces])
-                dI = torch.cat([p[1] for p in pieces]) if scheme == "sra1" else None
-                _, zs = be.sde_rollout(params, sigma, z, t0 + base * dt, dt, n, scheme=scheme,
-                                       save_every=1, dW=dW, dI=dI, mu=mu, f=f_const)
-                for k in range(base + 1, base + n + 1):
-                    if k in slot:
-                        out[slot[k]] = zs[k - base]
-                z, base = zs[-1], base + n
-            return out
-    ws = DriftWorkspace(params, z0.shape[0])   # buffers reused across the steps (no autograd here)
-    # the forcing's layout is fixed for the rollout: decided here, not at every step
-    if forcing is None:
-        def drift(t, z):
-            return multiscale_drift(params, t, z, mu, None, workspace=ws)
-    elif forcing.values.dim() == 2:            # shared by all members: (n_f,) -> (N, n_f) view
-        n_rows = z0.shape[0]
-
-        def drift(t, z):
-            return multiscale_drift(params, t, z, mu, forcing(t).expand(n_rows, -1), workspace=ws)
-    else:                                      # one series per member: (N, n_f)
-        def drift(t, z):
-            return multiscale_drift(params, t, z, mu, forcing(t), workspace=ws)
-
-    _, zs = integrate(drift, sigma, z0, t0, dt, n_steps, scheme=scheme, save_at=steps.tolist(),
-                      generator=generator, show_progress=show_progress)
-    return zs
-
-
-def _expand(fv: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    return fv.expand(z.shape[0], fv.shape[-1]) if fv.dim() == 1 else fv
-
-
 def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_times: Any = None,
              t0: float | None = None, n_samples: int = 64, solver: str = "em",
              dt: float | None = None, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
              return_samples: bool = False, sample_index: Sequence[int] | None = None,
              decode: bool = True, observation_noise: bool = False, decode_batch: int = 2048,
              seed: int | None = None, generator: torch.Generator | None = None,
-             backend: str = "torch", show_progress: bool = False) -> Forecast:
+             backend: str = "torch", show_progress: bool = False, check_finite: bool = True) -> Forecast:
     """Ensemble forecast from initial observation(s) ``u0``.
 
     Args:
@@ -224,6 +145,8 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
             torch.Generator; neither: torch's global RNG).
         backend: ``"torch"``, ``"julia"`` or ``"auto"`` (see the module docstring).
         show_progress: a progress bar over the integration steps.
+        check_finite: raise StabilityError when a latent state becomes non-finite (False:
+            return it, e.g. to score a diverged model as infinitely wrong).
 
     Returns:
         :class:`Forecast` (torch tensors on the model's device, detached).
@@ -282,20 +205,9 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
         z0 = m.repeat_interleave(S, 0) + torch.exp(0.5 * logvar).repeat_interleave(S, 0) * eps
         mu_n = None if mu_b is None else mu_b.repeat_interleave(S, 0)
         sigma = model.diffusion(mu_n)
-        if hasattr(model, "drift_params"):
-            params = model.drift_params().detach()
-        else:  # a model without the functional kernel: its own drift, on the torch loop
-            params = None
-            if backend != "torch":
-                raise ConfigError("forecast: a model without drift_params() runs on backend='torch' only")
-        if params is None:
-            def drift(t, z):
-                return model.drift(t, z, mu_n, None if forcing is None else _expand(forcing(t), z))
-            _, zs = integrate(drift, sigma, z0, t0, float(dt), n_steps, scheme=s.scheme,
-                              save_at=steps.tolist(), generator=generator, show_progress=show_progress)
-        else:
-            zs = _rollout(backend, params, sigma, z0, t0, float(dt), n_steps, s.scheme, steps, mu_n,
-                          forcing, generator, show_progress)                 # (n_out, N, D)
+        source = model.drift_params().detach() if hasattr(model, "drift_params") else model
+        zs = rollout(source, sigma, z0, t0, float(dt), n_steps, s.scheme, steps, mu_n, forcing, generator,
+                     backend, show_progress, check_finite)                   # (n_out, N, D)
         n_out = zs.shape[0]
         zM, zm = model.split_latent(zs.reshape(n_out * N, -1))
         macro = zM.reshape(n_out, n_batch, S, *zM.shape[1:]).movedim(0, 2)  # (B, S, n_out, C, *coarse)
@@ -317,7 +229,7 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
                   sample_index=idx if return_samples else None,
                   info={"solver": s.scheme, "dt": float(dt), "n_steps": n_steps, "t0": t0,
                         "n_samples": S, "backend": backend, "seed": seed,
-                        "drift": "model.drift" if params is None else "kernels.multiscale"})
+                        "drift": "model.drift" if source is model else "model.drift.multiscale_drift"})
     if single:
         for name in ("mean", "std", "macro", "micro", "samples"):
             val = getattr(fc, name)

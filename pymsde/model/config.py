@@ -10,9 +10,11 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+import numpy as np
+
 from pymsde.model.mlp import ACTIVATIONS
 from pymsde.model.drift import LatentSizes
-from pymsde.util.errors import ConfigError
+from pymsde.util.errors import ConfigError, DataError
 
 
 def softplus(x: float) -> float:
@@ -196,3 +198,34 @@ class ModelConfig(LatentSizes):
         if missing:
             raise ConfigError(f"model config: missing field(s) {missing}")
         return cls(**dict(d))
+
+
+def check_data_fits(config, traj, data_name: str = "evaluation data", run_name: str = "the run") -> None:
+    """Raise DataError unless ``traj`` lives on the grid (and channels, mu, f) ``config`` was built for.
+
+    The one data/model compatibility check (training, resuming, evaluation, baselines).
+
+    Args:
+        config: a ``ModelConfig`` (``fine_shape``, ``channels``, ``boundary``, ``domain``,
+            ``n_mu``, ``n_f``).
+        traj: the ``Trajectories`` to check.
+        data_name, run_name: name the two sides in the message.
+    """
+    grid = traj.grid
+    want_shape = tuple(int(n) for n in config.fine_shape)
+    if tuple(grid.shape) != want_shape:
+        raise DataError(f"{data_name}: grid {tuple(grid.shape)} differs from the training grid {want_shape} of "
+                        f"{run_name}; use data on that grid (e.g. simulate with --n-grid "
+                        f"{' '.join(map(str, want_shape))})")
+    if tuple(grid.boundary) != tuple(config.boundary):
+        raise DataError(f"{data_name}: boundary {tuple(grid.boundary)} differs from the training boundary "
+                        f"{tuple(config.boundary)} of {run_name}")
+    want_domain = np.asarray(config.domain, dtype=float).reshape(-1, 2)
+    if not np.allclose(np.asarray(grid.domain, dtype=float), want_domain, rtol=1e-9, atol=1e-12):
+        raise DataError(f"{data_name}: domain {[list(d) for d in grid.domain]} differs from the training domain "
+                        f"{want_domain.tolist()} of {run_name}")
+    if traj.channels != int(config.channels):
+        raise DataError(f"{data_name}: {traj.channels} channels; {run_name} was built for {config.channels}")
+    for what, have, want in (("mu", traj.n_mu, getattr(config, "n_mu", 0)), ("f", traj.n_f, getattr(config, "n_f", 0))):
+        if int(have) != int(want):
+            raise DataError(f"{data_name}: {have} {what} values per trajectory; {run_name} was built for {want}")

@@ -14,7 +14,7 @@ The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
 Both MLPs are :func:`pymsde.model.mlp.mlp_forward`'s layers (``addmm`` per layer, the
 activation between layers). :func:`multiscale_drift` is the one torch implementation: the
 model (:mod:`pymsde.model.drift`, with autograd), the torch rollouts
-(:mod:`pymsde.forecast.ensemble`, :func:`pymsde.backends.protocol.torch_sde_rollout`, the
+(:mod:`pymsde.forecast.rollout`, the
 validation forecast of training) and, as the reference, the Julia kernel all evaluate it.
 Rollouts pass a :class:`DriftWorkspace` (buffers reused, activations in place; same numbers).
 

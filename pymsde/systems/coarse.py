@@ -41,7 +41,7 @@ from pymsde.numerics import pde
 from pymsde.numerics import spectral
 from pymsde.backends.protocol import resolve_backend
 from pymsde.systems.cases import CASES, CaseSpec
-from pymsde.systems.solvers import _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit
+from pymsde.systems.solvers import _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit, spectral_run
 from pymsde.util.errors import ConfigError
 from pymsde.util.progress import progress
 
@@ -192,6 +192,33 @@ def fv_dt_limit(umax: float, cell: Sequence[float], nu: float) -> float:
     return math.inf if rate == 0 else FV_CFL / rate
 
 
+def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
+                   boundary: Sequence[str], face_values, *, show_progress: bool = False) -> torch.Tensor:
+    """A whole coarse finite-volume Burgers solve: ``n_out - 1`` intervals of ``n_sub`` SSP-RK3 steps.
+
+    The torch implementation of the backend kernel of the same name
+    (:mod:`pymsde.backends.protocol`).
+
+    Args:
+        c0: ``(B, C, *cells)`` float64 initial cell averages.
+        dt: internal SSP-RK3 step; n_sub: steps per output interval; n_out: outputs incl. ``c0``.
+        dx, nu, boundary, face_values: as :func:`pymsde.numerics.pde.burgers_fv_rhs`.
+    Returns:
+        ``(B, n_out, C, *cells)`` with ``[:, 0] = c0`` and ``[:, i]`` after ``i * n_sub`` steps.
+    """
+    def rhs(v):
+        return pde.burgers_fv_rhs(v, dx, nu, boundary, face_values)
+
+    out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
+    c = c0
+    out[:, 0] = c
+    for i in progress(range(1, int(n_out)), desc="coarse", unit="step", enabled=show_progress):
+        for _ in range(int(n_sub)):
+            c = pde.ssprk3_step(rhs, c, dt)
+        out[:, i] = c
+    return out
+
+
 def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | None = None,
                  params: dict | None = None, grid: Grid | None = None, refine_method: str | None = None,
                  dt: float | None = None, return_coarse: bool = False, show_progress: bool = False,
@@ -246,11 +273,14 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         for fv in faces:
             if fv is not None:
                 umax = max(umax, float(fv[0].abs().max()), float(fv[1].abs().max()))
-        limit = fv_dt_limit(umax, cell, nu)
-        rhs = lambda v: pde.burgers_fv_rhs(v, cell, nu, grid.boundary, faces)   # noqa: E731
-        step = lambda v, h: pde.ssprk3_step(rhs, v, h)                          # noqa: E731
-        state, to_coarse = c, (lambda v: v)
         what = "solve_coarse (finite volume)"
+        n_sub, h = _substeps(dt_out, dt, fv_dt_limit(umax, cell, nu), 0.8, what)   # StabilityError beyond it
+        args = (c, h, n_sub, n_t, cell, nu, grid.boundary, faces)
+        if be.accelerated:
+            coarse = be.burgers_fv_run(*args)
+        else:
+            with compute_threads(c.numel()):
+                coarse = burgers_fv_run(*args, show_progress=show_progress)
     elif spec.pde == "kdv":
         nc = c.shape[-1]
         length = grid.domain[0][1] - grid.domain[0][0]
@@ -258,34 +288,18 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         mask = spectral.dealias_mask(nc, "3/2")
         c_hat = torch.fft.rfft(c) / spectral.block_average_symbol(nc, factors[0]) * mask
         v0 = torch.fft.irfft(c_hat, n=nc)                      # values at the block centres
-        limit = kdv_dt_limit(2.0 * float(v0.abs().max()), float(k[mask].max()))
-        coeffs_cache: dict = {}
-
-        def step(v, h):
-            if h not in coeffs_cache:
-                coeffs_cache[h] = spectral.etd_coefficients(pde.kdv_linear_symbol(k, par["d"]), h)
-            return pde.advection_etdrk4_step(v, coeffs_cache[h], k, mask, nc, "3/2")
-
-        state, to_coarse = c_hat, (lambda v: torch.fft.irfft(v, n=nc))
         what = "solve_coarse (Fourier-Galerkin)"
+        limit = kdv_dt_limit(2.0 * float(v0.abs().max()), float(k[mask].max()))
+        n_sub, h = _substeps(dt_out, dt, limit, 0.8, what)
+        args = (c_hat, spectral.etd_coefficients(pde.kdv_linear_symbol(k, par["d"]), h), k, mask, nc, "3/2",
+                n_sub, n_t)
+        if be.accelerated:
+            coarse = be.spectral_run(*args)
+        else:
+            with compute_threads(c_hat.numel()):
+                coarse = spectral_run(*args, show_progress=show_progress, desc="coarse")
     else:  # pragma: no cover - CASES only holds the two PDEs
         raise ConfigError(f"solve_coarse: no coarse solver for PDE {spec.pde!r}")
-
-    n_sub, h = _substeps(dt_out, dt, limit, 0.8, what)      # StabilityError beyond the limit
-    coarse = torch.empty((u0.shape[0], n_t, *c.shape[1:]), dtype=torch.float64)
-    coarse[:, 0] = to_coarse(state)
-    if be.name != "torch":
-        if spec.pde == "burgers":
-            coarse = be.burgers_fv_run(c, h, n_sub, n_t, cell, nu, grid.boundary, faces)
-        else:
-            kdv_coeffs = spectral.etd_coefficients(pde.kdv_linear_symbol(k, par["d"]), h)
-            coarse = be.spectral_run(c_hat, kdv_coeffs, k, mask, nc, "3/2", n_sub, n_t)
-    else:
-        with compute_threads(state.numel()):
-            for i in progress(range(1, n_t), desc="coarse", unit="step", enabled=show_progress):
-                for _ in range(n_sub):
-                    state = step(state, h)
-                coarse[:, i] = to_coarse(state)
     _check_finite(coarse[:, -1], what, h)
 
     # map back one trajectory at a time: the temporaries of a full Burgers 2-D refine would
@@ -299,4 +313,4 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
     return (fine, coarse.numpy()) if return_coarse else fine
 
 
-__all__ = ["coarse_grain", "refine", "solve_coarse", "fv_dt_limit", "REFINE_METHODS"]
+__all__ = ["coarse_grain", "refine", "solve_coarse", "burgers_fv_run", "fv_dt_limit", "REFINE_METHODS"]

@@ -163,6 +163,55 @@ def _check_finite(out: torch.Tensor, what: str, dt: float) -> None:
                              f"reduce dt")
 
 
+def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
+                   boundary: Sequence[str], order: int = 4, *, show_progress: bool = False) -> torch.Tensor:
+    """A whole finite-difference Burgers run: ``n_out - 1`` output intervals of ``n_sub`` RK4 steps.
+
+    The torch implementation of the backend kernel of the same name
+    (:mod:`pymsde.backends.protocol`).
+
+    Args:
+        u0: ``(B, C, *grid)`` float64 initial fields.
+        dt: internal RK4 step; n_sub: steps per output interval; n_out: outputs incl. ``u0``.
+        dx, nu, boundary, order: as :func:`pymsde.numerics.pde.burgers_rhs`.
+    Returns:
+        ``(B, n_out, C, *grid)`` with ``[:, 0] = u0`` and ``[:, i]`` after ``i * n_sub`` steps.
+    """
+    out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
+    u = u0
+    out[:, 0] = u
+    for i in progress(range(1, int(n_out)), desc="burgers", unit="step", enabled=show_progress):
+        for _ in range(int(n_sub)):
+            u = pde.burgers_rk4_step(u, dt, dx, nu, boundary, order)
+        out[:, i] = u
+    return out
+
+
+def spectral_run(v0_hat: torch.Tensor, coeffs, k: torch.Tensor, mask: torch.Tensor, n: int, dealias: str,
+                 n_sub: int, n_out: int, *, show_progress: bool = False, desc: str = "spectral") -> torch.Tensor:
+    """A whole pseudo-spectral ETDRK4 run for ``u_t + (u^2/2)_x = L u`` on one periodic axis.
+
+    The torch implementation of the backend kernel of the same name
+    (:mod:`pymsde.backends.protocol`).
+
+    Args:
+        v0_hat: ``(B, C, n // 2 + 1)`` complex128 initial rfft coefficients.
+        coeffs: ``numerics.spectral.etd_coefficients(L, dt)``; k, mask, n, dealias: as
+            :func:`pymsde.numerics.pde.advection_etdrk4_step`.
+        n_sub: steps per output interval; n_out: outputs including the initial state.
+    Returns:
+        ``(B, n_out, C, n)`` float64 fields ``irfft(v)`` at the outputs.
+    """
+    v = v0_hat
+    out = torch.empty((v.shape[0], int(n_out), v.shape[1], int(n)), dtype=torch.float64, device=v.device)
+    out[:, 0] = torch.fft.irfft(v, n=n)
+    for i in progress(range(1, int(n_out)), desc=desc, unit="step", enabled=show_progress):
+        for _ in range(int(n_sub)):
+            v = pde.advection_etdrk4_step(v, coeffs, k, mask, n, dealias)
+        out[:, i] = torch.fft.irfft(v, n=n)
+    return out
+
+
 BURGERS_SCHEMES = ("auto", "spectral", "fd")
 
 
@@ -207,18 +256,13 @@ def integrate_burgers(u0: np.ndarray, t_out: np.ndarray, dx: Sequence[float], nu
     limit = burgers_dt_limit(umax, dx, nu, order)
     n_sub, h = _substeps(dt_out, dt, limit, safety, "burgers")
     n_t = len(t_out)
-    out = torch.empty((u.shape[0], n_t, *u.shape[1:]), dtype=torch.float64)
-    out[:, 0] = u
     dx, boundary = tuple(float(v) for v in dx), tuple(boundary)
     be = resolve_backend(backend)
-    if be.name != "torch":
+    if be.accelerated:
         out = be.burgers_fd_run(u, h, n_sub, n_t, dx, nu, boundary, order)
     else:
         with compute_threads(u.numel()):
-            for k in progress(range(1, n_t), desc="burgers", unit="step", enabled=show_progress):
-                for _ in range(n_sub):
-                    u = pde.burgers_rk4_step(u, h, dx, nu, boundary, order)
-                out[:, k] = u
+            out = burgers_fd_run(u, h, n_sub, n_t, dx, nu, boundary, order, show_progress=show_progress)
     _check_finite(out[:, -1], "burgers", h)
     return out.numpy(), {"dt_internal": h, "substeps": n_sub, "dt_limit": limit, "backend": be.name, "scheme":
                          f"central differences order {order}, skew-symmetric advection, RK4"}
@@ -242,18 +286,13 @@ def _integrate_spectral(u0: np.ndarray, t_out: np.ndarray, lin: torch.Tensor, k:
     # jump of ~4e-3 at the periodic seam (x = 0 vs 10) that a projection would smear.
     v = torch.fft.rfft(u)
     n_t = len(t_out)
-    out = torch.empty((u.shape[0], n_t, *u.shape[1:]), dtype=torch.float64)
-    out[:, 0] = u
     be = resolve_backend(backend)
-    if be.name != "torch":
+    if be.accelerated:
         out = be.spectral_run(v, coeffs, k, mask, n, dealias, n_sub, n_t)
-        out[:, 0] = u
     else:
         with compute_threads(u.numel()):
-            for i in progress(range(1, n_t), desc=what, unit="step", enabled=show_progress):
-                for _ in range(n_sub):
-                    v = pde.advection_etdrk4_step(v, coeffs, k, mask, n, dealias)
-                out[:, i] = torch.fft.irfft(v, n=n)
+            out = spectral_run(v, coeffs, k, mask, n, dealias, n_sub, n_t, show_progress=show_progress, desc=what)
+    out[:, 0] = u                     # u0 itself, not irfft(rfft(u0))
     _check_finite(out[:, -1], what, h)
     return out.numpy(), {"dt_internal": h, "substeps": n_sub, "dt_limit": limit, "backend": be.name,
                          "scheme": f"Fourier pseudo-spectral ({dealias} dealiasing), ETDRK4"}
@@ -280,4 +319,4 @@ def integrate_kdv(u0: np.ndarray, t_out: np.ndarray, length: float, d: float, dt
 
 
 __all__ = ["compute_threads", "loop_threads", "burgers_dt_limit", "kdv_dt_limit", "integrate_burgers", "integrate_kdv",
-           "BURGERS_SCHEMES"]
+           "burgers_fd_run", "spectral_run", "BURGERS_SCHEMES"]

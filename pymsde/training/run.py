@@ -62,6 +62,22 @@ class LoadedRun(NamedTuple):
     metadata: dict
 
 
+def check_run_dir(run_dir: str | os.PathLike) -> Path:
+    """Raise ConfigError unless ``run_dir`` is a complete run directory: its ``config.toml``
+    and its ``checkpoint.pt`` (the files :mod:`pymsde.training.run` writes) are both there.
+
+    Returns the run directory as a Path.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"run directory {run}: not found (expected the --out folder of `pymsde train`)")
+    missing = [name for name in (CONFIG_FILE, CHECKPOINT_FILE) if not (run / name).is_file()]
+    if missing:
+        raise ConfigError(f"run directory {run} is incomplete: missing {', '.join(missing)} "
+                          f"(was training interrupted before its first checkpoint?)")
+    return run
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """SHA-256 hex digest of a file's bytes."""
     h = hashlib.sha256()

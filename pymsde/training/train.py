@@ -37,13 +37,15 @@ import numpy as np
 import torch
 
 from pymsde.data.trajectories import Trajectories
-from pymsde.data.windows import WindowSampler
+from pymsde.data.windows import WindowSampler, window_starts
+from pymsde.evaluate.metrics import nrmse
+from pymsde.forecast import forecast
+from pymsde.model.config import check_data_fits
 from pymsde.training import run as runmod
 from pymsde.training.checkpoint import load_checkpoint, save_checkpoint
 from pymsde.training.config import ModelOptions, TrainConfig
 from pymsde.training.elbo import WeightKL, elbo_terms, residual_factor
 from pymsde.training.schedule import beta_at, lr_at
-from pymsde.model.drift import DriftWorkspace, multiscale_drift
 from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError
 from pymsde.util.progress import progress
 
@@ -137,19 +139,6 @@ def build_model(grid, options: ModelOptions, channels: int = 1, n_mu: int = 0, n
                                  **options.build_kwargs())
 
 
-def _check_model_fits_data(model, data: Trajectories, what: str) -> None:
-    cfg = model.config
-    if tuple(cfg.fine_shape) != data.grid_shape:
-        raise DataError(f"{what}: grid {data.grid_shape}; the model was built for {tuple(cfg.fine_shape)}")
-    if int(cfg.channels) != data.channels:
-        raise DataError(f"{what}: {data.channels} channels; the model expects {cfg.channels}")
-    if tuple(cfg.boundary) != tuple(data.boundary):
-        raise DataError(f"{what}: boundary {tuple(data.boundary)}; the model was built for {tuple(cfg.boundary)}")
-    for name, have in (("n_mu", data.n_mu), ("n_f", data.n_f)):
-        if int(getattr(cfg, name, 0)) != have:
-            raise DataError(f"{what}: {have} {name[2:]} values; the model expects {getattr(cfg, name, 0)}")
-
-
 @dataclass
 class _DeviceData:
     """Trajectories as device tensors (moved once)."""
@@ -198,15 +187,19 @@ def _diagnose(term: str, step: int, data_std: float, lr: float, bad_params: list
     return f"{term}{where} became non-finite at step {step}; likely cause: " + "; ".join(hints)
 
 
-def _nrmse(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Per-trajectory nRMSE in percent (METHOD.md section 7). pred, truth: (N, K, C, *grid) -> (N,)."""
-    err = (pred - truth).flatten(2).square().sum(-1)
-    ref = truth.flatten(2).square().sum(-1).clamp_min(torch.finfo(truth.dtype).tiny)
-    return 100.0 * torch.sqrt((err / ref).mean(-1))
-
-
 def _decode_mean(model, z: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     return torch.cat([model.decode(z[i:i + chunk])[0] for i in range(0, z.shape[0], chunk)])
+
+
+def _mean_nrmse(pred: torch.Tensor, truth: torch.Tensor) -> float:
+    """Mean over trajectories of :func:`pymsde.evaluate.metrics.nrmse` (percent); inf when
+    the prediction is not finite or undefined (a diverged model scores as infinitely wrong)."""
+    if not bool(torch.isfinite(pred).all()):
+        return math.inf
+    try:
+        return float(np.mean([nrmse(p, y) for p, y in zip(pred, truth)]))
+    except DataError:          # a truth frame that is identically zero: nRMSE undefined
+        return math.inf
 
 
 @torch.no_grad()
@@ -216,11 +209,11 @@ def validate(model, val: _DeviceData, config: TrainConfig, res_factor: float,
 
     - ELBO terms (beta = 1, midpoint quadrature) averaged over every window of every
       validation trajectory;
-    - ``val_nrmse``: a short forecast (METHOD.md section 7): encode the first frame, sample
-      ``val_forecast_samples`` initial latents, integrate the prior SDE with Euler-Maruyama at
-      the data step for ``val_forecast_steps`` steps, decode, average the ensemble, nRMSE (%)
-      against the truth over those steps (mean over trajectories). All trajectories start at
-      the first trajectory's time (the time features of the micro drift);
+    - ``val_nrmse``: a short :func:`~pymsde.forecast.forecast` from each trajectory's first
+      frame (``val_forecast_samples`` members, Euler-Maruyama at the data step,
+      ``val_forecast_steps`` steps), nRMSE (%) of the ensemble mean against the truth (mean
+      over trajectories). All trajectories start at the first trajectory's time (the time
+      features of the micro drift);
     - ``val_recon_nrmse``: the autoencoder floor, nRMSE (%) of decode(encode mean) over the
       same frames.
     """
@@ -230,8 +223,6 @@ def validate(model, val: _DeviceData, config: TrainConfig, res_factor: float,
     n_traj, n_t = val.u.shape[:2]
     out: dict[str, float] = {}
     window = min(config.window, n_t)
-    from pymsde.data.windows import window_starts
-
     starts = torch.as_tensor(window_starts(n_t, window), device=val.u.device)
     pairs = torch.cartesian_prod(torch.arange(n_traj, device=val.u.device), starts).reshape(-1, 2)
     offsets = torch.arange(window, device=val.u.device)
@@ -248,54 +239,18 @@ def validate(model, val: _DeviceData, config: TrainConfig, res_factor: float,
 
     n_steps = min(config.val_forecast_steps, n_t - 1)
     if n_steps >= 1:
-        from pymsde.sde import integrator as sde
-
-        S = config.val_forecast_samples
         truth = val.u[:, :n_steps + 1]
-        mean0, logvar0 = model.encode(val.u[:, 0])
-        mean0 = mean0.repeat_interleave(S, 0)
-        z0 = mean0 + torch.exp(0.5 * torch.broadcast_to(logvar0.repeat_interleave(S, 0) if logvar0.dim() == 2
-                                                         else logvar0, mean0.shape)) \
-            * torch.randn(mean0.shape, generator=gen, dtype=mean0.dtype, device=mean0.device)
-        mu = None if val.mu is None else val.mu.repeat_interleave(S, 0)
-        f_all = None if val.f is None else val.f.repeat_interleave(S, 0)
-        t0 = float(val.t[0, 0])
-        dt = val.dt
-        if hasattr(model, "drift_params"):
-            # the rollout path of the one drift implementation: no autograd, buffers reused
-            params = model.drift_params().detach()
-            ws = DriftWorkspace(params, z0.shape[0])
-
-            def g(t, z, fk):
-                return multiscale_drift(params, t, z, mu, fk, workspace=ws)
-        else:
-            def g(t, z, fk):
-                return model.drift(t, z, mu, fk)
-
-        if f_all is None:
-            def drift(t, z):
-                return g(t, z, None)
-        else:
-            last = f_all.shape[1] - 1
-
-            def drift(t, z):
-                # EM steps sit on the data times: the forcing at step k, gathered on the
-                # device (index_select: a 0-dim index tensor would be read on the host)
-                k = torch.clamp(torch.round((t - t0) / dt).long(), 0, last).reshape(1)
-                return g(t, z, f_all.index_select(1, k).squeeze(1))
-
-        sigma = model.diffusion(mu)
-        _, zs = sde.integrate(drift, sigma, z0, t0, dt, n_steps, scheme="em", save_every=1,
-                              generator=gen, check_finite=False)            # (K, N*S, D)
-        K = zs.shape[0]
-        x = _decode_mean(model, zs.reshape(K * zs.shape[1], -1))
-        x = x.reshape(K, n_traj, S, *x.shape[1:]).mean(2).transpose(0, 1)    # (N, K, C, *grid)
-        nr = _nrmse(x, truth)
-        out["val_nrmse"] = float(nr.mean()) if bool(torch.isfinite(nr).all()) else float("inf")
+        t0, dt = float(val.t[0, 0]), val.dt
+        t_out = t0 + dt * np.arange(n_steps + 1)
+        f = None if val.f is None else val.f[:, :n_steps + 1]
+        fc = forecast(model, val.u[:, 0], t_out, val.mu, f, f_times=t_out, t0=t0, dt=dt,
+                      n_samples=config.val_forecast_samples, quantiles=(), decode_batch=512, generator=gen,
+                      check_finite=False)
+        out["val_nrmse"] = _mean_nrmse(fc.mean, truth)
         frames = truth.flatten(0, 1)
         rec = _decode_mean(model, torch.cat([model.encode(frames[i:i + 512])[0]
                                              for i in range(0, frames.shape[0], 512)]))
-        out["val_recon_nrmse"] = float(_nrmse(rec.reshape(truth.shape), truth).mean())
+        out["val_recon_nrmse"] = _mean_nrmse(rec.reshape(truth.shape), truth)
     model.train(was_training)
     return out
 
@@ -393,7 +348,7 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         torch.manual_seed(config.seed)
         net = build_model(data.grid, options, channels=data.channels, n_mu=data.n_mu, n_f=data.n_f)
     net = net.to(device=device, dtype=dtype)
-    _check_model_fits_data(net, data, "training data")
+    check_data_fits(net.config, data, "training data", "the model")
     net.train()
 
     # ---- data on the device, once

@@ -128,13 +128,8 @@ def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None
     """
     from pymsde.training.train import fit
 
-    splits = traj.splits
-    if "train" not in splits:
-        from pymsde.util.errors import DataError
-
-        raise DataError(f"training data: no 'train' split recorded (attrs['split'] has {sorted(splits)})")
-    train = traj.subset(splits["train"])
-    val = traj.subset(splits["val"]) if "val" in splits else None
+    train = traj.get_split("train", "training data")
+    val = traj.get_split("val") if "val" in traj.splits else None
     start = time.perf_counter()
     fit(train, None if resume else model_opts, train_cfg, run_dir=run_dir, val=val, data_path=data_path,
         resume=resume)
@@ -173,7 +168,7 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
     """
     import dataclasses
 
-    from pymsde.evaluate.report import evaluate_run
+    from pymsde.workflows.evaluation import evaluate_run
 
     out = Path(out)
     if resume and overwrite:

@@ -1,0 +1,179 @@
+"""Evaluation of a trained run against its baselines: what ``pymsde evaluate`` and ``pymsde demo`` run.
+
+:func:`evaluate_run` loads a run directory (and the closure run beside it), checks that the
+evaluation data live on the run's training grid (:func:`pymsde.model.config.check_data_fits`),
+forecasts every trajectory of the chosen split with the model and each baseline
+(:mod:`pymsde.evaluate.baselines`), scores them (:func:`pymsde.evaluate.report.score_prediction`)
+and writes ``report.md`` plus PNG plots (:func:`pymsde.evaluate.report.write_report`). The
+scores and the metrics JSON are described in :mod:`pymsde.evaluate.report`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from pymsde import __version__
+from pymsde.backends.protocol import resolve_backend
+from pymsde.data.io import load
+from pymsde.evaluate.baselines import DEFAULT_SCORE_TIMES, Prediction, dns_prediction, model_prediction
+from pymsde.evaluate.coverage import coverage_notes, initial_coverage
+from pymsde.evaluate.report import BASELINES, EvaluationResult, parse_baselines, score_prediction, write_report
+from pymsde.model.config import check_data_fits
+from pymsde.training.run import check_run_dir, load_run
+from pymsde.util.errors import ConfigError
+
+
+def _training_time(metadata: Any) -> float | None:
+    """Training wall time (s) from a run's ``metadata.json`` (None when not recorded)."""
+    if not isinstance(metadata, dict):
+        return None
+    v = metadata.get("train_time_s")  # recorded by pymsde.training.run
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def find_closure_run(run_dir: Path, closure_run: str | os.PathLike | None) -> Path | None:
+    """The closure run to compare with: ``closure_run`` if given, else a sibling folder ``closure``.
+
+    ``pymsde demo`` lays its runs out as ``OUT/multiscale`` and ``OUT/closure``, so evaluating
+    ``OUT/multiscale`` finds its closure run without ``--closure-run``.
+    """
+    if closure_run is not None:
+        return Path(closure_run)
+    sibling = run_dir.resolve().parent / "closure"
+    if sibling.is_dir() and sibling != run_dir.resolve():
+        return sibling
+    return None
+
+
+def _load(run_dir: Path, which: str):
+    check_run_dir(run_dir)
+    model, _, metadata = load_run(run_dir, which=which)
+    model.eval()
+    return model, metadata
+
+
+def _initial_coverage(traj_all, traj, split: str) -> dict | None:
+    """:func:`~pymsde.evaluate.coverage.initial_coverage` of the evaluated split against the data
+    file's ``train`` split; None when the file records no train split or the train split itself
+    (or everything) is evaluated."""
+    train_idx = traj_all.splits.get("train")
+    if train_idx is None or len(train_idx) == 0 or split in ("train", "all", "*"):
+        return None
+    return initial_coverage(np.asarray(traj_all.u)[train_idx, 0], np.asarray(traj.u)[:, 0])
+
+
+def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
+                 baselines: str | Sequence[str] | None = BASELINES, closure_run: str | os.PathLike | None = None,
+                 n_samples: int = 32, out: str | os.PathLike | None = None, backend: str = "torch",
+                 seed: int = 0, n_score: int = DEFAULT_SCORE_TIMES, plots: bool = True,
+                 show_progress: bool = True, checkpoint: str = "best",
+                 extra_meta: dict | None = None) -> EvaluationResult:
+    """Evaluate the run in ``run_dir`` and its baselines on a split of ``data``; write the report.
+
+    Args:
+        run_dir: a run directory of ``pymsde train`` (config + checkpoint).
+        data: a data file path (any format :func:`pymsde.data.io.load` reads) or ``Trajectories``.
+        split: the split to evaluate (``attrs["split"]``), or ``"all"``.
+        baselines: subset of ``("closure", "dns")`` (a comma-separated string is accepted).
+        closure_run: the closure model's run directory; default: see :func:`find_closure_run`.
+            When none is found the closure baseline is skipped and a note says so.
+        n_samples: ensemble size of the model forecasts.
+        out: where ``report.md`` and the PNGs go (default ``RUN_DIR/evaluation``).
+        backend: ``"torch"``, ``"julia"`` or ``"auto"`` (resolved once; the name used is recorded).
+        seed: forecast seed (the same for every method).
+        n_score: number of scoring times for CRPS / spread-skill.
+        plots: write the PNGs (needs matplotlib).
+        checkpoint: ``"best"`` (lowest validation forecast error, ``best.pt``; falls back to the
+            last checkpoint when the run was not validated) or ``"last"`` -- the same rule for
+            the model and the closure run.
+        extra_meta: merged into the result's metadata (e.g. the demo's training times).
+
+    Raises:
+        ConfigError: incomplete run directory, unknown baseline, a "closure" run with micro_dim > 0.
+        DataError: the data's grid differs from the training grid; missing split.
+    """
+    run = check_run_dir(run_dir)
+    names = parse_baselines(baselines)
+    if isinstance(data, (str, os.PathLike)):
+        data_name = str(data)
+        traj_all = load(data)
+    else:
+        data_name = str(data.attrs.get("source", "<in-memory data>"))
+        traj_all = data
+    backend_name = _resolve_backend_name(backend)
+    model, metadata = _load(run, checkpoint)
+    check_data_fits(model.config, traj_all, data_name, f"run {run}")
+    traj = traj_all.get_split(split, data_name, "; pass --split all to evaluate every trajectory")
+    notes: list[str] = []
+    coverage = _initial_coverage(traj_all, traj, split)
+    if coverage is not None:
+        notes += coverage_notes(coverage)
+    closure_dir = None
+    closure_model = closure_meta = None
+    if "closure" in names:
+        closure_dir = find_closure_run(run, closure_run)
+        if closure_dir is None:
+            notes.append("closure baseline skipped: no closure run found (pass --closure-run DIR; train one "
+                         "with `pymsde train DATA --micro 0` and the same settings as the model)")
+        else:
+            closure_model, closure_meta = _load(closure_dir, checkpoint)
+            if int(closure_model.config.micro_dim) != 0:
+                raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
+                                  f"the closure baseline is the model with micro_dim = 0")
+            # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
+            for key in ("coarse_shape", "stencil_radius"):
+                mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
+                if mine != theirs:                     # ModelConfig normalises shapes to tuples
+                    raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
+                                      f"{key} = {mine}; the closure baseline is the same model with "
+                                      f"micro_dim = 0 (train it with the same --coarse and --radius)")
+            check_data_fits(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
+    preds: dict[str, Prediction] = {}
+    with torch.no_grad():
+        preds["multiscale"] = model_prediction(model, traj, name="multiscale", n_samples=n_samples, seed=seed,
+                                               backend=backend_name, n_score=n_score, show_progress=show_progress)
+        if closure_model is not None:
+            preds["closure"] = model_prediction(closure_model, traj, name="closure", n_samples=n_samples, seed=seed,
+                                                backend=backend_name, n_score=n_score, show_progress=show_progress)
+    if "dns" in names:
+        preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score, backend=backend_name)
+    truth = np.asarray(traj.u, dtype=np.float64)
+    scores = {m: score_prediction(p, truth) for m, p in preds.items()}
+    train_times = {"multiscale": _training_time(metadata)}
+    if closure_model is not None:
+        train_times["closure"] = _training_time(closure_meta)
+    meta: dict[str, Any] = {
+        "forecast_time_s": {m: round(p.wall_time_s, 3) for m, p in preds.items()},
+        "training_time_s": {m: (None if v is None else round(v, 3)) for m, v in train_times.items()},
+        "backend": backend_name, "data": data_name, "split": split, "n_traj": int(traj.n_traj),
+        "n_t": int(traj.n_t), "n_samples": int(n_samples), "n_score": int(len(preds["multiscale"].score_index)),
+        "solver": preds["multiscale"].info.get("solver"), "seed": int(seed), "checkpoint": checkpoint, "run": str(run),
+        "closure_run": None if closure_dir is None else str(closure_dir),
+        "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
+        "pymsde_version": __version__, "torch_version": str(torch.__version__),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
+        "coverage": coverage,
+    }
+    if extra_meta:
+        for k, v in extra_meta.items():
+            if isinstance(v, dict) and isinstance(meta.get(k), dict):
+                meta[k] = {**meta[k], **v}
+            else:
+                meta[k] = v
+    result = EvaluationResult(scores=scores, meta=meta)
+    write_report(result, preds, traj, Path(out) if out is not None else run / "evaluation", plots=plots)
+    return result
+
+
+def _resolve_backend_name(backend: str) -> str:
+    """The backend that will run: ``"torch"`` as asked, else what the backend switch resolves."""
+    if backend not in ("torch", "julia", "auto"):
+        raise ConfigError(f"backend {backend!r}; expected torch, julia or auto")
+    if backend == "torch":
+        return "torch"
+    return str(resolve_backend(backend).name)
