@@ -96,3 +96,53 @@ def test_metric_input_errors():
         crps_ensemble(np.zeros((1, 3)), np.zeros(3), fair=True)
     with pytest.raises(DataError, match="at least 2 members"):
         spread_skill(np.zeros((1, 3)), np.zeros(3))
+
+
+from pymsde.evaluate.metrics import relative_error, relative_error_summary  # noqa: E402
+
+
+def test_relative_error_hand_made_values():
+    """eps[i, k] = 100 ||pred - truth|| / ||truth|| over all channels and grid points of a frame.
+    Frames of norm 5 (3, 4) and 13 (5, 12) with errors of norm 0.5, 1, 1.3 and 2.6 give
+    10, 20, 10 and 20 %; the pooled std is the population one (ddof = 0)."""
+    truth = np.zeros((2, 2, 2, 1, 1))  # (n_traj, n_t, C, *grid) with C = 2, grid (1, 1)
+    truth[:, :, 0, 0, 0] = [[3.0, 5.0], [3.0, 5.0]]
+    truth[:, :, 1, 0, 0] = [[4.0, 12.0], [4.0, 12.0]]
+    delta = np.zeros_like(truth)
+    delta[0, 0, :, 0, 0] = [0.3, 0.4]      # norm 0.5 over ||truth|| 5
+    delta[0, 1, :, 0, 0] = [-1.2, 0.5]     # norm 1.3 over 13
+    delta[1, 0, :, 0, 0] = [0.0, -1.0]     # norm 1 over 5
+    delta[1, 1, :, 0, 0] = [2.4, 1.0]      # norm 2.6 over 13
+    eps = relative_error(truth + delta, truth)
+    assert eps.shape == (2, 2) and eps.dtype == np.float64
+    assert np.allclose(eps, [[10.0, 10.0], [20.0, 20.0]], rtol=1e-13, atol=0)
+    s = relative_error_summary(truth + delta, truth)
+    assert s["mean"] == pytest.approx(15.0, rel=1e-13) and s["std"] == pytest.approx(5.0, rel=1e-13)
+    assert (s["n"], s["n_inf"]) == (4, 0)
+    # torch input, same numbers; a perfect prediction scores 0
+    assert np.allclose(relative_error(torch.from_numpy(truth + delta), torch.from_numpy(truth)), eps, rtol=1e-15)
+    assert np.all(relative_error(truth, truth) == 0.0)
+    # values whose squares overflow float64 still give the exact ratio
+    assert np.allclose(relative_error(1e200 * (truth + delta), 1e200 * truth), eps, rtol=1e-12)
+
+
+def test_relative_error_zero_frames_and_diverged_predictions():
+    truth = np.ones((2, 3, 1, 4))
+    truth[1, 2] = 0.0
+    with pytest.raises(DataError, match="trajectory 1, time index 2"):
+        relative_error(truth, truth)
+    truth[1, 2] = 1.0
+    pred = 1.1 * truth                       # 10 % everywhere
+    pred[0, 1, 0, 3] = np.nan                # a frame the integrator did not reach
+    pred[1, 2, 0, 0] = np.inf
+    eps = relative_error(pred, truth)
+    assert np.isinf(eps[0, 1]) and np.isinf(eps[1, 2])
+    assert np.allclose(np.delete(eps.ravel(), [1, 5]), 10.0, rtol=1e-13)
+    s = relative_error_summary(pred, truth)
+    assert s["mean"] == np.inf and s["std"] == np.inf and (s["n"], s["n_inf"]) == (6, 2)
+    with pytest.raises(DataError, match="NaN"):
+        relative_error(truth, np.full_like(truth, np.nan))
+    with pytest.raises(DataError, match="shape"):
+        relative_error(np.ones((2, 3, 1, 4)), np.ones((2, 3, 1, 5)))
+    with pytest.raises(DataError, match=r"\(n_traj, n_t, C, \*grid\)"):
+        relative_error(np.ones((3, 4)), np.ones((3, 4)))

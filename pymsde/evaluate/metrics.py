@@ -138,3 +138,87 @@ def spread_skill(samples: Any, truth: Any, return_parts: bool = False) -> Any:
         raise DataError("metrics: the ensemble mean equals the truth everywhere; spread-skill is undefined")
     ratio = float(np.sqrt((n + 1) / n) * spread / skill)
     return (ratio, spread, skill) if return_parts else ratio
+
+
+def _np_raw(x: Any) -> np.ndarray:
+    """float64 numpy copy of an array or torch tensor, non-finite values kept."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _frame_norms(a: np.ndarray) -> np.ndarray:
+    """2-norm of each frame of ``(n_traj, n_t, -1)``, scaled by the frame's max so that large
+    finite values do not overflow when squared."""
+    scale = np.max(np.abs(a), axis=-1, keepdims=True)
+    safe = np.where(scale > 0, scale, 1.0)
+    return scale[..., 0] * np.sqrt(((a / safe) ** 2).sum(-1))
+
+
+def relative_error(pred: Any, truth: Any) -> np.ndarray:
+    """The paper's relative error per (trajectory, time), in percent.
+
+    ``eps[i, k] = 100 ||truth[i, k] - pred[i, k]||_2 / ||truth[i, k]||_2``, the 2-norm taken
+    over all channels and grid points of one frame (FINAL_PAPER.md section 0 and 1.5; the
+    paper's scripts compute ``np.linalg.norm(x_pred[j] - x[j]) / np.linalg.norm(x[j])`` on the
+    flattened frame, e.g. experiments_refac/*/dmd/run_dmd.py). The paper's tables give this
+    ratio as a fraction (0.057); here it is multiplied by 100 (5.7).
+
+    A frame of ``pred`` holding NaN or infinity (a forecast that diverged or stopped early,
+    see :mod:`pymsde.evaluate.linear_baselines`) scores ``+inf``, as does a frame whose
+    difference ``pred - truth`` overflows. Norms are scaled by the frame's largest entry, so
+    large finite values are not lost to overflow in the squares.
+
+    Args:
+        pred, truth: ``(n_traj, n_t, C, *grid)``, numpy arrays or torch tensors (converted to
+            float64). ``truth`` must be finite.
+
+    Returns:
+        ``(n_traj, n_t)`` float64, percent.
+
+    Raises:
+        DataError: shapes differ, fewer than 3 axes, ``truth`` not finite, or a frame of
+            ``truth`` is identically zero (the ratio is undefined there; the message names
+            the first such (trajectory, time) pair).
+    """
+    p, t = _np_raw(pred), _np(truth, "truth")
+    _same_shape(p, t, "pred", "truth")
+    if p.ndim < 3 or p.shape[0] == 0 or p.shape[1] == 0:
+        raise DataError(f"metrics: expected (n_traj, n_t, C, *grid) with n_traj, n_t >= 1, "
+                        f"found shape {p.shape}")
+    n_traj, n_t = p.shape[:2]
+    ref = _frame_norms(t.reshape(n_traj, n_t, -1))
+    if np.any(ref == 0):
+        i, k = (int(v) for v in np.argwhere(ref == 0)[0])
+        raise DataError(f"metrics: truth is identically zero at trajectory {i}, time index {k}; "
+                        f"the relative error is undefined there")
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = _frame_norms((p - t).reshape(n_traj, n_t, -1))
+        frame_ok = np.isfinite(p).reshape(n_traj, n_t, -1).all(-1)
+        err = np.where(frame_ok & np.isfinite(err), err, np.inf)
+    return 100.0 * err / ref
+
+
+def relative_error_summary(pred: Any, truth: Any) -> dict[str, float]:
+    """Mean and standard deviation of :func:`relative_error`, pooled over every
+    (trajectory, time) pair, including the initial time, in percent.
+
+    This is how the paper pools: ``np.mean(rel_err)`` and ``np.std(rel_err)`` over the whole
+    ``(n_traj, n_t)`` array (FINAL_PAPER.md section 1.5; experiments_refac/*/postproc_visde.py,
+    */dmd/run_dmd.py, */sindy_2step/postproc_psindy.py). ``std`` is therefore the
+    **population** standard deviation (``ddof = 0``). Score only a leading part of the time
+    axis (the paper's wave_1d uses steps 0..200) by slicing the inputs.
+
+    Args:
+        pred, truth: ``(n_traj, n_t, C, *grid)``, as for :func:`relative_error`.
+
+    Returns:
+        ``{"mean": float, "std": float, "n": int, "n_inf": int}``: ``n`` pooled values, of
+        which ``n_inf`` are infinite (diverged frames); when ``n_inf > 0``, ``mean`` and
+        ``std`` are both ``inf``.
+    """
+    eps = relative_error(pred, truth).ravel()
+    n_inf = int(np.sum(~np.isfinite(eps)))
+    if n_inf:
+        return {"mean": float("inf"), "std": float("inf"), "n": int(eps.size), "n_inf": n_inf}
+    return {"mean": float(np.mean(eps)), "std": float(np.std(eps)), "n": int(eps.size), "n_inf": 0}
