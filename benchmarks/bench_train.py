@@ -65,14 +65,14 @@ def time_steps(train, micro: int, coarse: int, window: int, n_quad: int, n_sampl
                steps: int, warmup: int, seed: int, model_extra: dict, loglik_frames: int | None = None) -> dict:
     """Median / mean / p90 ms per optimiser step of the real training step (see module docstring)."""
     from pymsde.data.windows import WindowSampler
-    from pymsde.training.config import ModelOptions
     from pymsde.training.elbo import elbo_terms, residual_factor
-    from pymsde.training.train import _DeviceData, build_model
+    from pymsde.model import ModelConfig, MultiscaleModel
+    from pymsde.training.device_data import DeviceData
 
     torch.manual_seed(seed)
-    opts = ModelOptions(coarse=(coarse,), micro=micro, extra=model_extra)
-    model = build_model(train.grid, opts, channels=train.channels)
-    data = _DeviceData.from_traj(train, "cpu", torch.float32)
+    opts = dict(coarse_shape=(coarse,), micro_dim=micro, **model_extra)
+    model = MultiscaleModel(ModelConfig.for_grid(train.grid, channels=train.channels, **opts))
+    data = DeviceData.from_traj(train, "cpu", torch.float32)
     sampler = WindowSampler(train, window, seed=seed)
     order = np.concatenate([sampler.epoch_order(e) for e in range(1 + (steps + warmup) * batch_windows // len(sampler))])
     offsets = torch.arange(window)
@@ -144,19 +144,19 @@ def _breakdown(model, data, pairs, offsets, n_quad, n_samples, gen, c, opt, repe
 def time_to_accuracy(data, micro: int, coarse: int, budget_s: float, overrides: dict, model_extra: dict,
                      seed: int) -> dict:
     """Train for ``budget_s`` seconds (validating every epoch); the val nRMSE curve over time."""
-    from pymsde.training.config import ModelOptions, TrainConfig
-    from pymsde.training.train import fit
+    from pymsde.training.config import TrainConfig
+    from pymsde.training import fit
 
     splits = data.splits
     train, val = data.subset(splits["train"]), data.subset(splits["val"])
     cfg = TrainConfig(seed=seed, device="cpu", progress=False, validate_every=1, **overrides)
     # estimate the number of epochs that fit in the budget from one short timing run
-    probe = fit(train, ModelOptions(coarse=(coarse,), micro=micro, extra=model_extra),
+    probe = fit(train, dict(coarse_shape=(coarse,), micro_dim=micro, **model_extra),
                 cfg.replace(max_steps=20, validate_every=0), val=None)
     per_step = probe.train_time_s / 20
     max_steps = max(1, int(budget_s / per_step))
     with tempfile.TemporaryDirectory() as tmp:
-        res = fit(train, ModelOptions(coarse=(coarse,), micro=micro, extra=model_extra),
+        res = fit(train, dict(coarse_shape=(coarse,), micro_dim=micro, **model_extra),
                   cfg.replace(max_steps=max_steps, epochs=10 ** 6), val=val, run_dir=Path(tmp) / "run")
     curve = [{k: h[k] for k in ("step", "epoch", "time_s", "val_loss", "val_nrmse", "val_recon_nrmse") if k in h}
              for h in res.history]

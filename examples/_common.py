@@ -1,15 +1,14 @@
-"""What the three example scripts share: the paper's training recipe and the command line.
+"""What the three example scripts share: the reference training recipe and the command line.
 
-The recipe (METHOD.md section 6): micro 5, stencil radius 2, window 128, 10 quadrature
-points, one reparametrized sample, Adam lr 1e-3 multiplied by 0.9 every 1000 steps (per-step
-exponential decay), KL weight rising linearly 0 -> 1 over the first 5000 steps, and the
-reference normalisation of the objective (``residual_scale = "per_dataset"``). The closure
+The recipe (docs/method.md section 6) is the defaults of ModelConfig and TrainConfig: micro 5,
+stencil radius 2, window 128, 10 quadrature points, one reparametrized sample, Adam lr 1e-3
+multiplied by 0.9 every 1000 steps (per-step exponential decay), KL weight rising linearly
+0 -> 1 over the first 5000 steps, the reference normalisation of the objective. The closure
 model is the same with micro 0, trained with the same configuration (same budget).
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from pymsde.data.io import load, save
 from pymsde.workflows.demo import run_pipeline
-from pymsde.training.config import ModelOptions, TrainConfig
+from pymsde.training.config import TrainConfig
 from pymsde.systems import simulate
 from pymsde.util.errors import PymsdeError
 
@@ -26,13 +25,11 @@ SPLITS = {"burgers1d": (8, 1, 1), "kdv1d": (8, 1, 1), "burgers2d": (18, 1, 1)}
 
 
 def paper_configs(coarse, epochs: int, device: str, seed: int, minutes: float | None):
-    """The paper's (ModelOptions, TrainConfig) for a case with coarse grid ``coarse``."""
-    model = ModelOptions(coarse=tuple(coarse), micro=5, radius=2)
-    train = TrainConfig(epochs=epochs, window=128, n_quad=10, n_samples=1, lr=1e-3, lr_decay=0.9,
-                        lr_decay_steps=1000, beta_warmup=0, beta_steps=5000, residual_scale="per_dataset",
-                        device=device, seed=seed)
-    if minutes is not None:
-        train = dataclasses.replace(train, max_minutes=float(minutes))
+    """The reference (ModelConfig architecture, TrainConfig) for a case with coarse grid ``coarse``:
+    the ModelConfig and TrainConfig defaults are the reference recipe, so only the sizes are set."""
+    model = {"coarse_shape": tuple(coarse)}
+    train = TrainConfig(epochs=epochs, device=device, seed=seed,
+                        max_minutes=None if minutes is None else float(minutes))
     return model, train
 
 

@@ -2,18 +2,20 @@
 
 The layers, in the one direction data flows (each imports only the ones before it):
 
-``util`` -> ``kernels`` (torch / Julia backends for stencils and SDE steps) ->
-``systems`` (fine-grid simulators, coarse-grid solver) and ``data`` (containers, files,
-windows) -> ``model`` (encoder, decoder, drift, diffusion, posterior) -> ``inference``
-(ELBO, training, checkpoints) -> ``forecast`` (SDE integrators, ensembles) -> ``evaluate``
-(metrics, baselines, plots, report) -> ``cli``.
+``util`` -> ``numerics`` (padding, stencils, spectral, PDE right-hand sides) -> ``sde``
+(solvers, the integration loop, forcing) -> ``backends`` (torch or Julia for the whole-run
+loops) -> ``data`` (grid, trajectories, files, windows) -> ``systems`` (simulators, the
+coarse solver) -> ``model`` (encoder, decoder, drift, diffusion, posterior, config) ->
+``forecast`` (the rollout, ensembles) -> ``evaluate`` (metrics, baselines, scoring, plots)
+-> ``training`` (objective, trainer, checkpoints) -> ``workflows`` (evaluation of a run,
+the demo) -> ``cli``.
 
 The names most users need are available here directly (imported on first use, so
 ``import pymsde`` stays cheap and never starts Julia)::
 
     import pymsde
     data = pymsde.simulate("burgers1d", n_traj=10, seed=0)
-    result = pymsde.fit(data.get_split("train"), pymsde.ModelOptions(coarse=(20,), micro=5),
+    result = pymsde.fit(data.get_split("train"), {"coarse_shape": (20,), "micro_dim": 5},
                         pymsde.TrainConfig(epochs=50), val=data.get_split("val"), run_dir="runs/b1")
     from pymsde.forecast import forecast
     fc = forecast(result.model, data.u[0, 0], data.t[0])
@@ -31,7 +33,6 @@ _EXPORTS = {
     "simulate": "pymsde.systems", "solve_coarse": "pymsde.systems", "CASES": "pymsde.systems",
     "MultiscaleModel": "pymsde.model", "ModelConfig": "pymsde.model",
     "fit": "pymsde.training", "load_run": "pymsde.training", "TrainConfig": "pymsde.training",
-    "ModelOptions": "pymsde.training",
     # (``forecast`` itself is not re-exported: the name is the subpackage ``pymsde.forecast``;
     # use ``from pymsde.forecast import forecast``)
     "Forecast": "pymsde.forecast", "LatentSDE": "pymsde.forecast",

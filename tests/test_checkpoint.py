@@ -9,12 +9,12 @@ from pymsde.data.io import save
 from pymsde.data.trajectories import Trajectories
 from pymsde.training import fit, load_run
 from pymsde.training.checkpoint import load_checkpoint, save_checkpoint
-from pymsde.training.config import ModelOptions, TrainConfig, config_to_toml, read_config, write_config
+from pymsde.training.config import TrainConfig, config_to_toml, read_config, write_config
 from pymsde.training.run import CHECKPOINT_FILE, read_csv
 from pymsde.util.errors import ConfigError, DataError
 
-TINY_MODEL = ModelOptions(coarse=(4,), micro=2, drift_hidden=(16,), micro_hidden=(16,), encoder_channels=(2, 4),
-                          extra={"gp_hidden": [8]})
+TINY_MODEL = dict(coarse_shape=(4,), micro_dim=2, drift_hidden=(16,), micro_hidden=(16,), encoder_channels=(2, 4),
+                  gp_hidden=(8,))
 
 
 def tiny_data(n_traj=4, n_t=41, n=40, seed=0):
@@ -80,7 +80,7 @@ def test_checkpoint_loads_with_weights_only_and_rebuilds_model(tmp_path):
     assert not model.training
     assert configs["model_config"] == res.model.config
     assert configs["train"] == res.config
-    assert configs["model"].coarse == (4,) and configs["model"].micro == 2
+    assert configs["model_config"].coarse_shape == (4,) and configs["model_config"].micro_dim == 2
     assert meta["data"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert meta["pymsde_version"] and meta["torch_version"] == torch.__version__
     assert meta["train_time_s"] > 0 and meta["step"] == res.steps
@@ -131,8 +131,8 @@ def test_run_directory_is_not_overwritten_and_resume_needs_a_checkpoint(tmp_path
 
 
 def test_toml_round_trip_is_exact(tmp_path):
-    opts = ModelOptions(coarse=(8, 8), micro=3, radius=1, drift_hidden=(64, 32), activation="tanh",
-                        extra={"gp_hidden": [16], "kernel_n_sigma": 2.5})
+    opts = dict(coarse_shape=(8, 8), micro_dim=3, stencil_radius=1, drift_hidden=(64, 32), activation="tanh",
+                gp_hidden=(16,), kernel_n_sigma=2.5)
     cfg = TrainConfig(epochs=7, lr=3.3e-4, lr_decay=0.95, residual_scale=0.125, grad_clip=1.5, beta_warmup=10,
                       device="cpu", dtype="float64", progress=False, max_steps=123)
     write_config(tmp_path / "c.toml", opts, cfg)
@@ -140,7 +140,7 @@ def test_toml_round_trip_is_exact(tmp_path):
     assert o2 == opts and c2 == cfg
     assert c2.lr == 3.3e-4 and c2.residual_scale == 0.125
     # None fields are left out of the file and come back as None
-    text = config_to_toml(ModelOptions(coarse=(20,)), TrainConfig())
+    text = config_to_toml(dict(coarse_shape=(20,)), TrainConfig())
     assert "max_steps" not in text and "grad_clip" not in text
     assert read_config_text(tmp_path, text)[1] == TrainConfig()
 

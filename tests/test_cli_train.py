@@ -29,7 +29,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, data_file, capsys):
     for name in ("config.toml", "metadata.json", "log.csv", "val.csv", "checkpoint.pt"):
         assert (run / name).is_file()
     cfg = read_toml(run / "config.toml")
-    assert cfg["model"]["coarse"] == [4] and cfg["model"]["micro"] == 2
+    assert cfg["model"]["coarse_shape"] == [4] and cfg["model"]["micro_dim"] == 2
     assert cfg["model"]["encoder_channels"] == [2, 4] and cfg["train"]["epochs"] == 2
     meta = read_json(run / "metadata.json")
     # trained on the train split (3 trajectories), validated on val (1)
@@ -45,8 +45,8 @@ def test_command_line_overrides_the_toml_file_and_resume_continues(tmp_path, dat
     run = tmp_path / "run"
     assert main(["train", str(data_file), "--config", str(conf), "--epochs", "1", "--out", str(run), *SMALL]) == 0
     cfg = read_toml(run / "config.toml")
-    assert cfg["train"]["epochs"] == 1 and cfg["train"]["lr"] == 0.002 and cfg["model"]["micro"] == 1
-    assert cfg["model"]["extra"]["gp_hidden"] == [8]
+    assert cfg["train"]["epochs"] == 1 and cfg["train"]["lr"] == 0.002 and cfg["model"]["micro_dim"] == 1
+    assert cfg["model"]["gp_hidden"] == [8]           # an older file's [model.extra] is read as [model]
     assert read_json(run / "metadata.json")["model_config"]["gp_hidden"] == [8]
     assert main(["train", str(data_file), "--out", str(run), "--resume", "--epochs", "3", "--no-progress"]) == 0
     meta = read_json(run / "metadata.json")
@@ -56,7 +56,7 @@ def test_command_line_overrides_the_toml_file_and_resume_continues(tmp_path, dat
 
 @pytest.mark.parametrize("args, match", [
     (["--coarse", "7", "--epochs", "1"], "do not divide"),
-    (["--coarse", "4", "--micro", "-2"], "model.micro"),
+    (["--coarse", "4", "--micro", "-2"], "micro_dim = -2; expected >= 0"),
     (["--coarse", "4", "--window", "500"], "longer than the training trajectories"),
     (["--coarse", "4", "--residual-scale", "huge"], "residual_scale"),
     (["--coarse", "4", "--resume"], "nothing to resume"),

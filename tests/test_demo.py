@@ -7,14 +7,20 @@ The tiny case trains for a few seconds only, so it checks structure and reproduc
 that the multiscale model wins: that is the demo's job at its own (larger) size, recorded in
 docs/evaluation.md and checked on the README command's output by tests/test_demo_outcome.py.
 """
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from pymsde.cli import main
+from pymsde.training.config import TrainConfig
 
 pytestmark = pytest.mark.slow
+
+#: the tiny demo's training: 2 epochs of windows of 11, validated every epoch
+TINY_TRAIN = TrainConfig(window=11, epochs=2, max_steps=4000, validate_every=1, val_forecast_steps=10,
+                         checkpoint_every=0, progress=False, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +28,8 @@ def tiny_demo(tmp_path_factory):
     from pymsde.workflows.demo import DemoConfig, run_demo
 
     out = tmp_path_factory.mktemp("demo")
-    cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, window=11,
-                     epochs=2, n_samples=4, seed=3, validate_every=1, train_extra={"val_forecast_steps": 10,
-                                                               "checkpoint_every": 0, "progress": False})
+    cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, n_samples=4, seed=3,
+                     train=TINY_TRAIN)
     result = run_demo(out, cfg)
     return out, result
 
@@ -117,9 +122,8 @@ def test_pipeline_resume_finishes_an_interrupted_run_exactly(tiny_demo, tmp_path
     from pymsde.util.errors import ConfigError
 
     out, result = tiny_demo
-    cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, window=11,
-                     epochs=2, n_samples=4, seed=3, validate_every=1, train_extra={"val_forecast_steps": 10,
-                                                               "checkpoint_every": 0, "progress": False})
+    cfg = DemoConfig(n_grid=60, coarse=6, n_traj=3, split=(1, 1, 1), n_steps=21, t_end=0.2, n_samples=4, seed=3,
+                     train=TINY_TRAIN)
     shutil.copy(out / "data.npz", tmp_path / "data.npz")
     traj = load(tmp_path / "data.npz")
     model, train = train_configs(cfg, cfg.micro)
@@ -163,8 +167,7 @@ def test_evaluate_refuses_a_closure_run_on_another_coarse_grid(tiny_demo, tmp_pa
 
     out, _ = tiny_demo
     traj = load(out / "data.npz")
-    cfg = DemoConfig(coarse=3, epochs=1, window=11, seed=3, validate_every=0,
-                     train_extra={"checkpoint_every": 0, "progress": False})
+    cfg = DemoConfig(coarse=3, seed=3, train=dataclasses.replace(TINY_TRAIN, epochs=1, validate_every=0))
     opts, train_cfg = train_configs(cfg, micro=0)
     train_one(traj, opts, train_cfg, tmp_path / "closure3")
     rc = main(["evaluate", str(out / "multiscale"), "--data", str(out / "data.npz"), "--closure-run",

@@ -267,7 +267,7 @@ def test_config_errors():
     g = _grid((100,))
     with pytest.raises(ConfigError, match="divide"):
         MultiscaleModel.build(g, 30)
-    with pytest.raises(ConfigError, match="axes"):
+    with pytest.raises(ConfigError, match="one per axis"):
         MultiscaleModel.build(g, (10, 10))
     with pytest.raises(ConfigError, match="micro_dim"):
         MultiscaleModel.build(g, 10, micro_dim=-1)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from pymsde.training import ModelOptions, TrainConfig, beta_at, fit, lr_at
+from pymsde.training import TrainConfig, beta_at, fit, lr_at
 from pymsde.training.run import CHECKPOINT_FILE, LOG_COLUMNS, read_csv, read_json
 from pymsde.training.checkpoint import load_checkpoint
-from pymsde.training.train import _diagnose
+from pymsde.training.trainer import _diagnose
 from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError
 
 from test_checkpoint import TINY_MODEL, tiny_config, tiny_data
@@ -78,7 +78,7 @@ def test_fit_accepts_a_built_model_and_the_design_doc_argument_order():
                                   micro_hidden=(8,))
     res = fit(model, data, tiny_config(max_steps=3, validate_every=0))     # fit(model, data, config)
     assert res.model is model and res.steps == 3
-    assert res.model_options.coarse == (4,) and res.model_options.micro == 1
+    assert res.model.config.coarse_shape == (4,) and res.model.config.micro_dim == 1
 
 
 def _count_calls(fn, after, bad):
@@ -144,22 +144,22 @@ def test_diagnosis_points_at_a_constant_field_and_the_data_scale():
 
 
 @pytest.mark.parametrize("options, config, match", [
-    (ModelOptions(coarse=(7,)), {}, "do not divide"),
-    (ModelOptions(coarse=(4, 4)), {}, "axes"),
-    (ModelOptions(coarse=(4,), micro=-1), {}, "model.micro"),
-    (ModelOptions(coarse=(0,)), {}, "non-positive"),
-    (ModelOptions(coarse=()), {}, "no coarse grid"),
-    (ModelOptions(coarse=(4,), drift_hidden=(8, -2)), {}, "drift_hidden"),
-    (ModelOptions(coarse=(4,)), {"window": 42}, "longer than the training trajectories"),
-    (ModelOptions(coarse=(4,)), {"window": 1}, "train.window"),
-    (ModelOptions(coarse=(4,)), {"epochs": -1}, "train.epochs"),
-    (ModelOptions(coarse=(4,)), {"batch_windows": 0}, "train.batch_windows"),
-    (ModelOptions(coarse=(4,)), {"n_quad": 0}, "train.n_quad"),
-    (ModelOptions(coarse=(4,)), {"lr": -1e-3}, "train.lr"),
-    (ModelOptions(coarse=(4,)), {"lr_decay": 1.5}, "train.lr_decay"),
-    (ModelOptions(coarse=(4,)), {"residual_scale": "per_window"}, "train.residual_scale"),
-    (ModelOptions(coarse=(4,)), {"device": "tpu"}, "train.device"),
-    (ModelOptions(coarse=(4,)), {"dtype": "float16"}, "train.dtype"),
+    (dict(coarse_shape=(7,)), {}, "do not divide"),
+    (dict(coarse_shape=(4, 4)), {}, "coarse_shape has 2 entries; expected one per axis"),
+    (dict(coarse_shape=(4,), micro_dim=-1), {}, "micro_dim = -1; expected >= 0"),
+    (dict(coarse_shape=(0,)), {}, "axis 0 has size 0; expected a positive size"),
+    (dict(coarse_shape=()), {}, "no coarse grid"),
+    (dict(coarse_shape=(4,), drift_hidden=(8, -2)), {}, "drift_hidden"),
+    (dict(coarse_shape=(4,)), {"window": 42}, "longer than the training trajectories"),
+    (dict(coarse_shape=(4,)), {"window": 1}, "train.window"),
+    (dict(coarse_shape=(4,)), {"epochs": -1}, "train.epochs"),
+    (dict(coarse_shape=(4,)), {"batch_windows": 0}, "train.batch_windows"),
+    (dict(coarse_shape=(4,)), {"n_quad": 0}, "train.n_quad"),
+    (dict(coarse_shape=(4,)), {"lr": -1e-3}, "train.lr"),
+    (dict(coarse_shape=(4,)), {"lr_decay": 1.5}, "train.lr_decay"),
+    (dict(coarse_shape=(4,)), {"residual_scale": "per_window"}, "train.residual_scale"),
+    (dict(coarse_shape=(4,)), {"device": "tpu"}, "train.device"),
+    (dict(coarse_shape=(4,)), {"dtype": "float16"}, "train.dtype"),
 ])
 def test_impossible_configurations_are_refused_before_any_work(tmp_path, options, config, match):
     data = tiny_data()
@@ -210,7 +210,7 @@ def test_short_burgers_run_multiscale_beats_closure():
                       val_forecast_steps=200, progress=False, device="cpu")
     scores = {}
     for micro in (3, 0):
-        res = fit(train, ModelOptions(coarse=(10,), micro=micro, encoder_channels=(4, 8)), cfg, val=val)
+        res = fit(train, dict(coarse_shape=(10,), micro_dim=micro, encoder_channels=(4, 8)), cfg, val=val)
         losses = [h["val_loss"] for h in res.history]
         scores[micro] = res.final["val_nrmse"]
         if micro:

@@ -29,9 +29,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pymsde.workflows.demo import DemoConfig, run_demo
+    import dataclasses
 
-    result = run_demo(args.out, DemoConfig(seed=args.seed, backend=args.backend, device=args.device),
+    from pymsde.workflows.demo import DemoConfig, demo_training, run_demo
+
+    train = dataclasses.replace(demo_training(), device=args.device)
+    result = run_demo(args.out, DemoConfig(seed=args.seed, backend=args.backend, train=train),
                       overwrite=args.overwrite)
     if args.json:
         print(result.to_json())

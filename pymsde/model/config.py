@@ -12,9 +12,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pymsde.model.mlp import ACTIVATIONS
 from pymsde.model.drift import LatentSizes
+from pymsde.model.mlp import ACTIVATIONS
 from pymsde.util.errors import ConfigError, DataError
+from pymsde.util.options import from_mapping, option
+
+#: ModelConfig fields that come from the data (the grid, channels, mu and f), not from the user
+DATA_FIELDS = ("fine_shape", "channels", "boundary", "domain", "n_mu", "n_f")
 
 
 def softplus(x: float) -> float:
@@ -64,29 +68,36 @@ class ModelConfig(LatentSizes):
 
     fine_shape: tuple[int, ...]
     channels: int
-    coarse_shape: tuple[int, ...]
-    boundary: tuple[str, ...]
-    domain: tuple[tuple[float, float], ...]
-    micro_dim: int = 5
-    stencil_radius: int = 2
-    drift_hidden: tuple[int, ...] = (128, 128)
-    micro_hidden: tuple[int, ...] = (128, 128)
-    activation: str = "relu"
-    encoder_channels: tuple[int, ...] = ()
-    encoder_kernel: int = 0
-    encoder_activation: str = "relu"
+    coarse_shape: tuple[int, ...] = option(help="coarse cells per axis, e.g. 20 (1-D) or 8 8 (2-D); each must "
+                                           "divide the fine grid", flag="--coarse", type=int, nargs="+")
+    boundary: tuple[str, ...] = ()
+    domain: tuple[tuple[float, float], ...] = ()
+    micro_dim: int = option(5, "microscale dimension d_m (0: the closure model)", flag="--micro")
+    stencil_radius: int = option(2, "stencil radius of the macroscale drift, in coarse cells", flag="--radius")
+    drift_hidden: tuple[int, ...] = option((128, 128), "hidden widths of the macroscale drift MLP", type=int,
+                                           nargs="+")
+    micro_hidden: tuple[int, ...] = option((128, 128), "hidden widths of the microscale drift MLP", type=int,
+                                           nargs="+")
+    activation: str = option("relu", "activation of the drift MLPs", choices=tuple(sorted(ACTIVATIONS)))
+    encoder_channels: tuple[int, ...] = option((), "channels of the microscale encoder CNN (empty: 8 16 32 in "
+                                               "1-D, 4 16 64 in 2-D)", type=int, nargs="+")
+    encoder_kernel: int = option(0, "kernel size of the encoder CNN, odd (0: 9 in 1-D, 5 in 2-D)", cli=False)
+    encoder_activation: str = option("relu", "activation inside the encoder/decoder CNNs", cli=False,
+                                     choices=tuple(sorted(ACTIVATIONS)))
     n_mu: int = 0
     n_f: int = 0
-    kernel_n_sigma: float = 3.0
-    kernel_std: tuple[float, ...] = ()
-    encoder_var_init: float = _VAR_INIT
-    decoder_var_init: float = _VAR_INIT
-    diffusion_init: float = softplus(1.0)
-    diffusion_depends_on_mu: bool = False
-    gp_hidden: tuple[int, ...] = (32, 32)
-    gp_amplitude_init: float = 1.0
-    gp_length_init: float = 0.1
-    gp_noise_init: float = 1e-2
+    kernel_n_sigma: float = option(3.0, "half-width of the coarse-graining kernel in standard deviations",
+                                   cli=False)
+    kernel_std: tuple[float, ...] = option((), "initial kernel std in fine cells per axis (empty: s)", type=float,
+                                           cli=False)
+    encoder_var_init: float = option(_VAR_INIT, "initial encoder variance", cli=False)
+    decoder_var_init: float = option(_VAR_INIT, "initial decoder expert variances", cli=False)
+    diffusion_init: float = option(softplus(1.0), "initial sigma per latent dimension", cli=False)
+    diffusion_depends_on_mu: bool = option(False, "sigma = softplus(raw + A mu) with a learnable A", cli=False)
+    gp_hidden: tuple[int, ...] = option((32, 32), "hidden widths of the GP time-warp MLP", type=int, cli=False)
+    gp_amplitude_init: float = option(1.0, "initial GP kernel amplitude", cli=False)
+    gp_length_init: float = option(0.1, "initial GP length scale above its floor (window = [-1, 1])", cli=False)
+    gp_noise_init: float = option(1e-2, "initial GP noise variance", cli=False)
 
     def __post_init__(self) -> None:
         tup = lambda v, cast: tuple(cast(x) for x in v)  # noqa: E731
@@ -171,11 +182,6 @@ class ModelConfig(LatentSizes):
         """Coarsening factor ``s`` per axis."""
         return tuple(n // c for n, c in zip(self.fine_shape, self.coarse_shape))
 
-    @property
-    def conv_kernel(self) -> int:
-        """The micro CNN kernel size (``encoder_kernel`` after default resolution)."""
-        return self.encoder_kernel
-
     # -- serialisation ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of ints, floats, strings, bools and (nested) lists."""
@@ -198,6 +204,32 @@ class ModelConfig(LatentSizes):
         if missing:
             raise ConfigError(f"model config: missing field(s) {missing}")
         return cls(**dict(d))
+
+    @classmethod
+    def for_grid(cls, grid, *, channels: int = 1, n_mu: int = 0, n_f: int = 0, source: str = "model options",
+                 **architecture: Any) -> "ModelConfig":
+        """The config of a model for a data set on ``grid``: the data fields from the data, the
+        architecture fields from ``architecture`` (field names; defaults for the rest).
+
+        ``coarse_shape`` is required; an int means the same count on every axis.
+
+        Raises:
+            ConfigError: no or a non-dividing coarse grid, an unknown field, a value of the
+                wrong type (named with ``source``), or an impossible size.
+        """
+        arch = dict(architecture)
+        coarse = arch.get("coarse_shape")
+        if coarse is None or (isinstance(coarse, (list, tuple)) and not coarse):
+            raise ConfigError(f"{source}: no coarse grid given; expected e.g. coarse_shape = [20] (--coarse 20)")
+        if isinstance(coarse, int) and not isinstance(coarse, bool):
+            arch["coarse_shape"] = (coarse,) * grid.ndim
+        return from_mapping(cls, arch, source, "model", fine_shape=grid.shape, channels=channels,
+                            boundary=grid.boundary, domain=grid.domain, n_mu=n_mu, n_f=n_f)
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields a user chooses (everything but :data:`DATA_FIELDS`), as :meth:`to_dict` writes them:
+        the ``[model]`` table of a run's ``config.toml``."""
+        return {k: v for k, v in self.to_dict().items() if k not in DATA_FIELDS}
 
 
 def check_data_fits(config, traj, data_name: str = "evaluation data", run_name: str = "the run") -> None:

@@ -7,7 +7,6 @@ micro encoder, micro decoder, micro variance or micro drift at all.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Sequence
 
 import torch
@@ -45,9 +44,9 @@ class MultiscaleModel(nn.Module):
                                            c.kernel_n_sigma, c.kernel_std or None)
         if c.micro_dim > 0:
             micro_enc = MicroEncoder(c.fine_shape, c.channels, c.micro_dim, c.encoder_channels,
-                                     c.conv_kernel, c.boundary, c.encoder_activation)
+                                     c.encoder_kernel, c.boundary, c.encoder_activation)
             micro_dec = MicroDecoder(c.fine_shape, c.channels, c.micro_dim, c.encoder_channels,
-                                     c.conv_kernel, c.encoder_activation)
+                                     c.encoder_kernel, c.encoder_activation)
         else:
             micro_enc = micro_dec = None
         self.encoder = Encoder(self.kernel, micro_enc, c.latent_dim, c.encoder_var_init)
@@ -74,18 +73,9 @@ class MultiscaleModel(nn.Module):
             ConfigError: the coarse grid does not divide the fine grid, a size is negative,
                 or an override names no config field.
         """
-        from pymsde.util.errors import ConfigError
-        if isinstance(coarse_shape, int):
-            coarse_shape = (coarse_shape,) * grid.ndim
-        names = {f.name for f in dataclasses.fields(ModelConfig)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ConfigError(f"MultiscaleModel.build: unknown option(s) {unknown}; expected ModelConfig fields")
-        grid.coarsening_factors(coarse_shape)              # ConfigError with the grid's message
-        config = ModelConfig(fine_shape=grid.shape, channels=channels, coarse_shape=tuple(coarse_shape),
-                             boundary=grid.boundary, domain=grid.domain, micro_dim=micro_dim,
-                             stencil_radius=stencil_radius, n_mu=n_mu, n_f=n_f, **overrides)
-        return cls(config)
+        return cls(ModelConfig.for_grid(grid, channels=channels, n_mu=n_mu, n_f=n_f, coarse_shape=coarse_shape,
+                                        micro_dim=micro_dim, stencil_radius=stencil_radius, source="MultiscaleModel.build",
+                                        **overrides))
 
     @classmethod
     def from_config(cls, config: ModelConfig | dict) -> "MultiscaleModel":

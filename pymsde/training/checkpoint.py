@@ -7,7 +7,6 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain Python co
 ``format``              ``"pymsde-checkpoint"``; ``format_version`` an int
 ``model_state``         ``model.state_dict()``
 ``model_config``        ``model.config.to_dict()`` (rebuilds the architecture)
-``model_options``       the :class:`~pymsde.training.config.ModelOptions` dict used
 ``train_config``        the :class:`~pymsde.training.config.TrainConfig` dict used
 ``optimizer``           ``torch.optim.Adam.state_dict()``
 ``step``                optimiser steps done (the schedules are pure functions of it)

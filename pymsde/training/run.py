@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Sequence
 import torch
 
 from pymsde.training.checkpoint import load_checkpoint
-from pymsde.training.config import ModelOptions, TrainConfig, config_to_toml
+from pymsde.training.config import TrainConfig, config_to_toml
 from pymsde.util.atomic import atomic_write_text
 from pymsde.util.errors import ConfigError, DataError
 
@@ -52,7 +52,7 @@ class LoadedRun(NamedTuple):
 
     Attributes:
         model: the trained ``MultiscaleModel`` in eval mode, on the requested device.
-        configs: ``{"model_config": ModelConfig, "model": ModelOptions, "train": TrainConfig}``.
+        configs: ``{"model_config": ModelConfig, "train": TrainConfig}``.
         metadata: the run's ``metadata.json`` (dict; empty if the file is missing), plus
             ``"step"`` and ``"checkpoint"`` (the file loaded).
     """
@@ -136,11 +136,12 @@ def read_csv(path: str | os.PathLike) -> tuple[list[str], list[list[float]]]:
     return cols, rows
 
 
-def write_run_config(run_dir: str | os.PathLike, options: ModelOptions, config: TrainConfig) -> None:
-    """Write ``config.toml`` (the exact options of the run)."""
+def write_run_config(run_dir: str | os.PathLike, model_config, config: TrainConfig) -> None:
+    """Write ``config.toml``: the model's architecture (``[model]``) and the training configuration."""
     header = ("pymsde training run configuration (written by pymsde.training; "
               "reuse with `pymsde train DATA --config config.toml`)")
-    atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_toml(options, config, header=header))
+    atomic_write_text(Path(run_dir) / CONFIG_FILE,
+                      config_to_toml(model_config.architecture(), config, header=header))
 
 
 def check_run_target(run_dir: str | os.PathLike, resume: bool) -> Path:
@@ -208,11 +209,7 @@ def load_run(run_dir: str | os.PathLike, which: str = "last", device: str | torc
     state = load_checkpoint(path, map_location="cpu")
     model = model_from_state(state, device=device)
     model.eval()
-    from pymsde.model import ModelConfig
-
-    configs = {"model_config": ModelConfig.from_dict(state["model_config"]),
-               "model": ModelOptions.from_dict(state.get("model_options", {}) or {}, source=str(path)),
-               "train": TrainConfig.from_dict(state["train_config"], source=str(path))}
+    configs = {"model_config": model.config, "train": TrainConfig.from_dict(state["train_config"], source=str(path))}
     metadata = read_json(run / METADATA_FILE)
     metadata["step"] = int(state["step"])
     metadata["checkpoint"] = str(path)

@@ -2,12 +2,12 @@
 
 ``run_demo(out)`` (``pymsde demo``):
 
-1. simulate METHOD.md's Burgers 1-D data set (:func:`pymsde.systems.simulate`) and save it as
+1. simulate the Burgers 1-D data set of docs/method.md (:func:`pymsde.systems.simulate`) and save it as
    ``OUT/data.npz`` with its train/val/test split;
 2. train the multiscale model (``OUT/multiscale``) and the closure model (``micro_dim = 0``,
    ``OUT/closure``) with the same training configuration and budget (:func:`pymsde.training.fit`);
 3. forecast the test trajectory with both, run the under-resolved DNS, score all three and
-   write ``OUT/report/report.md`` with its plots (:func:`pymsde.evaluate.report.evaluate_run`).
+   write ``OUT/report/report.md`` with its plots (:func:`pymsde.workflows.evaluation.evaluate_run`).
 
 The run folders are laid out so that ``pymsde evaluate OUT/multiscale --data OUT/data.npz``
 finds its closure run (the sibling ``closure``) on its own.
@@ -20,47 +20,39 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pymsde.training.config import TrainConfig, plain
 from pymsde.util.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
+def demo_training() -> TrainConfig:
+    """The demo's training: the reference recipe (the :class:`TrainConfig` defaults) cut to
+    4000 optimiser steps per model (the paper trains 500 epochs = 32000 steps), on the CPU."""
+    return TrainConfig(max_steps=4000, device="cpu")
+
+
 @dataclass
 class DemoConfig:
-    """Sizes of the demo: METHOD.md's Burgers 1-D case and training recipe, with the training
-    cut to ``max_steps`` optimiser steps per model (the paper trains 500 epochs = 32000 steps).
+    """Sizes of the demo: the Burgers 1-D case of docs/method.md and the reference training
+    recipe with a reduced step budget (:func:`demo_training`).
 
     Attributes:
-        n_grid: fine grid points (METHOD.md: 1000).
-        coarse: coarse cells (METHOD.md: 20).
-        n_traj: trajectories, split ``split`` (train, val, test) (METHOD.md: 10, 8/1/1).
-        n_steps: saved time steps per trajectory over ``t_end`` (METHOD.md: 1001 over T = 1).
+        n_grid: fine grid points (reference: 1000).
+        coarse: coarse cells (reference: 20).
+        n_traj: trajectories, split ``split`` (train, val, test) (reference: 10, 8/1/1).
+        n_steps: saved time steps per trajectory over ``t_end`` (reference: 1001 over T = 1).
         t_end: final time.
-        micro: microscale dimension of the multiscale model.
-        window: observations per training window (METHOD.md: 128).
-        epochs: training epochs of each model (the same budget for both).
-        max_steps: optimiser steps cap of each model (``None``: epochs decide). This is the
-            reduction: 4000 steps (1/8 of the paper's budget) fit the demo in 322 s on a quiet
-            2-core CPU machine.
-        lr, lr_decay, lr_decay_steps, beta_steps: optimiser and KL-annealing schedule
-            (METHOD.md: 1e-3, x0.9 per 1000 steps, KL weight ramped over 5000 steps).
-        batch_windows: windows per optimiser step.
+        micro: microscale dimension of the multiscale model (the closure model has 0).
         n_samples: forecast ensemble size.
-        seed: seeds data, training and forecasts.
-        backend: compute backend of the forecasts.
-        device: training device.
-        validate_every: validation (ELBO terms + a short forecast on the val trajectory) every
-            this many epochs; ``best.pt`` is the best of these, evaluated by the report.
-        encoder_var_init, diffusion_init: initial encoder variance and prior diffusion sigma
-            (``None``: the ModelConfig defaults, softplus(-4) = 0.018 and softplus(1) = 1.31,
-            as in the reference). Smaller values (1e-4, 0.05) make both models learn faster
-            in the first few hundred steps but let the closure model catch up with the
-            multiscale one (docs/evaluation.md, "The demo").
-        train_extra: further TrainConfig fields.
-        model_extra: further ModelOptions fields (``{"extra": {...}}`` for ModelConfig fields).
+        seed: seeds the data, the training (it replaces ``train.seed``) and the forecasts.
+        backend: compute backend of simulation and forecasts.
+        model_extra: further :class:`~pymsde.model.ModelConfig` fields of both models.
+        train: the training configuration of both models (the same budget).
     """
 
     n_grid: int = 1000
@@ -70,23 +62,11 @@ class DemoConfig:
     n_steps: int = 1001
     t_end: float = 1.0
     micro: int = 5
-    window: int = 128
-    epochs: int = 100
-    max_steps: int | None = 4000
-    lr: float = 1e-3
-    lr_decay: float = 0.9
-    lr_decay_steps: int = 1000
-    beta_steps: int = 5000
-    batch_windows: int = 1
     n_samples: int = 32
     seed: int = 0
     backend: str = "torch"
-    device: str = "cpu"
-    validate_every: int = 10
-    encoder_var_init: float | None = None
-    diffusion_init: float | None = None
-    train_extra: dict = field(default_factory=dict)
     model_extra: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=demo_training)
 
 
 def make_data(config: DemoConfig, path: Path):
@@ -101,21 +81,10 @@ def make_data(config: DemoConfig, path: Path):
     return traj
 
 
-def train_configs(config: DemoConfig, micro: int):
-    """The (ModelOptions, TrainConfig) pair of one demo model."""
-    from pymsde.training.config import ModelOptions, TrainConfig
-
-    opts = dict(config.model_extra)
-    inits = {"encoder_var_init": config.encoder_var_init, "diffusion_init": config.diffusion_init}
-    extra = {**{k: v for k, v in inits.items() if v is not None}, **opts.pop("extra", {})}
-    model = ModelOptions(coarse=(config.coarse,), micro=micro, extra=extra, **opts)
-
-    train = TrainConfig(epochs=config.epochs, max_steps=config.max_steps, window=config.window,
-                        batch_windows=config.batch_windows, lr=config.lr, lr_decay=config.lr_decay,
-                        lr_decay_steps=config.lr_decay_steps, beta_steps=config.beta_steps,
-                        validate_every=config.validate_every, seed=config.seed, device=config.device,
-                        **config.train_extra)
-    return model, train
+def train_configs(config: DemoConfig, micro: int) -> tuple[dict, TrainConfig]:
+    """The (ModelConfig architecture fields, TrainConfig) pair of one demo model."""
+    model = {"coarse_shape": (config.coarse,), **config.model_extra, "micro_dim": micro}
+    return model, dataclasses.replace(config.train, seed=config.seed)
 
 
 def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None = None,
@@ -126,7 +95,7 @@ def train_one(traj, model_opts, train_cfg, run_dir: Path, data_path: Path | None
     training path; ``train_cfg`` may only extend the budget). Returns the training wall time
     of this call in seconds.
     """
-    from pymsde.training.train import fit
+    from pymsde.training.trainer import fit
 
     train = traj.get_split("train", "training data")
     val = traj.get_split("val") if "val" in traj.splits else None
@@ -154,8 +123,8 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
     Args:
         out: output folder: ``OUT/multiscale``, ``OUT/closure`` (the runs) and ``OUT/report``.
         traj: the data (with its train/val/test split), saved at ``data_path``.
-        model_opts: ``ModelOptions`` of the multiscale model; the closure model is the same
-            with ``micro = 0``.
+        model_opts: ModelConfig architecture fields of the multiscale model (a dict); the
+            closure model is the same with ``micro_dim = 0``.
         train_cfg: ``TrainConfig`` shared by both models (same budget).
         n_samples, backend, seed: forecast ensemble size, backend and seed.
         overwrite: replace runs already in ``OUT/multiscale`` / ``OUT/closure`` (else ConfigError).
@@ -166,8 +135,6 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
     Returns:
         the :class:`~pymsde.evaluate.report.EvaluationResult` (report at ``result.report_path``).
     """
-    import dataclasses
-
     from pymsde.workflows.evaluation import evaluate_run
 
     out = Path(out)
@@ -177,9 +144,9 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
     if not resume:
         _prepare_runs(out, overwrite)
     times, resumed = {}, []
-    for name, opts in (("multiscale", model_opts), ("closure", dataclasses.replace(model_opts, micro=0))):
+    for name, opts in (("multiscale", model_opts), ("closure", {**model_opts, "micro_dim": 0})):
         again = resume and (out / name / "checkpoint.pt").exists()
-        log.info("%s the %s model (micro_dim = %d)", "resuming" if again else "training", name, opts.micro)
+        log.info("%s the %s model (micro_dim = %d)", "resuming" if again else "training", name, opts["micro_dim"])
         times[name] = train_one(traj, opts, train_cfg, out / name, data_path, resume=again)
         resumed += [name] if again else []
     # training_time_s (from each run's metadata.json) includes validation and adds up resumed
@@ -211,12 +178,4 @@ def run_demo(out: str | Path = "demo_out", config: DemoConfig | None = None, *, 
     model_opts, train_cfg = train_configs(config, config.micro)
     return run_pipeline(out, traj, out / "data.npz", model_opts, train_cfg, n_samples=config.n_samples,
                         backend=config.backend, seed=config.seed, plots=plots, overwrite=overwrite,
-                        extra_meta={"simulation_time_s": round(t_sim, 3), "demo_config": _plain(asdict(config))})
-
-
-def _plain(d):
-    if isinstance(d, dict):
-        return {k: _plain(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_plain(v) for v in d]
-    return d
+                        extra_meta={"simulation_time_s": round(t_sim, 3), "demo_config": plain(asdict(config))})
