@@ -102,6 +102,49 @@ def test_simulate_wiring_with_a_stand_in_simulator(tmp_path, capsys, monkeypatch
     assert load(out).n_traj == 4 and png.stat().st_size > 5000
 
 
+def test_simulate_passes_noise_and_split(tmp_path, capsys, monkeypatch):
+    calls = {}
+
+    def fake_simulate(case, **kw):
+        calls.clear()
+        calls.update(case=case, **kw)
+        return burgers_like(n_traj=kw["n_traj"] or 10).split((8, 1, 1), seed=kw["seed"])
+
+    monkeypatch.setattr(pymsde.systems, "simulate", fake_simulate, raising=False)
+    out = str(tmp_path / "k.npz")
+    # METHOD.md's older KdV draw through the command line
+    assert main(["simulate", "kdv1d", "--out", out, "--n-traj", "10", "--split", "8,1,1", "--noise", "0.01"]) == 0
+    assert (calls["case"], calls["n_traj"], calls["split"], calls["noise"]) == ("kdv1d", 10, (8, 1, 1), 0.01)
+    assert isinstance(calls["split"][0], int)
+    assert main(["simulate", "wave1d", "--out", out, "--split", "0.5,0.25,0.25", "--noise", "0"]) == 0
+    assert (calls["case"], calls["split"], calls["noise"]) == ("wave1d", (0.5, 0.25, 0.25), 0.0)
+    capsys.readouterr()
+    for args, fragment in ((["--split", "8,1"], "--split 8,1: expected three counts"),
+                           (["--split", "a,b,c"], "--split a,b,c: expected three counts"),
+                           (["--split", "8,-1,1"], "--split 8,-1,1: expected three counts"),
+                           (["--noise", "-0.1"], "--noise -0.1: expected a non-negative")):
+        calls.clear()
+        assert main(["simulate", "kdv1d", "--out", out, *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and fragment in err and not calls, err
+
+
+@pytest.mark.skipif(not hasattr(pymsde.systems, "simulate"), reason="pymsde.systems.simulate not available yet")
+def test_simulate_end_to_end_tiny_wave(tmp_path, capsys):
+    out = tmp_path / "w.npz"
+    rc = main(["simulate", "wave1d", "--out", str(out), "--n-traj", "6", "--split", "4,1,1", "--n-steps", "11",
+               "--t-end", "0.01", "--noise", "0"])
+    assert rc == 0, capsys.readouterr().err
+    assert "wave1d, 6 trajectories x 11 times, grid (1000,)" in capsys.readouterr().out
+    traj = load(out)
+    assert {k: len(v) for k, v in traj.splits.items()} == {"train": 4, "val": 1, "test": 1}
+    assert traj.attrs["case"] == "wave1d" and traj.attrs["noise"] == 0.0 and traj.attrs["score_steps"] == 11
+    width = np.array(traj.attrs["ic"]["width"])
+    x, t = traj.grid.coordinates(0), traj.t[0]
+    d = (x[None] - t[:, None] + 0.5) % 1.0 - 0.5
+    assert np.abs(traj.u[:, :, 0] - np.exp(-(d[None] / width[:, None, None]) ** 2)).max() < 1e-12
+
+
 def test_simulate_refuses_unknown_case(capsys):
     with pytest.raises(SystemExit) as info:
         main(["simulate", "navier-stokes", "--out", "x.npz"])

@@ -66,9 +66,35 @@ def test_unstable_time_step_raises():
 def test_case_recipe():
     spec = CASES["kdv1d"]
     assert (spec.domain, spec.n_grid, spec.params["d"], spec.noise) == (((0.0, 10.0),), (1000,), 0.02, 0.01)
+    assert (spec.n_traj, spec.coarse, spec.score_steps) == (20, (20,), None)     # FINAL_PAPER.md 2.1
     tr = simulate("kdv1d", n_traj=3, n_steps=3, t_end=0.002, seed=5, noise=0.0, progress=False)
     x = np.arange(1000) * 0.01
     amp, var = np.array(tr.attrs["ic"]["A"]), np.array(tr.attrs["ic"]["V"])
     u0 = amp[:, None] * np.cos(np.pi * x) * np.exp(-(x - 7.5) ** 2 / var[:, None])
     assert np.abs(tr.u[:, 0, 0] - u0).max() < 1e-14        # the saved first frame is the recipe's u0
     assert abs(amp.mean() - 2) < 0.3 and abs(var.mean() - 1) < 0.3
+
+
+def test_final_paper_defaults_and_the_older_method_draw():
+    # final paper (FINAL_PAPER.md 2.1, datasets/kdv_1d/gen_data.py): 20 trajectories, 10/5/5, noise 0.01
+    tr = simulate("kdv1d", n_steps=2, t_end=1e-3, progress=False)
+    assert tr.n_traj == 20 and tr.attrs["noise"] == 0.01
+    assert {k: len(v) for k, v in tr.splits.items()} == {"train": 10, "val": 5, "test": 5}
+    assert sorted(np.concatenate(list(tr.splits.values())).tolist()) == list(range(20))
+    clean = simulate("kdv1d", n_steps=2, t_end=1e-3, noise=0.0, progress=False)
+    resid = tr.u - clean.u                                               # same seed: same initial draws
+    assert abs(resid.std() / 0.01 - 1) < 5 / np.sqrt(2 * resid.size)     # 5 sigma (4.0e4 samples)
+    # METHOD.md's older draw stays one call away: 10 trajectories split 8/1/1, the same noise
+    old = simulate("kdv1d", n_traj=10, split=(8, 1, 1), noise=0.01, n_steps=2, t_end=1e-3, progress=False)
+    assert {k: len(v) for k, v in old.splits.items()} == {"train": 8, "val": 1, "test": 1}
+    # the first 10 initial draws of a seed do not depend on how many trajectories are drawn
+    assert old.attrs["ic"]["A"] == tr.attrs["ic"]["A"][:10]
+
+
+def test_method_draw_is_the_old_default_file():
+    # METHOD.md's draw through counts equals the old default (fractions 0.8/0.1/0.1 of 10): same
+    # initial draws, noise and split permutation, bit for bit
+    kw = dict(n_traj=10, n_steps=2, t_end=1e-3, seed=4, progress=False)
+    a = simulate("kdv1d", split=(8, 1, 1), **kw)
+    b = simulate("kdv1d", split=(0.8, 0.1, 0.1), **kw)
+    assert np.array_equal(a.u, b.u) and a.attrs == b.attrs

@@ -1,8 +1,10 @@
 """``pymsde simulate CASE --out FILE [...]``: generate a benchmark data set and save it.
 
-CASE is one of burgers1d, kdv1d, burgers2d (METHOD.md section 8); options left out take the
-case's defaults (the paper's sizes). The file is written atomically; a one-line summary is
-printed; ``--plot PNG`` also draws trajectory 0 (as ``pymsde plot``).
+CASE is one of burgers1d, kdv1d, burgers2d, wave1d; options left out take the case's
+defaults (the paper's sizes: METHOD.md section 8 for Burgers, the final paper for kdv1d --
+20 trajectories split 10/5/5 -- and wave1d -- 30 split 20/5/5). METHOD.md's older KdV draw is
+``--n-traj 10 --split 8,1,1``. The file is written atomically; a one-line summary is printed;
+``--plot PNG`` also draws trajectory 0 (as ``pymsde plot``).
 """
 from __future__ import annotations
 
@@ -10,7 +12,24 @@ import argparse
 import time
 from pathlib import Path
 
-CASES = ("burgers1d", "kdv1d", "burgers2d")
+CASES = ("burgers1d", "kdv1d", "burgers2d", "wave1d")
+
+
+def _parse_split(text: str):
+    """``"8,1,1"`` -> ``(8, 1, 1)`` (counts) or ``"0.8,0.1,0.1"`` -> fractions."""
+    from pymsde.util.errors import DataError
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            return tuple(int(p) for p in parts)
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0 <= v <= 1 for v in values):
+        raise DataError(f"--split {text}: expected three counts TRAIN,VAL,TEST (e.g. 8,1,1) summing to the "
+                        f"number of trajectories, or three fractions in [0, 1] (e.g. 0.8,0.1,0.1)")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,9 +48,16 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"{flag} {name}: a parent of this path is a file, not a directory")
     if args.seed < 0:
         raise DataError(f"--seed {args.seed}: expected a non-negative integer")
+    extra = {}
+    if args.noise is not None:
+        if not args.noise >= 0:
+            raise DataError(f"--noise {args.noise}: expected a non-negative standard deviation")
+        extra["noise"] = args.noise
+    if args.split is not None:
+        extra["split"] = _parse_split(args.split)
     start = time.perf_counter()
     traj = simulate(args.case, n_traj=args.n_traj, seed=args.seed, n_grid=args.n_grid,
-                    n_steps=args.n_steps, t_end=args.t_end, backend=args.backend, progress=True)
+                    n_steps=args.n_steps, t_end=args.t_end, backend=args.backend, progress=True, **extra)
     elapsed = time.perf_counter() - start
     path = save(traj, args.out)
     splits = ", ".join(f"{k} {len(v)}" for k, v in traj.splits.items())
@@ -46,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d)",
+    p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d, wave1d)",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("case", choices=CASES, help="the benchmark case")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.npz, .h5 or .hdf5)")
@@ -55,6 +81,11 @@ def register(subparsers) -> None:
     p.add_argument("--n-grid", type=int, default=None, metavar="N", help="fine grid points per axis (case default)")
     p.add_argument("--n-steps", type=int, default=None, metavar="K", help="saved times including t = 0, output step T / (K - 1) (case default 1001)")
     p.add_argument("--t-end", type=float, default=None, metavar="T", help="final time (case default)")
+    p.add_argument("--noise", type=float, default=None, metavar="SIGMA",
+                   help="std of the Gaussian observation noise, 0 for clean data (case default)")
+    p.add_argument("--split", default=None, metavar="A,B,C",
+                   help="train,val,test counts summing to the trajectories (e.g. 8,1,1) or fractions "
+                        "(case default: burgers1d 8/1/1, kdv1d 10/5/5, burgers2d 18/1/1, wave1d 20/5/5)")
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
                    help="compute backend of the simulator (default torch)")
     p.add_argument("--plot", default=None, metavar="PNG", help="also draw trajectory 0 to this PNG")

@@ -1,7 +1,8 @@
 """Fine-grid simulators of the benchmark PDEs and the coarse-grid (under-resolved DNS) solver.
 
-- :func:`simulate` draws initial conditions of a case of :data:`CASES` (METHOD.md section 8),
-  solves the PDE on the fine grid and returns a :class:`~pymsde.data.trajectories.Trajectories`
+- :func:`simulate` draws initial conditions of a case of :data:`CASES` (METHOD.md section 8;
+  kdv1d and wave1d: the final paper, FINAL_PAPER.md sections 2-3), solves the PDE on the fine
+  grid (wave1d: writes the exact advected pulse) and returns a :class:`~pymsde.data.trajectories.Trajectories`
   with observation noise, the case parameters in ``attrs`` and a train/val/test split.
 - :func:`coarse_grain`, :func:`refine`, :func:`solve_coarse`: the baseline of METHOD.md
   section 7 (see ``pymsde.systems.coarse``).
@@ -18,11 +19,14 @@ import numpy as np
 from pymsde.data.trajectories import Trajectories
 from pymsde.systems.cases import CASES, CaseSpec
 from pymsde.systems.coarse import coarse_grain, refine, solve_coarse
-from pymsde.systems.solvers import burgers_dt_limit, integrate_burgers, integrate_kdv, kdv_dt_limit
-from pymsde.backends.protocol import resolve_backend
+from pymsde.systems.solvers import (advect_fourier, burgers_dt_limit, gaussian_pulse_advection, integrate_burgers,
+                                    integrate_kdv, kdv_dt_limit)
+from pymsde.backends.protocol import BACKEND_NAMES, Backend, resolve_backend
 from pymsde.util.errors import ConfigError
 
-_OVERRIDES = {"nu", "d", "noise", "dt", "order", "dealias", "u0", "split", "safety", "scheme"}
+_COMMON_OPTIONS = {"noise", "u0", "split"}
+_SOLVER_OPTIONS = {"dt", "order", "dealias", "safety", "scheme"}       # time-stepping choices
+_OVERRIDES = {"nu", "d", "c"} | _COMMON_OPTIONS | _SOLVER_OPTIONS
 
 
 def _split_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
@@ -35,47 +39,36 @@ def _split_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, in
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
 
 
-def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | tuple[int, ...] | None = None,
-             n_steps: int | None = None, t_end: float | None = None, backend: str = "torch",
-             progress: bool = True, **overrides: Any) -> Trajectories:
-    """Simulate trajectories of a benchmark case on the fine grid.
+def _record_split(traj: Trajectories, split, n_traj: int, seed: int) -> Trajectories:
+    """Record the train/val/test split: three integer counts summing to ``n_traj`` are used as
+    given (e.g. ``(8, 1, 1)``); fractions are rounded by :func:`_split_counts`."""
+    split = tuple(split)
+    if len(split) != 3:
+        raise ConfigError(f"simulate: split = {split!r}; expected three sizes (train, val, test)")
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in split):
+        if min(split) < 0 or sum(split) != n_traj:
+            raise ConfigError(f"simulate: split counts {split} sum to {sum(split)}; expected non-negative "
+                              f"counts summing to n_traj = {n_traj}")
+        return traj.split({k: int(v) for k, v in zip(("train", "val", "test"), split)}, seed=seed)
+    return traj.split(_split_counts(n_traj, tuple(float(v) for v in split)), seed=seed)
 
-    Args:
-        case: ``"burgers1d"``, ``"kdv1d"`` or ``"burgers2d"`` (keys of :data:`CASES`).
-        n_traj: number of trajectories (default: the case's, 10 / 10 / 20).
-        seed: seed of ``numpy.random.default_rng``: initial-condition parameters, then noise,
-            then the split permutation. Same arguments, same data (bit for bit).
-        n_grid: fine points per axis (an int applies to every axis).
-        n_steps: saved times including ``t = 0`` (default 1001); output step ``t_end / (n_steps - 1)``.
-        t_end: final time (default 1).
-        backend: ``"torch"``, ``"julia"`` or ``"auto"`` (``pymsde.backends.protocol.resolve_backend``:
-            ``"julia"`` raises BackendUnavailableError when Julia cannot start; ``"auto"`` falls back
-            to torch and logs why). A Julia run steps the whole loop in one call (no progress bar).
-        progress: show a progress bar over the output steps.
-        **overrides: ``nu`` (Burgers viscosity), ``d`` (KdV dispersion), ``noise`` (std of the
-            Gaussian observation noise; 0 keeps the clean solution), ``dt`` (internal step;
-            StabilityError beyond the scheme's limit), ``scheme`` (Burgers: ``"auto"`` = pseudo-spectral
-            ETDRK4 on a periodic 1-D grid, central differences + RK4 otherwise; ``"fd"``,
-            ``"spectral"``), ``order`` (central-difference order, 2/4/6, default 4),
-            ``dealias`` (spectral schemes, ``"2/3"`` or ``"3/2"``), ``safety`` (fraction of the
-            stability limit used by the automatic step, default 0.8), ``u0`` (explicit initial
-            fields ``(n_traj, C, *grid)`` or ``(n_traj, *grid)`` instead of random draws; sets
-            ``n_traj`` when it is not given),
-            ``split`` (train/val/test fractions).
 
-    Returns:
-        :class:`Trajectories` with ``u (n_traj, n_steps, 1, *grid)`` float64, ``t (n_traj, n_steps)``,
-        ``mu = f = None``, and ``attrs``: ``case``, ``pde``, the PDE coefficients, ``seed``,
-        ``noise``, ``ic`` (the drawn initial-condition parameters), ``coarse`` (the baseline's
-        coarse grid), ``scheme``, ``dt_internal``, ``substeps``, ``dt_limit`` and ``split``.
-    """
-    if case not in CASES:
-        raise ConfigError(f"simulate: unknown case {case!r}; expected one of {sorted(CASES)}")
-    unknown = set(overrides) - _OVERRIDES
-    if unknown:
-        raise ConfigError(f"simulate: unknown option(s) {sorted(unknown)}; expected a subset of {sorted(_OVERRIDES)}")
-    be = resolve_backend(backend)     # ConfigError / BackendUnavailableError before any work
-    spec: CaseSpec = CASES[case]
+def _backend_for(spec: CaseSpec, backend, overrides: dict) -> Backend | None:
+    """The resolved backend; None for the closed-form advection case, which runs no solver
+    (the name is still checked, but Julia is not started)."""
+    if spec.pde != "advection":
+        return resolve_backend(backend)   # ConfigError / BackendUnavailableError before any work
+    if not isinstance(backend, Backend) and backend not in BACKEND_NAMES:
+        raise ConfigError(f"backend {backend!r}; expected one of {BACKEND_NAMES}")
+    unused = sorted(set(overrides) & (_SOLVER_OPTIONS | {"nu", "d"}))
+    if unused:
+        raise ConfigError(f"simulate: option(s) {unused} do not apply to case {spec.name!r}, whose field is "
+                          f"written in closed form (its options: c, noise, u0, split)")
+    return None
+
+
+def _sizes(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides: dict):
+    """Validated ``(n_traj, grid shape, n_steps, t_end, noise)`` from the arguments and defaults."""
     if n_traj is None:
         n_traj = len(overrides["u0"]) if "u0" in overrides else spec.n_traj
     n_traj = int(n_traj)
@@ -85,7 +78,7 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         sizes = np.atleast_1d(np.asarray(n_grid))
         if sizes.ndim != 1 or sizes.size not in (1, len(spec.n_grid)):
             raise ConfigError(f"simulate: n_grid = {n_grid!r}; expected an int or {len(spec.n_grid)} sizes "
-                              f"for case {case!r}")
+                              f"for case {spec.name!r}")
         shape = tuple(int(v) for v in np.broadcast_to(sizes, (len(spec.n_grid),)))
     n_steps = spec.n_steps if n_steps is None else int(n_steps)
     t_end = spec.t_end if t_end is None else float(t_end)
@@ -95,12 +88,14 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         raise ConfigError(f"simulate: n_steps = {n_steps}; expected at least 2 saved times")
     if not t_end > 0:
         raise ConfigError(f"simulate: t_end = {t_end}; expected a positive final time")
-    grid = spec.grid(shape)
     noise = float(overrides.get("noise", spec.noise))
     if noise < 0:
         raise ConfigError(f"simulate: noise = {noise}; expected a non-negative standard deviation")
+    return n_traj, shape, n_steps, t_end, noise
 
-    rng = np.random.default_rng(seed)
+
+def _initial_fields(spec: CaseSpec, overrides: dict, rng: np.random.Generator, n_traj: int, shape, grid):
+    """``(u0 (n_traj, 1, *grid), ic parameters)``: the given ``u0`` or the case's random draw."""
     if "u0" in overrides:
         u0 = np.asarray(overrides["u0"], dtype=np.float64)
         if u0.shape == (n_traj, *shape):
@@ -113,38 +108,118 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         u0, ic_params = spec.sample_ic(rng, n_traj, grid)
     if not np.isfinite(u0).all():
         raise ConfigError("simulate: initial condition u0 has non-finite values")
+    return u0, ic_params
 
-    t = np.linspace(0.0, t_end, n_steps)
+
+def _solve_fine(spec: CaseSpec, u0: np.ndarray, ic_params: dict, t: np.ndarray, grid, overrides: dict,
+                be: Backend | None, progress: bool) -> tuple[np.ndarray, dict, dict]:
+    """The clean fine-grid solution ``(u (n, n_t, 1, *grid), PDE coefficients, solver info)``."""
     dt = overrides.get("dt")
     safety = float(overrides.get("safety", 0.8))
+    lo, hi = grid.domain[0]
     if spec.pde == "burgers":
         nu = float(overrides.get("nu", spec.params["nu"]))
         if nu < 0:
             raise ConfigError(f"simulate: nu = {nu}; expected a non-negative viscosity")
-        params = {"nu": nu}
         order = int(overrides.get("order", 4))
         u, info = integrate_burgers(u0, t, grid.spacing, nu, grid.boundary, dt=dt, order=order,
                                     safety=safety, show_progress=progress,
                                     scheme=str(overrides.get("scheme", "auto")),
                                     dealias=str(overrides.get("dealias", "2/3")), backend=be.name)
-    else:
+        return u, {"nu": nu}, info
+    if spec.pde == "kdv":
         d = float(overrides.get("d", spec.params["d"]))
-        params = {"d": d}
-        lo, hi = grid.domain[0]
         u, info = integrate_kdv(u0, t, hi - lo, d, dt=dt, dealias=str(overrides.get("dealias", "2/3")),
                                 safety=safety, show_progress=progress, backend=be.name)
+        return u, {"d": d}, info
+    c = float(overrides.get("c", spec.params["c"]))
+    if not np.isfinite(c):
+        raise ConfigError(f"simulate: c = {c}; expected a finite advection speed")
+    if ic_params.get("given"):
+        u = advect_fourier(u0, t, c, hi - lo)
+        scheme = "closed form: the given u0 translated by c t (exact Fourier shift)"
+    else:
+        u = gaussian_pulse_advection(grid.coordinates(0), t, ic_params["width"], ic_params["centre"], c, hi - lo)
+        scheme = "closed form: exp(-(d / w)^2), d the periodic distance to x0 + c t"
+    return u, {"c": c}, {"scheme": scheme, "backend": "numpy"}
+
+
+def _score_steps(spec: CaseSpec, t: np.ndarray) -> dict:
+    """``{"score_steps", "score_t_end"}`` for a case scored on its leading times only: the
+    number of saved times ``t <= spec.score_t_end`` (wave1d: 201 at the default grid)."""
+    if spec.score_steps is None:
+        return {}
+    t_score = spec.score_t_end
+    tol = 1e-9 * (t[1] - t[0])
+    return {"score_steps": int(max(1, np.count_nonzero(t <= t_score + tol))), "score_t_end": float(t_score)}
+
+
+def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | tuple[int, ...] | None = None,
+             n_steps: int | None = None, t_end: float | None = None, backend: str = "torch",
+             progress: bool = True, **overrides: Any) -> Trajectories:
+    """Simulate trajectories of a benchmark case on the fine grid.
+
+    Args:
+        case: ``"burgers1d"``, ``"kdv1d"``, ``"burgers2d"`` or ``"wave1d"`` (keys of :data:`CASES`).
+        n_traj: number of trajectories (default: the case's, 10 / 20 / 20 / 30).
+        seed: seed of ``numpy.random.default_rng``: initial-condition parameters, then noise,
+            then the split permutation. Same arguments, same data (bit for bit).
+        n_grid: fine points per axis (an int applies to every axis).
+        n_steps: saved times including ``t = 0`` (default 1001); output step ``t_end / (n_steps - 1)``.
+        t_end: final time (default 1).
+        backend: ``"torch"``, ``"julia"`` or ``"auto"`` (``pymsde.backends.protocol.resolve_backend``:
+            ``"julia"`` raises BackendUnavailableError when Julia cannot start; ``"auto"`` falls back
+            to torch and logs why). A Julia run steps the whole loop in one call (no progress bar).
+            wave1d runs no solver (closed form, numpy): the name is checked, Julia is not started.
+        progress: show a progress bar over the output steps.
+        **overrides: ``nu`` (Burgers viscosity), ``d`` (KdV dispersion), ``c`` (wave1d advection
+            speed, length / time), ``noise`` (std of the
+            Gaussian observation noise; 0 keeps the clean solution), ``dt`` (internal step;
+            StabilityError beyond the scheme's limit), ``scheme`` (Burgers: ``"auto"`` = pseudo-spectral
+            ETDRK4 on a periodic 1-D grid, central differences + RK4 otherwise; ``"fd"``,
+            ``"spectral"``), ``order`` (central-difference order, 2/4/6, default 4),
+            ``dealias`` (spectral schemes, ``"2/3"`` or ``"3/2"``), ``safety`` (fraction of the
+            stability limit used by the automatic step, default 0.8), ``u0`` (explicit initial
+            fields ``(n_traj, C, *grid)`` or ``(n_traj, *grid)`` instead of random draws; sets
+            ``n_traj`` when it is not given; wave1d translates it exactly by ``c t``),
+            ``split`` (train/val/test fractions, or three integer counts summing to ``n_traj``
+            such as ``(8, 1, 1)``, used as given). The time-stepping options (``dt``, ``scheme``,
+            ``order``, ``dealias``, ``safety``) raise ConfigError for wave1d.
+
+    Returns:
+        :class:`Trajectories` with ``u (n_traj, n_steps, 1, *grid)`` float64, ``t (n_traj, n_steps)``,
+        ``mu = f = None``, and ``attrs``: ``case``, ``pde``, the PDE coefficient (``nu``, ``d`` or
+        ``c``), ``seed``, ``noise``, ``ic`` (the drawn initial-condition parameters; wave1d:
+        ``width`` per trajectory and ``centre``), ``coarse`` (the baseline's coarse grid),
+        ``scheme``, ``backend``, ``dt_internal``, ``substeps``, ``dt_limit`` (time-stepped cases)
+        and ``split``; for a case scored on its first times only (wave1d) also ``score_steps``
+        (the number of leading saved times the paper scores: those with ``t <= score_t_end``,
+        201 at the defaults) and ``score_t_end`` (0.2).
+    """
+    if case not in CASES:
+        raise ConfigError(f"simulate: unknown case {case!r}; expected one of {sorted(CASES)}")
+    unknown = set(overrides) - _OVERRIDES
+    if unknown:
+        raise ConfigError(f"simulate: unknown option(s) {sorted(unknown)}; expected a subset of {sorted(_OVERRIDES)}")
+    spec: CaseSpec = CASES[case]
+    be = _backend_for(spec, backend, overrides)
+    n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides)
+    grid = spec.grid(shape)
+    rng = np.random.default_rng(seed)
+    u0, ic_params = _initial_fields(spec, overrides, rng, n_traj, shape, grid)
+    t = np.linspace(0.0, t_end, n_steps)
+    u, params, info = _solve_fine(spec, u0, ic_params, t, grid, overrides, be, progress)
     if noise > 0:
         # one trajectory at a time: no second full-size array (Burgers 2-D is 2.6 GB)
         for i in range(n_traj):
             u[i] += noise * rng.standard_normal(u.shape[1:])
 
     attrs = {"case": case, "pde": spec.pde, **params, "seed": int(seed), "noise": noise, "ic": ic_params,
-             "coarse": list(spec.coarse), **info}
+             "coarse": list(spec.coarse), **info, **_score_steps(spec, t)}
     traj = Trajectories(u=u, t=np.broadcast_to(t, (n_traj, n_steps)).copy(), domain=np.asarray(grid.domain),
                         boundary=grid.boundary, mu=None, f=None, attrs=attrs)
-    fractions = tuple(overrides.get("split", spec.split))
-    return traj.split(_split_counts(n_traj, fractions), seed=seed)
+    return _record_split(traj, overrides.get("split", spec.split), n_traj, seed)
 
 
 __all__ = ["simulate", "CASES", "CaseSpec", "coarse_grain", "refine", "solve_coarse", "integrate_burgers",
-           "integrate_kdv", "burgers_dt_limit", "kdv_dt_limit"]
+           "integrate_kdv", "burgers_dt_limit", "kdv_dt_limit", "gaussian_pulse_advection", "advect_fourier"]

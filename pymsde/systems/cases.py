@@ -1,8 +1,11 @@
-"""The benchmark cases of METHOD.md section 8: PDE, domain, grid, parameters, initial-
-condition distribution, observation noise, split, and the coarse grid of the baseline.
+"""The benchmark cases: PDE, domain, grid, parameters, initial-condition distribution,
+observation noise, split, the coarse grid of the baseline and the scored time steps.
 
-Every default below is the paper's recipe; :func:`pymsde.systems.simulate` overrides any of
-them by keyword.
+Sources of the defaults: burgers1d and burgers2d follow METHOD.md section 8; kdv1d and wave1d
+follow the final paper's data scripts (FINAL_PAPER.md sections 2.1 and 3.1,
+``datasets/kdv_1d/gen_data.py`` and ``datasets/wave_1d/gen_data.py`` of the paper's
+repository). :func:`pymsde.systems.simulate` overrides any of them by keyword; METHOD.md's
+older KdV draw (10 trajectories split 8/1/1) is ``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from pymsde.data.grid import Grid
+from pymsde.systems.solvers import gaussian_pulse_advection
 
 
 def _positive_normal(rng: np.random.Generator, mean: float, std: float, n: int) -> np.ndarray:
@@ -54,23 +58,39 @@ def _ic_burgers2d(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndar
     return u0[:, None], {"c1": c1.tolist(), "c2": c2.tolist()}
 
 
+def _ic_wave1d(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndarray, dict]:
+    # u0 = exp(-(d(x, 0) / w)^2), d the periodic (nearest-image) distance, w ~ U(0.01, 0.02);
+    # the paper stores mu = 0, so the width is an initial-condition parameter, not a mu
+    width = rng.uniform(0.01, 0.02, n)
+    (x,) = grid.mesh()
+    lo, hi = grid.domain[0]
+    u0 = gaussian_pulse_advection(x, np.zeros(1), width, centre=0.0, speed=1.0, length=hi - lo)[:, 0]
+    return u0, {"width": width.tolist(), "centre": 0.0}
+
+
 @dataclass(frozen=True)
 class CaseSpec:
-    """One benchmark case (defaults of METHOD.md section 8).
+    """One benchmark case (its paper defaults; sources in the module docstring).
 
     Attributes:
         name: case key in :data:`CASES`.
-        pde: ``"burgers"`` (``u_t + u sum_a u_{x_a} = nu lap u``) or ``"kdv"``
-            (``u_t + u u_x + d u_xxx = 0``).
+        pde: ``"burgers"`` (``u_t + u sum_a u_{x_a} = nu lap u``), ``"kdv"``
+            (``u_t + u u_x + d u_xxx = 0``) or ``"advection"`` (``u_t + c u_x = 0``, written in
+            closed form by the simulator).
         domain: ``(lo, hi)`` per axis; boundary: ``"periodic"`` / ``"dirichlet"`` per axis.
         n_grid: fine grid points per axis; coarse: coarse cells per axis (baseline, model).
-        params: PDE coefficients (``{"nu": ...}`` or ``{"d": ...}``).
+        params: PDE coefficients (``{"nu": ...}``, ``{"d": ...}`` or ``{"c": ...}``; units of
+            the domain and of time: nu length^2/time, d length^3/time, c length/time).
         n_traj, t_end, n_steps: trajectories, final time, saved times (``n_steps`` includes t = 0,
             so the output step is ``t_end / (n_steps - 1)``).
         noise: standard deviation of the Gaussian observation noise added to the saved data.
-        split: train/val/test fractions (largest-remainder rounding: 10 -> 8/1/1, 20 -> 18/1/1
-            with the 0.9/0.05/0.05 of Burgers 2-D).
+        split: train/val/test fractions, rounded per part by ``systems._split_counts``
+            (10 -> 8/1/1 with 0.8/0.1/0.1, 20 -> 18/1/1 with 0.9/0.05/0.05, 20 -> 10/5/5 with
+            0.5/0.25/0.25, 30 -> 20/5/5 with 2/3, 1/6, 1/6).
         sample_ic: ``(rng, n, grid) -> (u0 (n, 1, *grid), {parameter: list})``.
+        score_steps: the paper scores the case's forecasts on the first ``score_steps`` saved
+            times only (wave1d: 201 of 1001, t in [0, 0.2]); None: every saved time. The
+            simulator records it as ``attrs["score_steps"]`` (see ``simulate``).
     """
 
     name: str
@@ -86,20 +106,33 @@ class CaseSpec:
     noise: float
     split: tuple[float, float, float]
     sample_ic: Callable[[np.random.Generator, int, Grid], tuple[np.ndarray, dict]] = field(repr=False)
+    score_steps: int | None = None
 
     def grid(self, n_grid: tuple[int, ...] | None = None) -> Grid:
         """The fine :class:`Grid` (default size or ``n_grid``)."""
         return Grid(tuple(n_grid or self.n_grid), self.domain, self.boundary)
 
+    @property
+    def score_t_end(self) -> float | None:
+        """The last scored time of the default time grid (wave1d: 0.2), or None."""
+        if self.score_steps is None:
+            return None
+        return self.t_end * (self.score_steps - 1) / (self.n_steps - 1)
+
 
 CASES: dict[str, CaseSpec] = {
     "burgers1d": CaseSpec("burgers1d", "burgers", ((0.0, 1.0),), ("periodic",), (1000,), (20,),
                           {"nu": 5e-4}, 10, 1.0, 1001, 1e-3, (0.8, 0.1, 0.1), _ic_burgers1d),
+    # final paper: 20 trajectories split 10/5/5 (METHOD.md's older draw: 10, split 8/1/1)
     "kdv1d": CaseSpec("kdv1d", "kdv", ((0.0, 10.0),), ("periodic",), (1000,), (20,),
-                      {"d": 0.02}, 10, 1.0, 1001, 1e-2, (0.8, 0.1, 0.1), _ic_kdv1d),
+                      {"d": 0.02}, 20, 1.0, 1001, 1e-2, (0.5, 0.25, 0.25), _ic_kdv1d),
     "burgers2d": CaseSpec("burgers2d", "burgers", ((0.0, 1.0), (0.0, 1.0)), ("dirichlet", "dirichlet"),
                           (128, 128), (8, 8), {"nu": 5e-3}, 20, 1.0, 1001, 1e-3, (0.9, 0.05, 0.05),
                           _ic_burgers2d),
+    # final paper, section 3: a Gaussian pulse advected once around the periodic unit interval
+    "wave1d": CaseSpec("wave1d", "advection", ((0.0, 1.0),), ("periodic",), (1000,), (20,),
+                       {"c": 1.0}, 30, 1.0, 1001, 1e-3, (20 / 30, 5 / 30, 5 / 30), _ic_wave1d,
+                       score_steps=201),
 }
 
 __all__ = ["CaseSpec", "CASES"]

@@ -41,7 +41,9 @@ from pymsde.numerics import pde
 from pymsde.numerics import spectral
 from pymsde.backends.protocol import resolve_backend
 from pymsde.systems.cases import CASES, CaseSpec
-from pymsde.systems.solvers import _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit, spectral_run
+from pymsde.backends.protocol import BACKEND_NAMES, Backend
+from pymsde.systems.solvers import (RK4_IMAG, _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit,
+                                    spectral_run)
 from pymsde.util.errors import ConfigError
 from pymsde.util.progress import progress
 
@@ -219,6 +221,102 @@ def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
     return out
 
 
+def advection_dt_limit(speed: float, cell: float) -> float:
+    """Largest stable RK4 step of periodic central-difference advection: the eigenvalues
+    ``-i c sin(k H) / H`` reach ``|c| / H``, and RK4 holds the imaginary segment up to 2.8284.
+
+    Args:
+        speed: ``c`` (length / time); cell: coarse spacing ``H`` (length).
+    Returns:
+        the step limit (time units); ``inf`` when ``c = 0``.
+    """
+    return math.inf if speed == 0 else RK4_IMAG * cell / abs(speed)
+
+
+def advection_cd_rhs(c: torch.Tensor, speed: float, cell: float) -> torch.Tensor:
+    """``-c (u_{i+1} - u_{i-1}) / (2 H)`` on a periodic last axis: ``(B, C, n)`` -> ``(B, C, n)``.
+
+    On block averages this is the finite-volume scheme with the central face value
+    ``(u_i + u_{i+1}) / 2``: the differences telescope, so ``sum_i u_i`` is conserved exactly.
+    """
+    return (torch.roll(c, 1, dims=-1) - torch.roll(c, -1, dims=-1)).mul_(speed / (2.0 * cell))
+
+
+def advection_cd_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, speed: float, cell: float, *,
+                     show_progress: bool = False) -> torch.Tensor:
+    """A whole coarse advection solve: ``n_out - 1`` output intervals of ``n_sub`` RK4 steps of
+    :func:`advection_cd_rhs`.
+
+    Torch only: not one of the backend kernels of :mod:`pymsde.backends.protocol` (there is no
+    Julia mirror), so :func:`solve_coarse` runs it on torch whatever backend is asked.
+
+    Args:
+        c0: ``(B, C, n)`` float64 initial coarse values (block averages).
+        dt: internal RK4 step (time units); n_sub: steps per output interval; n_out: outputs
+            including ``c0``; speed: ``c`` (length / time); cell: spacing ``H`` (length).
+    Returns:
+        ``(B, n_out, C, n)`` with ``[:, 0] = c0`` and ``[:, i]`` after ``i * n_sub`` steps.
+    """
+    def rhs(v):
+        return advection_cd_rhs(v, speed, cell)
+
+    out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
+    c = c0
+    out[:, 0] = c
+    for i in progress(range(1, int(n_out)), desc="coarse", unit="step", enabled=show_progress):
+        for _ in range(int(n_sub)):
+            c = pde.rk4_step(rhs, c, dt)
+        out[:, i] = c
+    return out
+
+
+def _coarse_burgers(c, u0, h_out, dt, cell, par, grid, factors, be, show_progress):
+    nu = par["nu"]
+    faces = _face_values(u0, factors, grid.boundary)
+    umax = float(c.abs().max())
+    for fv in faces:
+        if fv is not None:
+            umax = max(umax, float(fv[0].abs().max()), float(fv[1].abs().max()))
+    what = "solve_coarse (finite volume)"
+    n_sub, h = _substeps(h_out[0], dt, fv_dt_limit(umax, cell, nu), 0.8, what)   # StabilityError beyond it
+    args = (c, h, n_sub, h_out[1], cell, nu, grid.boundary, faces)
+    if be.accelerated:
+        return be.burgers_fv_run(*args), what, h
+    with compute_threads(c.numel()):
+        return burgers_fv_run(*args, show_progress=show_progress), what, h
+
+
+def _coarse_kdv(c, h_out, dt, par, grid, factors, be, show_progress):
+    nc = c.shape[-1]
+    length = grid.domain[0][1] - grid.domain[0][0]
+    k = spectral.wavenumbers(nc, length)
+    mask = spectral.dealias_mask(nc, "3/2")
+    c_hat = torch.fft.rfft(c) / spectral.block_average_symbol(nc, factors[0]) * mask
+    v0 = torch.fft.irfft(c_hat, n=nc)                      # values at the block centres
+    what = "solve_coarse (Fourier-Galerkin)"
+    limit = kdv_dt_limit(2.0 * float(v0.abs().max()), float(k[mask].max()))
+    n_sub, h = _substeps(h_out[0], dt, limit, 0.8, what)
+    args = (c_hat, spectral.etd_coefficients(pde.kdv_linear_symbol(k, par["d"]), h), k, mask, nc, "3/2",
+            n_sub, h_out[1])
+    if be.accelerated:
+        return be.spectral_run(*args), what, h
+    with compute_threads(c_hat.numel()):
+        return spectral_run(*args, show_progress=show_progress, desc="coarse"), what, h
+
+
+def _coarse_advection(c, h_out, dt, cell, par, show_progress):
+    what = "solve_coarse (central-difference advection)"
+    n_sub, h = _substeps(h_out[0], dt, advection_dt_limit(par["c"], cell[0]), 0.8, what)
+    with compute_threads(c.numel()):
+        return advection_cd_run(c, h, n_sub, h_out[1], par["c"], cell[0], show_progress=show_progress), what, h
+
+
+def _torch_only(backend) -> None:
+    """Check a backend name without starting Julia (for the loops without a Julia mirror)."""
+    if not isinstance(backend, Backend) and backend not in BACKEND_NAMES:
+        raise ConfigError(f"backend {backend!r}; expected one of {BACKEND_NAMES}")
+
+
 def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | None = None,
                  params: dict | None = None, grid: Grid | None = None, refine_method: str | None = None,
                  dt: float | None = None, return_coarse: bool = False, show_progress: bool = False,
@@ -230,19 +328,22 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         u0_fine: ``(n, C, *grid)`` fine initial fields (numpy or torch; float64 used inside).
         t_out: ``(n_t,)`` uniform output times; ``t_out[0]`` is the time of ``u0_fine``.
         factors: coarsening factor per axis (default: fine shape / the case's coarse grid
-            20, 20, 8 x 8 -- e.g. 50 for 1000 -> 20, 16 for 128 -> 8).
-        params: PDE coefficients overriding the case's (``{"nu": ...}`` or ``{"d": ...}``).
+            20, 20, 8 x 8, 20 -- e.g. 50 for 1000 -> 20, 16 for 128 -> 8).
+        params: PDE coefficients overriding the case's (``{"nu": ...}``, ``{"d": ...}`` or
+            ``{"c": ...}``).
         grid: fine grid (default: the case's domain and boundary with ``u0_fine``'s shape).
-        refine_method: map back to the fine grid (default ``"linear"`` for Burgers; KdV always
-            interpolates its band-limited solution spectrally).
+        refine_method: map back to the fine grid (default ``"linear"`` for Burgers and advection;
+            KdV always interpolates its band-limited solution spectrally).
         dt: internal step (default: automatic, 0.8 x the limit); a larger one than the limit
             raises StabilityError.
         return_coarse: also return the coarse solution ``(n, n_t, C, *coarse)``: block averages
-            (Burgers) or the values at the block centres (KdV).
+            (Burgers, advection) or the values at the block centres (KdV).
         backend: ``"torch"`` (default), ``"julia"`` or ``"auto"``
             (``kernels.backend.resolve_backend``). A non-torch backend runs the whole coarse time
             loop in one kernel call (``burgers_fv_run`` / ``spectral_run``; no progress bar);
-            the set-up and the map back to the fine grid stay in torch.
+            the set-up and the map back to the fine grid stay in torch. The advection loop
+            (wave1d) has no Julia mirror and runs on torch whatever backend is asked (the name
+            is checked; Julia is not started).
     Returns:
         ``u_fine (n, n_t, C, *grid)`` float64 numpy (and the coarse solution if asked).
         ``coarse_grain(u_fine[:, 0]) == coarse_grain(u0_fine)`` (KdV: except the coarse Nyquist mode).
@@ -260,51 +361,26 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
     if factors is None:
         factors = grid.coarsening_factors(spec.coarse)     # ConfigError when it does not divide
     factors = _check_factors(u0.shape, factors, "solve_coarse")
-    dt_out = _check_times(t_out, "solve_coarse")
-    be = resolve_backend(backend)       # before any work: an unavailable "julia" fails at once
-    n_t = len(t_out)
+    h_out = (_check_times(t_out, "solve_coarse"), len(t_out))     # (output step, outputs)
+    if spec.pde == "advection":
+        _torch_only(backend)
+    else:
+        be = resolve_backend(backend)   # before any work: an unavailable "julia" fails at once
     c = coarse_grain(u0, factors)
     cell = tuple(h * s for h, s in zip(grid.spacing, factors))
-
     if spec.pde == "burgers":
-        nu = par["nu"]
-        faces = _face_values(u0, factors, grid.boundary)
-        umax = float(c.abs().max())
-        for fv in faces:
-            if fv is not None:
-                umax = max(umax, float(fv[0].abs().max()), float(fv[1].abs().max()))
-        what = "solve_coarse (finite volume)"
-        n_sub, h = _substeps(dt_out, dt, fv_dt_limit(umax, cell, nu), 0.8, what)   # StabilityError beyond it
-        args = (c, h, n_sub, n_t, cell, nu, grid.boundary, faces)
-        if be.accelerated:
-            coarse = be.burgers_fv_run(*args)
-        else:
-            with compute_threads(c.numel()):
-                coarse = burgers_fv_run(*args, show_progress=show_progress)
+        coarse, what, h = _coarse_burgers(c, u0, h_out, dt, cell, par, grid, factors, be, show_progress)
     elif spec.pde == "kdv":
-        nc = c.shape[-1]
-        length = grid.domain[0][1] - grid.domain[0][0]
-        k = spectral.wavenumbers(nc, length)
-        mask = spectral.dealias_mask(nc, "3/2")
-        c_hat = torch.fft.rfft(c) / spectral.block_average_symbol(nc, factors[0]) * mask
-        v0 = torch.fft.irfft(c_hat, n=nc)                      # values at the block centres
-        what = "solve_coarse (Fourier-Galerkin)"
-        limit = kdv_dt_limit(2.0 * float(v0.abs().max()), float(k[mask].max()))
-        n_sub, h = _substeps(dt_out, dt, limit, 0.8, what)
-        args = (c_hat, spectral.etd_coefficients(pde.kdv_linear_symbol(k, par["d"]), h), k, mask, nc, "3/2",
-                n_sub, n_t)
-        if be.accelerated:
-            coarse = be.spectral_run(*args)
-        else:
-            with compute_threads(c_hat.numel()):
-                coarse = spectral_run(*args, show_progress=show_progress, desc="coarse")
-    else:  # pragma: no cover - CASES only holds the two PDEs
+        coarse, what, h = _coarse_kdv(c, h_out, dt, par, grid, factors, be, show_progress)
+    elif spec.pde == "advection":
+        coarse, what, h = _coarse_advection(c, h_out, dt, cell, par, show_progress)
+    else:  # pragma: no cover - CASES only holds these PDEs
         raise ConfigError(f"solve_coarse: no coarse solver for PDE {spec.pde!r}")
     _check_finite(coarse[:, -1], what, h)
 
     # map back one trajectory at a time: the temporaries of a full Burgers 2-D refine would
     # be several times the 2.6 GB result
-    fine = np.empty((coarse.shape[0], n_t, *u0.shape[1:]), dtype=np.float64)
+    fine = np.empty((coarse.shape[0], h_out[1], *u0.shape[1:]), dtype=np.float64)
     for i in range(coarse.shape[0]):
         if spec.pde == "kdv":
             fine[i] = spectral.fourier_interpolate(coarse[i], factors[0], deconvolve=False).numpy()
@@ -313,4 +389,5 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
     return (fine, coarse.numpy()) if return_coarse else fine
 
 
-__all__ = ["coarse_grain", "refine", "solve_coarse", "burgers_fv_run", "fv_dt_limit", "REFINE_METHODS"]
+__all__ = ["coarse_grain", "refine", "solve_coarse", "burgers_fv_run", "fv_dt_limit", "REFINE_METHODS",
+           "advection_cd_run", "advection_cd_rhs", "advection_dt_limit"]

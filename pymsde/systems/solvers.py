@@ -19,6 +19,11 @@ raises :class:`~pymsde.util.errors.StabilityError` naming the limit):
 
 Automatic steps use ``safety`` (default 0.8) times the limit and divide each output interval
 into an integer number of equal substeps.
+
+Linear advection ``u_t + c u_x = 0`` on a periodic axis (wave1d) needs no time loop: the
+solution is the initial field translated by ``c t``, written in closed form
+(:func:`gaussian_pulse_advection` for the case's pulse, :func:`advect_fourier` for a given
+initial field).
 """
 from __future__ import annotations
 
@@ -298,6 +303,70 @@ def _integrate_spectral(u0: np.ndarray, t_out: np.ndarray, lin: torch.Tensor, k:
                          "scheme": f"Fourier pseudo-spectral ({dealias} dealiasing), ETDRK4"}
 
 
+def periodic_offset(x: np.ndarray, centre, length: float) -> np.ndarray:
+    """Signed nearest-image offset ``x - centre`` on a period ``length``, in ``[-length/2, length/2]``.
+
+    Args:
+        x, centre: positions (broadcast together), in the units of ``length``.
+    Returns:
+        array of the broadcast shape: ``length * (s - round(s))`` with ``s = (x - centre) / length``,
+        so the wrap is exact however many periods ``centre`` has travelled.
+    """
+    s = (np.asarray(x, dtype=np.float64) - np.asarray(centre, dtype=np.float64)) / length
+    return length * (s - np.round(s))
+
+
+def gaussian_pulse_advection(x: np.ndarray, t: np.ndarray, width, centre: float = 0.0, speed: float = 1.0,
+                             length: float = 1.0) -> np.ndarray:
+    """Exact solution of periodic ``u_t + c u_x = 0`` from the pulse ``u0 = exp(-(d(x, x0)/w)^2)``.
+
+    ``u(x, t) = exp(-(d(x, x0 + c t) / w)^2)`` with ``d`` the periodic nearest-image distance
+    (:func:`periodic_offset`), the paper's wave_1d field (FINAL_PAPER.md section 3.1). The
+    initial field is periodic (its kink at ``x0 + L/2`` is ``exp(-(L/2w)^2)``, below 1e-270
+    for ``w <= 0.02, L = 1``), so the translated field is the exact solution.
+
+    Args:
+        x: ``(n,)`` grid coordinates (length units); t: ``(n_t,)`` times.
+        width: ``(B,)`` pulse widths ``w`` (length units); centre: ``x0`` at ``t = 0``;
+        speed: ``c`` (length / time); length: the period ``L``.
+    Returns:
+        ``(B, n_t, 1, n)`` float64.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)
+    width = np.atleast_1d(np.asarray(width, dtype=np.float64))
+    offset = periodic_offset(x[None, :], centre + speed * t[:, None], length)      # (n_t, n), shared
+    out = np.empty((width.size, t.size, 1, x.size))
+    for i, w in enumerate(width):                      # one trajectory at a time: no (B, n_t, n) temporaries
+        np.exp(-(offset / w) ** 2, out=out[i, :, 0])
+    return out
+
+
+def advect_fourier(u0: np.ndarray, t: np.ndarray, speed: float, length: float) -> np.ndarray:
+    """Exact translation of a periodic field by ``speed * t``: ``u_t + c u_x = 0`` for its
+    trigonometric interpolant (mode ``k`` times ``exp(-i k c t)``).
+
+    A shift by a whole number of grid spacings is the exact cyclic roll of the values (to
+    round-off); other shifts are exact for fields of modes ``|m| < n/2``; the Nyquist mode of
+    an even ``n`` keeps the real part of its shifted coefficient.
+
+    Args:
+        u0: ``(B, C, n)`` values on ``n`` equispaced points of a period ``length``.
+        t: ``(n_t,)`` times (``t[0]`` need not be 0; the shift is ``speed * t``).
+        speed: ``c`` (length / time).
+    Returns:
+        ``(B, n_t, C, n)`` float64; frames at ``t == 0`` are ``u0`` itself.
+    """
+    u0 = np.asarray(u0, dtype=np.float64)
+    n = u0.shape[-1]
+    k = 2 * np.pi * np.fft.rfftfreq(n, d=length / n)
+    u_hat = np.fft.rfft(u0)
+    out = np.empty((u0.shape[0], len(t), *u0.shape[1:]))
+    for j, tj in enumerate(np.asarray(t, dtype=np.float64)):
+        out[:, j] = u0 if tj == 0 else np.fft.irfft(u_hat * np.exp(-1j * k * speed * tj), n=n)
+    return out
+
+
 def integrate_kdv(u0: np.ndarray, t_out: np.ndarray, length: float, d: float, dt: float | None = None,
                   dealias: str = "2/3", safety: float = 0.8, show_progress: bool = True,
                   backend: str = "torch") -> tuple[np.ndarray, dict]:
@@ -319,4 +388,5 @@ def integrate_kdv(u0: np.ndarray, t_out: np.ndarray, length: float, d: float, dt
 
 
 __all__ = ["compute_threads", "loop_threads", "burgers_dt_limit", "kdv_dt_limit", "integrate_burgers", "integrate_kdv",
-           "burgers_fd_run", "spectral_run", "BURGERS_SCHEMES"]
+           "burgers_fd_run", "spectral_run", "BURGERS_SCHEMES", "periodic_offset", "gaussian_pulse_advection",
+           "advect_fourier"]
