@@ -32,7 +32,8 @@ export pad!, gather_stencil!, apply_central!, derivative!, fd_weights, central_w
        mlp_forward!, mlp_apply, DriftParams, multiscale_drift!, em_step, heun_step, sra1_step,
        rollout!, parse_boundary, burgers_rhs!, rk4_step, burgers_rk4_step, burgers_fd_run!,
        padded_square, conservative_advection_hat, etd_coefficients, etdrk4_step,
-       advection_etdrk4_step, spectral_run!, burgers_fv_rhs!, burgers_fv_run!, ssprk3_step, minmod
+       advection_etdrk4_step, spectral_run!, burgers_fv_rhs!, burgers_fv_run!, ssprk3_step, minmod,
+       CentralStencil, central_stencil, burgers_stencils
 
 include("stencils.jl")
 include("mlp.jl")

@@ -1,9 +1,12 @@
-# The Python side's entry points (called by pymsde/kernels/julia.py through juliacall).
+# The Python side's entry points (called by pymsde/backends/julia.py through juliacall).
 #
 # Arguments cross from Python as the types PythonCall converts without ambiguity: integers,
-# floats, strings, `nothing`, and arrays (torch tensors arrive as Python objects and are
-# wrapped zero-copy by DLPack.jl). Tuples (boundary types, sizes) are passed as
-# comma-separated strings.
+# floats, strings, `nothing`, and arrays. A torch tensor has no `__array_struct__`,
+# `__array_interface__` or buffer, and the no-copy `PyArray` rule does not call `__array__`, so
+# PythonCall hands it over as a `PyIterable` (collections.abc.Iterable, the next rule by
+# priority); DLPack.jl's `from_dlpack` takes `Py`, `PyArray` and `PyIterable` alike and wraps
+# it zero-copy (docs/julia.md, "How torch tensors arrive"). Tuples (boundary types, sizes) are
+# passed as comma-separated strings.
 
 """
     wrap_tensor(t, dims...) -> Array
@@ -14,19 +17,28 @@ a copy: `DLPack.from_dlpack(t)` (which calls `t.__dlpack__()`) reshaped to `dims
 the column-major array with the axes reversed. (A 1-D buffer has one unambiguous layout;
 DLPack.jl would read some tensors with size-1 axes as column-major otherwise.)
 The array is valid while the tensor's storage is: DLPack's deleter, run by the finalizer of the
-wrapped array, releases torch's reference.
+wrapped array, releases torch's reference. A CUDA tensor must be on the task's current device
+(call [`select_device`](@ref) first): DLPack.jl wraps its pointer in the current CUDA context
+and ignores the capsule's device id; the CUDA extension checks the pointer's device.
 """
 function wrap_tensor(t, dims::Integer...)
     v = DLPack.from_dlpack(t)
     ndims(v) == 1 || throw(ArgumentError("wrap_tensor: expected a 1-D tensor, got $(ndims(v)) dimensions"))
+    check_wrapped(v)
     return reshape(v, Int.(dims))
 end
+
+# Checks of a freshly wrapped array (the CUDA extension adds the device check for CuArrays).
+check_wrapped(A::AbstractArray) = A
 
 """
     share_with(A, from_dlpack) -> Python tensor
 
 Hand a Julia array to Python without a copy: `DLPack.share(A, from_dlpack)` with e.g.
-`torch.from_dlpack`; the Python tensor has the axes of `A` reversed.
+`torch.from_dlpack`; the Python tensor has the axes of `A` reversed. For a `CuArray` this goes
+through DLPack.jl 0.3.1's `dldevice(::StridedCuArray)`, which names `CUDA.Mem.DeviceBuffer`:
+defined (as a deprecated alias of `CUDA.DeviceMemory`) up to CUDA.jl 5.x, gone in 6.0 -- the
+reason for the `CUDA = "5"` compat bound (docs/julia.md, "Dependencies and compat").
 """
 share_with(A::AbstractArray, from_dlpack) = DLPack.share(A, from_dlpack)
 
@@ -43,6 +55,9 @@ function drift_params_from_python(activation_name::AbstractString, radius::Integ
                                   n_mu::Integer, n_f::Integer, n_macro::Integer, arrays::AbstractArray...)
     iseven(length(arrays)) || throw(ArgumentError("drift_params_from_python: weights and biases must alternate"))
     pairs = [(arrays[2k-1], arrays[2k]) for k in 1:length(arrays)÷2]
+    # n_macro counts the macroscale MLP's layers (Python passes len(params.macro_weights))
+    1 <= n_macro <= length(pairs) ||
+        throw(ArgumentError("drift_params_from_python: n_macro = $n_macro macroscale layers, but $(length(pairs)) (weight, bias) pairs were passed"))
     cs = Tuple(parse(Int, s) for s in split(coarse, ","))
     return DriftParams(pairs[1:n_macro], pairs[n_macro+1:end], activation_name, radius, boundary, cs,
                        channels, micro_dim, n_mu, n_f)
@@ -116,9 +131,29 @@ Block until the kernels queued on `A`'s device have finished (before Python read
 """
 synchronize_device(A::AbstractArray) = KernelAbstractions.synchronize(get_backend(A))
 
-# Set by the CUDA extension's __init__ (a hook rather than a method redefinition, which
+# Set by the CUDA extension's __init__ (hooks rather than method redefinitions, which
 # precompilation forbids).
 const CUDA_FUNCTIONAL = Ref{Any}(nothing)
+const CUDA_DEVICE = Ref{Any}(nothing)
+
+"""
+    select_device(ordinal) -> Int
+
+Make the GPU with CUDA ordinal `ordinal` (torch's `tensor.device.index`) the calling task's
+CUDA.jl device (`CUDA.device!(ordinal)`), before tensors on it are wrapped. Needed because
+DLPack.jl's CUDA extension wraps a capsule's pointer with `unsafe_wrap(CuArray, ptr, dims)`,
+whose context defaults to the task's current one (device 0 unless changed), and ignores the
+capsule's `device_id`; the kernels, CUBLAS/CUFFT calls and [`synchronize_device`](@ref) then
+all use that device and its task-local stream. Returns `ordinal`; `ArgumentError` when CUDA.jl
+is not loaded.
+"""
+function select_device(ordinal::Integer)
+    ordinal >= 0 || throw(ArgumentError("select_device: negative device ordinal $ordinal"))
+    h = CUDA_DEVICE[]
+    h === nothing && throw(ArgumentError("select_device: CUDA.jl is not loaded (PyMSDEKernelsCUDAExt is inactive)"))
+    h(Int(ordinal))
+    return Int(ordinal)
+end
 
 """
     cuda_functional() -> Bool

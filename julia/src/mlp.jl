@@ -1,4 +1,4 @@
-# The functional MLP: port of pymsde/kernels/mlp.py.
+# The functional MLP: port of pymsde/model/mlp.py.
 #
 # torch: y_{k+1} = act(y_k W_k^T + b_k) on rows, W_k of shape (out, in).
 # Julia: the same memory is W (in, out) and inputs are columns, so the layer is
@@ -61,7 +61,7 @@ end
 """
     mlp_forward!(out, x, weights, biases, activation_name) -> out
 
-Port of `pymsde.kernels.mlp.mlp_forward(x, weights, biases, activation)` in torch's argument
+Port of `pymsde.model.mlp.mlp_forward(x, weights, biases, activation)` in torch's argument
 order: `x` is `(in, rows)` (torch `(rows, in)`), `weights[k]` `(in_k, out_k)` (torch's
 `(out, in)` memory), `biases[k]` of length `out_k`, `out` is `(out, rows)`.
 """
@@ -76,10 +76,10 @@ end
 """
     mlp_forward!(out, x, activation_name, W1, b1, W2, b2, ...) -> out
 
-Bridge form (what `pymsde.kernels.julia.mlp_forward` calls): the activation name first, then
+Bridge form (what `pymsde.backends.julia.mlp_forward` calls): the activation name first, then
 the weights and biases alternating as positional arguments.
 
-Port of `pymsde.kernels.mlp.mlp_forward` for a batch of rows: `x` is `(in, rows)` (torch
+Port of `pymsde.model.mlp.mlp_forward` for a batch of rows: `x` is `(in, rows)` (torch
 `(rows, in)`), the weights and biases alternate as positional arguments, `out` is
 `(out, rows)`.
 """

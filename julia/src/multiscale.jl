@@ -1,4 +1,4 @@
-# The drift of the learned multiscale SDE: port of pymsde/kernels/multiscale.py.
+# The drift of the learned multiscale SDE: port of pymsde/model/drift.py.
 #
 # Latent states z are columns: z has size (D, B) with D = C n_cells + micro_dim; rows
 # 1:C n_cells hold zM in torch's flat order (channel slowest, cells row-major over the torch
@@ -9,7 +9,7 @@
     DriftParams(macro_layers, micro_layers, activation, radius, boundary, coarse, channels,
                 micro_dim, n_mu, n_f)
 
-Weights and metadata of the multiscale drift (port of `pymsde.kernels.multiscale.DriftParams`).
+Weights and metadata of the multiscale drift (port of `pymsde.model.drift.DriftParams`).
 `macro_layers`/`micro_layers` are vectors of `(W, b)` in the Julia layout (`W` is `(in, out)`);
 `boundary` and `coarse` are per Julia dimension (torch order reversed).
 """
@@ -34,14 +34,20 @@ struct DriftParams{L,M,F}
         length(bc) == length(cs) || throw(ArgumentError("DriftParams: $(length(bc)) boundary types for coarse size $cs"))
         S = channels * (2radius + 1)^length(cs)
         n_in = S + micro_dim + n_mu + n_f
+        isempty(macro_layers) && throw(ArgumentError("DriftParams: the macroscale MLP has no layers"))
         size(first(macro_layers)[1], 1) == n_in ||
             throw(DimensionMismatch("DriftParams: first macro layer takes $(size(first(macro_layers)[1], 1)) inputs, expected $n_in"))
         size(last(macro_layers)[1], 2) == channels ||
             throw(DimensionMismatch("DriftParams: last macro layer has $(size(last(macro_layers)[1], 2)) outputs, expected $channels"))
+        micro_dim == 0 && !isempty(micro_layers) &&
+            throw(ArgumentError("DriftParams: micro_dim is 0 but $(length(micro_layers)) micro layers were given"))
         if micro_dim > 0
+            isempty(micro_layers) && throw(ArgumentError("DriftParams: micro_dim is $micro_dim but no micro layers were given"))
             q_in = micro_dim + channels * prod(cs) + 2 + n_mu + n_f
             size(first(micro_layers)[1], 1) == q_in ||
                 throw(DimensionMismatch("DriftParams: first micro layer takes $(size(first(micro_layers)[1], 1)) inputs, expected $q_in"))
+            size(last(micro_layers)[1], 2) == micro_dim ||
+                throw(DimensionMismatch("DriftParams: last micro layer has $(size(last(micro_layers)[1], 2)) outputs, expected $micro_dim"))
         end
         layers_m = collect(macro_layers)
         layers_q = isempty(micro_layers) ? similar(layers_m, 0) : collect(micro_layers)
@@ -58,7 +64,7 @@ stencil_size(p::DriftParams) = p.channels * (2p.radius + 1)^length(p.coarse)
 """
     multiscale_drift!(out, p, t, z, mu=nothing, f=nothing) -> out
 
-Port of `pymsde.kernels.multiscale.multiscale_drift`: `t` a scalar or a vector of `B` times
+Port of `pymsde.model.drift.multiscale_drift`: `t` a scalar or a vector of `B` times
 (torch: scalar or `(B,)`), `z` and `out` are `(D, B)`, `mu` `(n_mu, B)`, `f` `(n_f, B)`. Macroscale: stencil gather on the coarse mesh, then
 the shared MLP as one dense product over all `n_cells * B` columns (the first layer's part on
 the per-sample inputs `[zm; mu; f]` computed once per sample and broadcast over cells, as in

@@ -1,5 +1,5 @@
 # Right-hand sides, time steps and whole runs of the benchmark PDEs: port of
-# pymsde/kernels/pde.py and the ETDRK4 coefficients of pymsde/kernels/spectral.py.
+# pymsde/numerics/pde.py and the ETDRK4 coefficients of pymsde/numerics/spectral.py.
 #
 # Julia layout: a field (B, C, *grid) is (grid reversed..., C, B); rfft coefficients of a 1-D
 # periodic field (B, C, n÷2+1) are (n÷2+1, C, B), transformed along dimension 1 (FFTW on the
@@ -9,28 +9,52 @@
 # ------------------------------------------------------------------ Burgers, finite differences
 
 """
+    burgers_stencils(T, dx, nu, boundary, order=4) -> NTuple{D,NTuple{2,CentralStencil}}
+
+The stencils of [`burgers_rhs!`](@ref) per Julia dimension `a`: `(d/dx_a, nu d²/dx_a²)` with
+torch's weights `c / dx_a` and `c nu / dx_a^2` (computed in Float64, then converted to `T`), and
+the Dirichlet ghost weights of order `order`. One exact rational solve per run instead of one per
+stencil application; all stencils have one concrete type, so the loops over them dispatch
+statically.
+"""
+function burgers_stencils(::Type{T}, dx, nu::Real, boundary, order::Integer=4) where {T}
+    bcs = map(boundary_symbol, parse_boundary(boundary))
+    dxs = as_tuple(dx, Float64)
+    length(dxs) == length(bcs) || throw(ArgumentError("burgers_rhs!: $(length(dxs)) spacings for $(length(bcs)) boundary types"))
+    w1, w2 = central_weights(1, order), central_weights(2, order)
+    P = Val(Int(order))
+    Em = any(==(:dirichlet), bcs) ? extrapolation_weights(order) : nothing
+    return ntuple(length(bcs)) do a
+        # torch's weights: c / dx for d/dx, c * nu / dx^2 for the viscous term (nu folded in)
+        (central_stencil(T, w1 ./ dxs[a], bcs[a], P, Em),
+         central_stencil(T, (w2 .* Float64(nu)) ./ dxs[a]^2, bcs[a], P, Em))
+    end
+end
+
+"""
     burgers_rhs!(out, u, dx, nu, boundary, order=4) -> out
+    burgers_rhs!(out, u, stencils) -> out
 
 `du/dt = -u Σ_a ∂u/∂x_a + ν Δu` by central differences of order `order`, advection in the
 skew-symmetric form `(1/3) (u²)_x + (1/3) u u_x` (port of `pde.burgers_rhs`). `u` is
 `(grid..., C, B)`; `dx`, `boundary` per Julia dimension. Dirichlet boundary nodes get a zero
-time derivative (values held fixed).
+time derivative (values held fixed). The second form takes the stencils of
+[`burgers_stencils`](@ref), built once (what the run loops do).
 """
-function burgers_rhs!(out::AbstractArray{T}, u::AbstractArray{T}, dx, nu::Real, boundary, order::Integer=4) where {T}
-    bcs = parse_boundary(boundary)
-    D = length(bcs)
-    dx = as_tuple(dx, Float64)
-    length(dx) == D || throw(ArgumentError("burgers_rhs!: $(length(dx)) spacings for $D boundary types"))
+burgers_rhs!(out::AbstractArray{T}, u::AbstractArray{T}, dx, nu::Real, boundary, order::Integer=4) where {T} =
+    burgers_rhs!(out, u, burgers_stencils(T, dx, nu, boundary, order))
+
+function burgers_rhs!(out::AbstractArray{T}, u::AbstractArray{T}, stencils::Tuple) where {T}
+    D = length(stencils)
+    ndims(u) >= D || throw(DimensionMismatch("burgers_rhs!: u has $(ndims(u)) dimensions for $D spatial dimensions"))
+    size(out) == size(u) || throw(DimensionMismatch("burgers_rhs!: out and u differ in size"))
     uu = u .* u
     d1, d2, d3 = similar(u), similar(u), similar(u)
-    w1, w2 = central_weights(1, order), central_weights(2, order)
     for a in D:-1:1            # torch sums its axes 0, 1, ...: Julia dimensions D, D-1, ...
-        # torch's weights: c / dx for d/dx, c * nu / dx^2 for the viscous term (nu folded in)
-        wa1 = w1 ./ dx[a]
-        wa2 = (w2 .* Float64(nu)) ./ dx[a]^2
-        apply_central!(d1, uu, a, wa1, bcs[a], order)      # (u^2)_x
-        apply_central!(d2, u, a, wa1, bcs[a], order)       # u_x
-        apply_central!(d3, u, a, wa2, bcs[a], order)       # nu u_xx
+        s1, s2 = stencils[a]
+        apply_central!(d1, uu, a, s1)      # (u^2)_x
+        apply_central!(d2, u, a, s1)       # u_x
+        apply_central!(d3, u, a, s2)       # nu u_xx
         # skew-symmetric advection: (1/3) (u^2)_x + (1/3) u u_x
         if a == D
             out .= d3 .- (d1 .+ u .* d2) .* T(1 / 3)
@@ -39,7 +63,7 @@ function burgers_rhs!(out::AbstractArray{T}, u::AbstractArray{T}, dx, nu::Real, 
         end
     end
     for a in 1:D
-        if bcs[a] === :dirichlet
+        if !stencils[a][1].periodic
             selectdim(out, a, 1) .= zero(T)
             selectdim(out, a, size(out, a)) .= zero(T)
         end
@@ -64,35 +88,45 @@ end
 
 """
     burgers_rk4_step(u, dt, dx, nu, boundary, order=4)
+    burgers_rk4_step(u, dt, stencils)
 
-One RK4 step of [`burgers_rhs!`](@ref) (port of `pde.burgers_rk4_step`).
+One RK4 step of [`burgers_rhs!`](@ref) (port of `pde.burgers_rk4_step`); the second form with
+the stencils of [`burgers_stencils`](@ref).
 """
 burgers_rk4_step(u, dt, dx, nu, boundary, order::Integer=4) =
-    rk4_step(v -> burgers_rhs!(similar(v), v, dx, nu, boundary, order), u, dt)
+    burgers_rk4_step(u, dt, burgers_stencils(eltype(u), dx, nu, boundary, order))
+
+burgers_rk4_step(u, dt, stencils::Tuple) = rk4_step(v -> burgers_rhs!(similar(v), v, stencils), u, dt)
 
 """
     burgers_fd_run!(out, u0, dt, n_sub, dx, nu, boundary, order=4) -> out
 
 The loop of `systems.solvers.integrate_burgers` (scheme "fd"): `out` is `(grid..., C, n_t, B)`
 (torch `(B, n_t, C, *grid)`); `out[.., 1, :] = u0` and each further output follows `n_sub` RK4
-steps of size `dt`. One call per simulation: the time loop stays in Julia.
+steps of size `dt`. One call per simulation: the time loop stays in Julia, and the stencils are
+built once for the whole run.
 """
 function burgers_fd_run!(out::AbstractArray, u0::AbstractArray, dt::Real, n_sub::Integer, dx, nu::Real,
                          boundary, order::Integer=4)
     tdim = ndims(u0)                       # the time axis sits before the batch axis
     size(out) == (size(u0)[1:end-1]..., size(out, tdim), size(u0, tdim)) ||
         throw(DimensionMismatch("burgers_fd_run!: out has size $(size(out)) for u0 of size $(size(u0))"))
-    bcs = parse_boundary(boundary)
-    dxs = as_tuple(dx, Float64)
+    fd_run_loop!(out, u0, dt, n_sub, burgers_stencils(eltype(u0), dx, nu, boundary, order))
+    KernelAbstractions.synchronize(get_backend(out))
+    return out
+end
+
+# The time loop of burgers_fd_run! behind a function barrier: `stencils` has a concrete type here.
+function fd_run_loop!(out, u0, dt, n_sub, stencils)
+    tdim = ndims(u0)
     u = copy(u0)
     selectdim(out, tdim, 1) .= u
     for i in 2:size(out, tdim)
         for _ in 1:n_sub
-            u = burgers_rk4_step(u, dt, dxs, nu, bcs, order)
+            u = burgers_rk4_step(u, dt, stencils)
         end
         selectdim(out, tdim, i) .= u
     end
-    KernelAbstractions.synchronize(get_backend(out))
     return out
 end
 
@@ -227,8 +261,11 @@ function burgers_fv_rhs!(out::AbstractArray{T}, c::AbstractArray{T}, dx, nu::Rea
     bcs = parse_boundary(boundary)
     D = length(bcs)
     dx = as_tuple(dx, Float64)
+    length(dx) == D || throw(ArgumentError("burgers_fv_rhs!: $(length(dx)) spacings for $D boundary types"))
     for a in D:-1:1                              # torch's axis order
         n = size(c, a)
+        # the MUSCL stencil reaches two cells out (torch's narrow(dim, n - 2, 2) refuses n < 2)
+        n >= 2 || throw(ArgumentError("burgers_fv_rhs!: dimension $a has $n cells; the MUSCL stencil needs at least 2"))
         sl(x, r) = selectdim(x, a, r)
         if bcs[a] === :periodic
             cp = cat(sl(c, n-1:n), c, sl(c, 1:2); dims=a)

@@ -1,4 +1,4 @@
-# Fixed-step SDE integrators and the whole-rollout loop: port of pymsde/kernels/sde.py.
+# Fixed-step SDE integrators and the whole-rollout loop: port of pymsde/sde/integrator.py.
 #
 # Itô SDE with diagonal noise on states z of size (D, B) (torch (B, D)):
 #     dz = f(t, z) dt + g .* dW
@@ -10,7 +10,7 @@ _g(g, t, z) = g(t, z)
 """
     em_step(f, g, t, z, dt, dW)
 
-One Euler-Maruyama step `z + f(t, z) dt + g dW` (port of `sde.em_step`).
+One Euler-Maruyama step `z + f(t, z) dt + g dW` (port of `sde.integrator.em_step`).
 """
 em_step(f, g, t, z, dt, dW) = z .+ f(t, z) .* dt .+ _g(g, t, z) .* dW
 
@@ -18,7 +18,7 @@ em_step(f, g, t, z, dt, dW) = z .+ f(t, z) .* dt .+ _g(g, t, z) .* dW
     heun_step(f, g, t, z, dt, dW)
 
 One stochastic Heun step: Euler predictor, trapezoidal corrector on `f` and `g` (port of
-`sde.heun_step`; converges to the Stratonovich solution, equal to Itô for additive noise).
+`sde.integrator.heun_step`; converges to the Stratonovich solution, equal to Itô for additive noise).
 """
 function heun_step(f, g, t, z, dt, dW)
     T = eltype(z)                        # Python float constants act in z's dtype in torch
@@ -34,7 +34,7 @@ end
 """
     sra1_step(f, g, t, z, dt, dW, dI)
 
-One step of Rößler's SRA1 (strong order 1.5 for additive noise; port of `sde.sra1_step`).
+One step of Rößler's SRA1 (strong order 1.5 for additive noise; port of `sde.integrator.sra1_step`).
 `dI` is `∫_t^{t+dt} (W(s) - W(t)) ds` of the same Brownian path as `dW`.
 """
 function sra1_step(f, g, t, z, dt, dW, dI, dt34=eltype(z)(0.75 * Float64(dt)))
@@ -63,7 +63,7 @@ device_rng(z::AbstractArray, seed::Integer) = seed < 0 ? Random.default_rng() : 
     integrate!(zs, f, g, z0, t0, dt, n_steps; scheme="em", save_every=1, dW=nothing,
                dI=nothing, rng=device_rng(z0, -1)) -> zs
 
-The loop of `sde.integrate`: `n_steps` steps of `scheme` ("em", "heun", "sra1") from `z0`
+The loop of `sde.integrator.integrate`: `n_steps` steps of `scheme` ("em", "heun", "sra1") from `z0`
 (`(D, B)`), storing every `save_every`-th state (starting with `z0`) in
 `zs[:, :, k]` (`(D, B, n_saved)`, torch `(n_saved, B, D)`). Increments are `dW[:, :, k]`
 (`(D, B, n_steps)`) when given, else drawn from `rng` (`dW = sqrt(dt) N(0, 1)`,

@@ -5,7 +5,22 @@ using Random
 using LinearAlgebra
 using PyMSDEKernels
 import FFTW
-using PyMSDEKernels: activation, drift_params_from_python
+using PyMSDEKernels: activation, drift_params_from_python, central_stencil, CentralStencil
+
+# ---------------------------------------------------------------- tolerances
+
+# Two evaluations of the same dense products that differ only in how BLAS orders each dot
+# product (gemm over many columns against gemm/gemv over one: other blocking, other kernels,
+# other threads) do not agree bit for bit. A length-n dot product summed in any order is within
+# γ_n Σ|w_i x_i| of the exact value, γ_n = n u / (1 - n u), u = eps/2 the unit roundoff
+# (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §3.1), so two orders differ
+# by at most 2γ_n Σ|w_i x_i|. `depth` such products in a row (1-Lipschitz activations, weights
+# scaled by 1/sqrt(fan-in)) add their errors; `margin` allows a norm-wise ratio
+# Σ|w_i x_i| / |Σ w_i x_i| of up to `margin` (cancellation). For n = 10, depth 2: 3.6e-14.
+function blas_rtol(n, depth; margin=8, T=Float64)
+    u = eps(T) / 2
+    return margin * depth * 2 * (n * u / (1 - n * u))
+end
 
 # ---------------------------------------------------------------- plain-loop references
 
@@ -64,7 +79,7 @@ end
 
 # The multiscale drift cell by cell, sample by sample, with explicit stencil loops.
 function ref_drift(p, t, z, mu, f)
-    D, B = size(z)
+    _, B = size(z)
     C, nc, r, dm = p.channels, prod(p.coarse), p.radius, p.micro_dim
     md = C * nc
     out = similar(z)
@@ -114,7 +129,8 @@ randlayers(rng, sizes) = [(randn(rng, sizes[k], sizes[k+1]) ./ sqrt(sizes[k]), r
                 @test out == ref_pad(x, w, codes)
             end
         end
-        @test_throws ArgumentError pad!(zeros(12, 1, 1), zeros(3, 1, 1), (5,), (:periodic,))
+        @test_throws ArgumentError pad!(zeros(13, 1, 1), zeros(3, 1, 1), (5,), (:periodic,))
+        @test_throws ArgumentError pad!(zeros(1, 1, 1), zeros(3, 1, 1), (-1,), (:dirichlet,))
         @test_throws ArgumentError pad!(zeros(7, 1, 1), zeros(3, 1, 1), (2,), (:neumann,))
         # the Python bridge's string form
         x = randn(rng, 6, 1, 2)
@@ -138,6 +154,16 @@ randlayers(rng, sizes) = [(randn(rng, sizes[k], sizes[k+1]) ./ sqrt(sizes[k]), r
         @test out[3, :, :] == x[:, 1, :] && out[5 + 3, :, :] == x[:, 2, :]
         # offset +1 along the (only) axis is the next point, wrapping around
         @test out[4, :, 1] == circshift(x[:, 1, 1], -1)
+        # a periodic radius wider than the axis is refused, as torch's pad refuses it (mod1
+        # would wrap around twice); radius = n is still one wrap, allowed by both
+        x = randn(rng, 2, 1, 1)
+        @test_throws ArgumentError gather_stencil!(similar(x, 7, 2, 1), x, 3, (:periodic,))
+        @test gather_stencil!(similar(x, 5, 2, 1), x, 2, (:periodic,)) == ref_gather(x, 2, (:periodic,))
+        # Dirichlet axes clamp: any radius
+        @test gather_stencil!(similar(x, 7, 2, 1), x, 3, (:dirichlet,)) == ref_gather(x, 3, (:edge,))
+        # the output must not share memory with the input the kernel reads
+        y = zeros(5, 1, 1)
+        @test_throws ArgumentError pad!(y, view(y, 2:4, :, :), (1,), (:periodic,))
     end
 
     @testset "finite differences" begin
@@ -174,6 +200,30 @@ randlayers(rng, sizes) = [(randn(rng, sizes[k], sizes[k+1]) ./ sqrt(sizes[k]), r
         derivative!(a, u, 2, 2, 0.1, :dirichlet, 4)
         derivative!(b, permutedims(u, (2, 1, 3, 4)), 1, 2, 0.1, :dirichlet, 4)
         @test a ≈ permutedims(b, (2, 1, 3, 4)) rtol = 1e-13
+        # the stencil has static lengths (weights 2r + 1, ghost rows r x (order + 1)): the
+        # kernel launch and its loops are resolved at compile time
+        s4 = @inferred central_stencil(Float64, central_weights(1, 4), :dirichlet, Val(4))
+        @test s4 isa CentralStencil{5,2,5,Float64}
+        @test collect(s4.weights) == central_weights(1, 4)
+        @test [s4.ghosts[g][i] for g in 1:2, i in 1:5] == extrapolation_weights(4)
+        @test central_stencil(Float32, central_weights(2, 2), "periodic", 2) isa CentralStencil{3,1,3,Float32}
+        @test_throws ArgumentError central_stencil(Float64, central_weights(1, 4), :dirichlet, 2)   # 5 weights, order 2
+        # one stencil applied twice gives what the weights form gives
+        u = randn(rng, 9, 2, 1)
+        a, b = similar(u), similar(u)
+        s = central_stencil(Float64, central_weights(1, 4) ./ 0.1, :dirichlet, 4)
+        apply_central!(a, u, 1, s)
+        apply_central!(b, u, 1, central_weights(1, 4) ./ 0.1, :dirichlet, 4)
+        @test a == b
+        # as torch's pad_axis: a periodic axis shorter than the radius and a Dirichlet axis
+        # shorter than order + 1 are refused; radius = n is allowed (one wrap)
+        @test_throws ArgumentError derivative!(zeros(2, 1, 1), zeros(2, 1, 1), 1, 1, 0.1, :periodic, 6)
+        @test derivative!(zeros(2, 1, 1), ones(2, 1, 1), 1, 1, 0.1, :periodic, 4) ≈ zeros(2, 1, 1) atol = 1e-12
+        @test_throws ArgumentError derivative!(zeros(4, 1, 1), zeros(4, 1, 1), 1, 1, 0.1, :dirichlet, 4)
+        @test_throws ArgumentError derivative!(zeros(4, 1, 1), zeros(4, 1, 1), 1, 1, 0.1, :neumann, 4)
+        # in place (out === u) would let the kernel read values it has already overwritten
+        u = randn(rng, 8, 1, 1)
+        @test_throws ArgumentError derivative!(u, u, 1, 1, 0.1, :periodic, 4)
     end
 
     @testset "mlp" begin
@@ -212,9 +262,22 @@ randlayers(rng, sizes) = [(randn(rng, sizes[k], sizes[k+1]) ./ sqrt(sizes[k]), r
         z = randn(rng, 8 + dm, 4)
         a, b = similar(z), similar(z)
         multiscale_drift!(a, p, 1.0, z)
-        multiscale_drift!(b, 1.0, z, nothing, nothing, "silu", 2, "periodic", "8", C, dm, 0, 0, 1,
+        # n_macro = the number of macroscale layers, as Python passes len(params.macro_weights)
+        multiscale_drift!(b, 1.0, z, nothing, nothing, "silu", 2, "periodic", "8", C, dm, 0, 0, length(ml),
                           Iterators.flatten(ml)..., Iterators.flatten(ql)...)
         @test a == b
+        flat = (Iterators.flatten(ml)..., Iterators.flatten(ql)...)
+        q = drift_params_from_python("silu", 2, "periodic", "8", C, dm, 0, 0, length(ml), flat...)
+        @test length(q.macro_layers) == length(ml) && length(q.micro_layers) == length(ql)
+        # a wrong split of the layers is refused, not silently misread
+        @test_throws DimensionMismatch drift_params_from_python("silu", 2, "periodic", "8", C, dm, 0, 0, 1, flat...)
+        @test_throws ArgumentError drift_params_from_python("silu", 2, "periodic", "8", C, dm, 0, 0, 0, flat...)
+        @test_throws ArgumentError drift_params_from_python("silu", 2, "periodic", "8", C, dm, 0, 0, 5, flat...)
+        # micro layers without a microscale, as torch's DriftParams refuses them
+        @test_throws ArgumentError DriftParams(randlayers(rng, (C * 5, 8, C)), ql, "silu", 2, (:periodic,), coarse, C, 0)
+        # the stencil radius must fit a periodic coarse axis (torch's gather_stencil refuses it)
+        pw = DriftParams(randlayers(rng, (C * 9, 8, C)), similar(ml, 0), "tanh", 4, (:periodic,), (3,), C, 0)
+        @test_throws ArgumentError multiscale_drift!(zeros(3, 2), pw, 0.0, randn(rng, 3, 2))
     end
 
     @testset "sde steps and rollout" begin
@@ -315,6 +378,13 @@ end
         o = similar(v)
         burgers_rhs!(o, v, (0.1, 0.2), 0.05, (:dirichlet, :dirichlet), 4)
         @test all(iszero, o[1, :, :, :]) && all(iszero, o[end, :, :, :]) && all(iszero, o[:, 1, :, :])
+        # the stencils built once (what the run loops use) give the same numbers
+        st = PyMSDEKernels.burgers_stencils(Float64, (0.1, 0.2), 0.05, (:dirichlet, :dirichlet), 4)
+        @test st isa NTuple{2,NTuple{2,CentralStencil{5,2,5,Float64}}}
+        o2 = similar(v)
+        @test burgers_rhs!(o2, v, st) == o
+        @test burgers_rhs!(similar(v), v, "0.2,0.1", 0.05, "dirichlet,periodic", 4) ==
+              burgers_rhs!(similar(v), v, PyMSDEKernels.burgers_stencils(Float64, "0.2,0.1", 0.05, "dirichlet,periodic", 4))
         # RK4 is fourth order on u' = -u
         errs = [abs(foldl((w, _) -> rk4_step(x -> -x, w, 1 / m), 1:m; init=[1.0])[1] - exp(-1)) for m in (10, 20)]
         @test 3.8 < log2(errs[1] / errs[2]) < 4.2
@@ -343,6 +413,8 @@ end
         E, E2, Q, f1, f2, f3 = etd_coefficients(z ./ h, h)
         @test Q ≈ h .* (exp.(z ./ 2) .- 1) ./ z rtol = 1e-12
         @test f1 ≈ h .* (-4 .- z .+ exp.(z) .* (4 .- 3z .+ z .^ 2)) ./ z .^ 3 rtol = 1e-10
+        @test f2 ≈ h .* (2 .+ z .+ exp.(z) .* (z .- 2)) ./ z .^ 3 rtol = 1e-10
+        @test f3 ≈ h .* (-4 .- 3z .- z .^ 2 .+ exp.(z) .* (4 .- z)) ./ z .^ 3 rtol = 1e-10
         @test E ≈ exp.(z) && E2 ≈ exp.(z ./ 2)
         # tiny-amplitude Burgers is the heat equation: mode 1 decays as exp(-nu t)
         nu, dt, nsub = 0.1, 0.01, 10
@@ -360,6 +432,8 @@ end
         burgers_fv_rhs!(out, c, (0.1,), 0.02, (:periodic,), (nothing,))
         @test out[:, 1, 1] ≈ ref_fv_periodic(c[:, 1, 1], 0.1, 0.02) rtol = 1e-12
         @test abs(sum(out)) < 1e-12 * sum(abs, out)              # conservative
+        # one cell is too few for the MUSCL stencil (torch's narrow refuses it too)
+        @test_throws ArgumentError burgers_fv_rhs!(zeros(1, 1, 1), zeros(1, 1, 1), (0.1,), 0.02, (:periodic,), (nothing,))
         cst = fill(0.7, 6, 5, 1, 1)
         o = similar(cst)
         lo, hi = fill(0.7, 1, 5, 1, 1), fill(0.7, 1, 5, 1, 1)
@@ -414,7 +488,9 @@ end
         for j in 1:3
             oj = similar(z[:, j:j])
             multiscale_drift!(oj, p, ts[j], z[:, j:j])
-            @test ov[:, j] ≈ oj[:, 1] rtol = 1e-14
+            # batched vs one column: other BLAS calls (gemm over 3 columns vs 1), other
+            # summation orders; inner dimensions up to 10, two layers per network
+            @test ov[:, j] ≈ oj[:, 1] rtol = blas_rtol(10, 2)
         end
         # etd_coefficients! fills the six vectors of etd_coefficients
         lin = ComplexF64.(0.02im .* (0.0:8) .^ 3)
