@@ -1,5 +1,7 @@
-"""Evaluation report: exact scores of known forecasts, the report/JSON/plots it writes, and
-clear errors for bad input (grid mismatch, incomplete run directory, unknown baseline)."""
+"""Evaluation report: exact scores of known forecasts (nRMSE, the paper's pooled relative error,
+CRPS, spread-skill), the report/JSON/plots it writes, evaluate_run with the DMD and POD-SINDy
+baselines on a tiny trained run, and clear errors for bad input (grid mismatch, incomplete run
+directory, unknown baseline, missing split, missing optional package)."""
 import json
 from types import SimpleNamespace
 
@@ -92,6 +94,12 @@ def test_metrics_json_and_report_table_round_trip(tmp_path):
     assert path == tmp_path / "rep" / "report.md" and result.report_path == path
     metrics = json.loads(result.to_json())          # strict JSON: NaN became null
     assert metrics["nrmse"]["multiscale"] == pytest.approx(10.0)
+    # the paper's pooled relative error: 10 % at every (trajectory, time) pair for 1.1 * truth
+    assert metrics["relative_error"]["multiscale"]["mean"] == pytest.approx(10.0, rel=1e-12)
+    assert metrics["relative_error"]["multiscale"]["std"] == pytest.approx(0.0, abs=1e-12)
+    eps = 100 * 0.2 * np.sqrt(32) / np.linalg.norm(traj.u[:, :, 0], axis=-1)     # offset 0.2: per frame
+    assert metrics["relative_error"]["dns"]["mean"] == pytest.approx(eps.mean(), rel=1e-12)
+    assert metrics["relative_error"]["dns"]["std"] == pytest.approx(eps.std(), rel=1e-12)
     assert metrics["spread_skill"]["dns"] is None
     assert metrics["crps"]["dns"] == pytest.approx(0.2)
     assert metrics["backend"] == "torch" and metrics["report"] == str(path)
@@ -101,6 +109,11 @@ def test_metrics_json_and_report_table_round_trip(tmp_path):
     assert table["multiscale"]["nrmse"] == pytest.approx(10.0, abs=0.005)
     assert table["dns"]["spread_skill"] is None and table["dns"]["training_time_s"] is None
     assert table["multiscale"]["training_time_s"] == pytest.approx(12.5)
+    for m in ("multiscale", "dns"):
+        assert table[m]["relative_error"] == pytest.approx(metrics["relative_error"][m]["mean"], abs=0.005)
+        assert table[m]["relative_error_std"] == pytest.approx(metrics["relative_error"][m]["std"], abs=0.005)
+    assert list(table["dns"]) == ["nrmse", "relative_error", "relative_error_std", "crps", "spread_skill",
+                                  "forecast_time_s", "training_time_s"]
     pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
     assert {"error_vs_time.png", "spacetime.png", "spacetime_error.png", "profiles_multiscale.png"} <= set(pngs)
     for name in pngs:
@@ -163,8 +176,61 @@ def test_parse_baselines():
     assert parse_baselines("closure,dns") == ("closure", "dns")
     assert parse_baselines(" DNS ") == ("dns",)
     assert parse_baselines("none") == () and parse_baselines("") == ()
-    with pytest.raises(ConfigError, match="unknown baseline 'dsn'"):
+    assert parse_baselines(None) == ("closure", "dns")                      # the default is unchanged
+    assert parse_baselines("sindy, dmd,closure,dns,dmd") == ("sindy", "dmd", "closure", "dns")
+    with pytest.raises(ConfigError, match="unknown baseline 'dsn'") as err:
         parse_baselines("closure,dsn")
+    msg = str(err.value)
+    assert "closure,dns,dmd,sindy" in msg and "default closure,dns" in msg and "\n" not in msg
+
+
+def test_cli_help_lists_the_four_baselines_and_the_default():
+    import argparse
+
+    from pymsde.cli import evaluate as cli_evaluate
+    from pymsde.evaluate.report import BASELINES, DEFAULT_BASELINES, METHOD_ORDER
+
+    assert BASELINES == ("closure", "dns", "dmd", "sindy") and DEFAULT_BASELINES == ("closure", "dns")
+    assert METHOD_ORDER == ("multiscale", "closure", "dns", "dmd", "sindy")
+    parser = argparse.ArgumentParser(prog="pymsde")
+    cli_evaluate.register(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "RUN", "--data", "d.npz"])
+    assert args.baselines is None and parse_baselines(args.baselines) == DEFAULT_BASELINES
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["evaluate"]
+    text = " ".join(sub.format_help().split())
+    assert f"subset of {','.join(BASELINES)}" in text and f"(default: {','.join(DEFAULT_BASELINES)})" in text
+    assert "pip install pymsde[baselines]" in text
+
+
+def test_scores_need_two_output_times_and_call_a_diverged_forecast_infinite(tmp_path):
+    traj = _truth(n_traj=2, n_t=5)
+    idx = score_indices(5, 3)
+    one = Prediction("dmd", mean=traj.u[:, :1], std=None, samples=None, score_index=idx, wall_time_s=0.0)
+    with pytest.raises(DataError, match=r"1 output time\(s\) per trajectory; expected .* n_t >= 2") as err:
+        score_prediction(one, traj.u[:, :1])
+    assert "\n" not in str(err.value)
+    mean = 1.1 * traj.u
+    mean[1, 3:] = np.nan                                   # an integrator that stopped at frame 3
+    sindy = Prediction("sindy", mean=mean, std=None, samples=None, score_index=idx, wall_time_s=0.0)
+    s = score_prediction(sindy, traj.u)
+    assert s.relative_error == np.inf and s.relative_error_std == np.inf and s.relative_error_n_inf == 2
+    assert s.nrmse_per_traj[0] == pytest.approx(10.0, rel=1e-12) and s.nrmse_per_traj[1] == np.inf
+    assert np.allclose(s.relative_error_per_time[:3], 10.0, rtol=1e-12) and np.all(np.isinf(s.relative_error_per_time[3:]))
+    assert s.crps == np.inf and np.isnan(s.spread_skill)
+    from pymsde.evaluate.report import divergence_notes
+    notes = divergence_notes({"sindy": s})
+    assert len(notes) == 1 and notes[0].startswith("sindy: the forecast diverged (2 (trajectory, time) frames")
+    result = EvaluationResult(scores={"sindy": s}, meta={"notes": notes})
+    m = json.loads(result.to_json())                       # strict JSON: inf became null
+    assert m["relative_error"]["sindy"] == {"mean": None, "std": None} and m["nrmse"]["sindy"] is None
+    plots = pytest.importorskip("matplotlib") is not None
+    dmd_inf = Prediction("dmd", mean=np.where(np.arange(5)[None, :, None, None] >= 2, np.inf, 0.9 * traj.u),
+                         std=None, samples=None, score_index=idx, wall_time_s=0.0)
+    path = write_report(result, {"sindy": sindy, "dmd": dmd_inf}, traj, tmp_path, plots=plots)
+    assert (tmp_path / "error_vs_time.png").stat().st_size > 2000 and (tmp_path / "spacetime.png").is_file()
+    row = parse_metrics_table(path.read_text())["sindy"]
+    assert row["nrmse"] == row["relative_error"] == row["relative_error_std"] == row["crps"] == np.inf
+    assert row["spread_skill"] is None
 
 
 def test_cli_incomplete_run_dir_exits_2_with_one_line(tmp_path, capsys):
@@ -222,3 +288,146 @@ def test_bad_dns_attributes_and_an_empty_split_are_data_errors():
     with pytest.raises(DataError, match=r"d.npz: split 'val' is empty"):
         empty.get_split("val", "d.npz")
     assert empty.get_split("test", "d.npz").n_traj == 2
+
+
+def test_parse_metrics_table_reads_an_older_table_without_the_relative_error_column():
+    old = ("| method | nRMSE (%) | CRPS | spread-skill | forecast time (s) | training time (s) |\n"
+           "|---|---|---|---|---|---|\n| dns | 16.81 | 0.0061 | n/a | 0.3 | n/a |\n")
+    assert parse_metrics_table(old) == {"dns": {"nrmse": 16.81, "crps": 0.0061, "spread_skill": None,
+                                                "forecast_time_s": 0.3, "training_time_s": None}}
+    with pytest.raises(DataError, match="malformed cell"):
+        parse_metrics_table(old.replace("16.81", "abc"))
+
+
+# ----------------------------------------------------------------------------- evaluate_run, DMD, POD-SINDy
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny Burgers 1-D file (4 trajectories split 2/1/1, 60 points, 21 times) and a model
+    trained for one epoch on it (coarse 6, micro 2): structure, not accuracy."""
+    from pymsde.data.io import save
+    from pymsde.systems import simulate
+    from pymsde.training import fit
+
+    out = tmp_path_factory.mktemp("tiny_eval")
+    traj = simulate("burgers1d", n_traj=4, seed=0, n_grid=60, n_steps=21, t_end=0.2, progress=False)
+    traj = traj.split((2, 1, 1), seed=0)
+    save(traj, out / "data.npz")
+    fit(traj.get_split("train"), {"coarse_shape": [6], "micro_dim": 2},
+        {"epochs": 1, "window": 11, "seed": 0, "progress": False, "checkpoint_every": 0, "validate_every": 0,
+         "device": "cpu"}, run_dir=out / "run", data_path=out / "data.npz")
+    return out
+
+
+@pytest.mark.slow
+def test_evaluate_run_with_dmd_and_sindy(tiny_run, tmp_path):
+    for module in ("pydmd", "pysindy", "sklearn"):
+        pytest.importorskip(module)
+    from pymsde.data.io import load
+    from pymsde.evaluate.baselines import dmd_prediction, model_prediction, sindy_prediction
+    from pymsde.evaluate.metrics import relative_error_summary
+    from pymsde.training.run import load_run
+    from pymsde.workflows.evaluation import evaluate_run
+
+    result = evaluate_run(tiny_run / "run", tiny_run / "data.npz", baselines="dmd,sindy", n_samples=4, seed=1,
+                          out=tmp_path / "rep", plots=False, show_progress=False)
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert m == json.loads(result.to_json())
+    assert list(m["relative_error"]) == ["multiscale", "dmd", "sindy"] == list(m["nrmse"])
+    for key in ("nrmse", "crps", "spread_skill", "nrmse_per_traj", "forecast_time_s", "training_time_s"):
+        assert key in m                                                  # the existing keys stay
+    # recompute the predictions (deterministic given the seed) and their pooled relative error
+    data = load(tiny_run / "data.npz")
+    test, train, val = (data.get_split(s) for s in ("test", "train", "val"))
+    model = load_run(tiny_run / "run", which="best").model.eval()
+    import torch
+    with torch.no_grad():
+        preds = {"multiscale": model_prediction(model, test, n_samples=4, seed=1, show_progress=False)}
+    preds["dmd"] = dmd_prediction(test, train, 6)
+    preds["sindy"] = sindy_prediction(test, train, val, 6)
+    for name, pred in preds.items():
+        want = relative_error_summary(pred.mean, test.u)               # against the stored observations
+        assert want["n"] == 21 and want["n_inf"] == 0
+        got = m["relative_error"][name]
+        assert np.isfinite(got["mean"]) and got["mean"] > 0 and np.isfinite(got["std"]), name
+        assert got["mean"] == pytest.approx(want["mean"], rel=1e-9) and got["std"] == pytest.approx(want["std"], rel=1e-9)
+    # the paper's set-up: DMD rank and POD size n_coarse + 5 = 11, SINDy chosen from the 5 x 2 grid
+    dmd, sindy = m["baseline_settings"]["dmd"], m["baseline_settings"]["sindy"]
+    assert dmd["rank_requested"] == 11 and dmd["tikhonov"] == 0.01
+    assert sindy["n_pod"] == 11 and len(sindy["val_scores"]) == 10 and (sindy["n_train"], sindy["n_val"]) == (2, 1)
+    val = [np.inf if v["val_relative_error"] is None else v["val_relative_error"] for v in sindy["val_scores"]]
+    best = min((v, i) for i, v in enumerate(val))                     # None: a setting that diverged
+    assert np.isfinite(best[0])
+    assert (sindy["threshold"], sindy["degree"]) == (sindy["val_scores"][best[1]]["threshold"],
+                                                   sindy["val_scores"][best[1]]["degree"])
+    assert m["spread_skill"]["dmd"] is None and m["spread_skill"]["sindy"] is None
+    assert m["training_time_s"]["sindy"] >= 0 and m["crps"]["dmd"] > 0
+    table = parse_metrics_table((tmp_path / "rep" / "report.md").read_text())
+    assert list(table) == ["multiscale", "dmd", "sindy"]
+    for name in table:
+        assert table[name]["nrmse"] == pytest.approx(m["nrmse"][name], abs=0.005)
+        assert table[name]["relative_error"] == pytest.approx(m["relative_error"][name]["mean"], abs=0.005)
+        assert table[name]["relative_error_std"] == pytest.approx(m["relative_error"][name]["std"], abs=0.005)
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "stored, noisy observations" in text and "STLSQ threshold" in text
+
+
+@pytest.mark.slow
+def test_library_baselines_refuse_a_missing_split_before_any_forecast(tiny_run, tmp_path, monkeypatch):
+    import dataclasses
+
+    from pymsde.data.io import load, save
+    from pymsde.workflows import evaluation
+
+    def no_forecast(*args, **kwargs):
+        raise AssertionError("a forecast was made before the input check")
+
+    monkeypatch.setattr(evaluation, "model_prediction", no_forecast)
+    data = load(tiny_run / "data.npz")
+    splits = data.attrs["split"]
+    no_val = dataclasses.replace(data, attrs={**data.attrs, "split": {"train": splits["train"], "test": splits["test"]}})
+    save(no_val, tmp_path / "no_val.npz")
+    with pytest.raises(DataError) as err:
+        evaluation.evaluate_run(tiny_run / "run", tmp_path / "no_val.npz", baselines="dmd,sindy", plots=False)
+    msg = str(err.value)
+    assert msg.startswith(f"{tmp_path / 'no_val.npz'}: no split named 'val'") and "sindy" in msg and "\n" not in msg
+    no_train = dataclasses.replace(data, attrs={**data.attrs, "split": {"test": splits["test"]}})
+    save(no_train, tmp_path / "no_train.npz")
+    with pytest.raises(DataError, match=r"no_train.npz: no split named 'train'.*the dmd baseline fits on the train"):
+        evaluation.evaluate_run(tiny_run / "run", tmp_path / "no_train.npz", baselines="dmd", plots=False)
+
+
+def test_missing_baseline_package_is_one_line_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    from pymsde.workflows.evaluation import evaluate_run
+
+    monkeypatch.setitem(sys.modules, "pydmd", None)
+    # the run directory does not even exist: the package check comes first
+    with pytest.raises(ConfigError, match=r"DMD baseline \(dmd\) needs the optional package 'pydmd'") as err:
+        evaluate_run(tmp_path / "no_run", tmp_path / "no.npz", baselines="closure,dmd")
+    assert "pip install pymsde[baselines]" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setitem(sys.modules, "pysindy", None)
+    with pytest.raises(ConfigError, match=r"POD-SINDy baseline \(sindy\) needs the optional package 'pysindy'"):
+        evaluate_run(tmp_path / "no_run", tmp_path / "no.npz", baselines="sindy")
+    with pytest.raises(ConfigError, match="not found"):                  # default baselines: no such check
+        evaluate_run(tmp_path / "no_run", tmp_path / "no.npz")
+
+
+def test_cli_missing_split_and_package_exit_2_with_one_line(tiny_run, tmp_path, capsys, monkeypatch):
+    import dataclasses
+    import sys
+
+    from pymsde.data.io import load, save
+
+    data = load(tiny_run / "data.npz")
+    only_test = dataclasses.replace(data, attrs={**data.attrs, "split": {"test": data.attrs["split"]["test"]}})
+    save(only_test, tmp_path / "only_test.npz")
+    rc = main(["evaluate", str(tiny_run / "run"), "--data", str(tmp_path / "only_test.npz"), "--baselines",
+               "sindy", "--no-plots", "--out", str(tmp_path / "rep")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("pymsde: error: ") and "no split named 'train'" in err and "\n" not in err
+    monkeypatch.setitem(sys.modules, "pydmd", None)
+    rc = main(["evaluate", str(tiny_run / "run"), "--data", str(tiny_run / "data.npz"), "--baselines", "dmd"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "pip install pymsde[baselines]" in err and "\n" not in err

@@ -201,3 +201,83 @@ def test_input_errors():
         lb.fit_dmd(np.full((3,) + FIELD, np.nan), rank=1)
     with pytest.raises(DataError, match="same frame shape"):
         lb.fit_pod_sindy(np.ones((1, 3) + FIELD), np.ones((1, 3, 2, 4)), 0.1, n_pod=1)
+
+
+# ----------------------------------------------------------------------------- the Prediction builders
+
+def _trajectories(u: np.ndarray, dt: float):
+    from pymsde.data.trajectories import Trajectories
+
+    return Trajectories(u=u, t=dt * np.arange(u.shape[1]), domain=[[0.0, 1.0]], boundary=("periodic",))
+
+
+def test_require_baseline_packages(monkeypatch):
+    for module in ("pydmd", "pysindy", "sklearn"):
+        pytest.importorskip(module)
+    lb.require_baseline_packages(("closure", "dns", "dmd", "sindy"))      # all present: no error
+    monkeypatch.setitem(sys.modules, "pysindy", None)
+    lb.require_baseline_packages(("closure", "dmd"))                      # sindy not asked for
+    with pytest.raises(ConfigError, match=r"POD-SINDy baseline \(sindy\) needs the optional package 'pysindy'.*"
+                                          r"pip install pymsde\[baselines\]"):
+        lb.require_baseline_packages(("dmd", "sindy"))
+
+
+@pytest.mark.filterwarnings("ignore:Input data condition number")
+def test_dmd_prediction_is_the_papers_dmd_on_the_first_training_trajectory():
+    """rank n_coarse + 5 = 6 fitted on train.u[0] only (a second, different training trajectory
+    changes nothing), iterated from each test frame 0; deterministic; a test trajectory at
+    another time step is refused."""
+    pytest.importorskip("pydmd")
+    from pymsde.evaluate.baselines import dmd_prediction
+
+    a, q = _linear_map()
+    rng = np.random.default_rng(7)
+    first = _iterate(a, q @ np.array([1.0, -0.5, 2.0]), 30) + 1e-3 * rng.normal(size=(31,) + FIELD)
+    train = _trajectories(np.stack([first, 3.0 * first[::-1]]), 0.1)
+    test = _trajectories(np.stack([_iterate(a, q @ np.array([-0.3, 1.2, 0.7]), 40),
+                                   _iterate(a, q @ np.array([0.5, 0.5, -1.0]), 40)]), 0.1)
+    pred = dmd_prediction(test, train, n_coarse=1, n_score=5)
+    want = lb.fit_dmd(first, lb.baseline_rank(1)).forecast_trajectories(test.u)
+    assert pred.name == "dmd" and pred.deterministic and pred.std is None
+    assert np.array_equal(pred.mean, want) and pred.mean.shape == test.u.shape
+    assert np.array_equal(pred.mean[:, 0], test.u[:, 0])                   # frame 0 is the observation
+    assert pred.info["rank_requested"] == 6 and pred.info["tikhonov"] == lb.PAPER_DMD_TIKHONOV
+    assert pred.info["dt"] == pytest.approx(0.1) and pred.info["n_nonfinite_frames"] == 0
+    assert pred.score_index.tolist() == [1, 11, 20, 30, 40]                # t0 left out, the last kept
+    eps = relative_error(pred.mean, test.u)
+    assert np.all(eps[:, 0] == 0) and np.all(np.isfinite(eps)) and eps[:, 1].max() < 1.0
+    with pytest.raises(DataError, match=r"evaluated trajectory 0 has time step 0.05.*DMD is a discrete map"):
+        dmd_prediction(_trajectories(test.u, 0.05), train, n_coarse=1)
+
+
+def test_sindy_prediction_selects_on_val_and_forecasts_the_test_split():
+    """A rank-6 stable linear ODE (n_pod = n_coarse + 5 = 6 modes span it): the builder is
+    fit_pod_sindy on (train, val) + forecast_trajectories on the test split, to the bit."""
+    pytest.importorskip("pysindy")
+    pytest.importorskip("sklearn")
+    from pymsde.evaluate.baselines import sindy_prediction
+
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=(6, 6))
+    b = -0.2 * np.eye(6) + 0.3 * (s - s.T)
+    phi = _basis(6, seed=4)
+    dt, n_t = 0.01, 101
+    step = expm(b * dt)
+
+    def traj(z0):
+        z = [z0]
+        for _ in range(n_t - 1):
+            z.append(step @ z[-1])
+        return _fields(np.stack(z), phi)
+
+    z0s = rng.normal(size=(5, 6))
+    train, val, test = (_trajectories(np.stack([traj(z) for z in zs]), dt) for zs in (z0s[:2], z0s[2:3], z0s[3:]))
+    pred = sindy_prediction(test, train, val, n_coarse=1, thresholds=(0.001, 0.1), degrees=(1,), n_score=4)
+    model = lb.fit_pod_sindy(train.u, val.u, dt, 6, thresholds=(0.001, 0.1), degrees=(1,), t_val=val.t)
+    assert np.array_equal(pred.mean, model.forecast_trajectories(test.u, test.t))
+    assert pred.deterministic and pred.info["n_pod"] == 6 and pred.info["degree"] == 1
+    assert pred.info["threshold"] == model.threshold == min(model.val_scores, key=model.val_scores.get)[0]
+    assert [(v["threshold"], v["degree"]) for v in pred.info["val_scores"]] == [(0.001, 1), (0.1, 1)]
+    assert (pred.info["n_train"], pred.info["n_val"]) == (2, 1)
+    # forward differences bias the derivative by O(dt |B|^2): about 1 % over the horizon
+    assert relative_error_summary(pred.mean, test.u)["mean"] < 1.0          # percent

@@ -69,3 +69,28 @@ def test_colour_scales_shared_by_fields_and_by_errors():
                   {"error A", "error B"})
     assert lim["truth"] == lim["forecast"] == (-2.0, 4.0, "viridis")
     assert lim["error A"] == lim["error B"] == (-0.6, 0.6, "RdBu_r")     # one symmetric error scale
+
+
+def test_error_curves_with_levels_and_a_diverged_curve(tmp_path):
+    t = np.linspace(0, 1, 50)
+    diverged = 5 + 100 * t
+    diverged[30:] = np.inf                                                # a forecast that blew up
+    out = plot_error_curves(t, {"multiscale": 1 + t, "sindy": diverged}, tmp_path / "ec.png",
+                            "relative error (%)", logy=True, levels={"multiscale": 1.5, "sindy": np.inf})
+    assert png_size(out)[0] > 0 and out.stat().st_size > 5_000
+    with pytest.raises(DataError, match="level 'dmd' has no curve"):
+        plot_error_curves(t, {"multiscale": t}, tmp_path / "bad.png", "e", levels={"dmd": 1.0})
+
+
+def test_colour_scales_ignore_non_finite_values():
+    from pymsde.evaluate.plots import _limits
+
+    a = np.linspace(0.0, 1.0, 10)
+    bad = a.copy()
+    bad[3], bad[4] = np.inf, np.nan
+    lim = _limits({"truth": a, "dmd": bad, "error dmd": bad - a, "error all-nan": np.full(10, np.nan)},
+                  {"error dmd", "error all-nan"})
+    assert lim["truth"] == lim["dmd"] == (0.0, 1.0, "viridis")
+    assert lim["error dmd"] == (-1.0, 1.0, "RdBu_r")                     # |bad - a| is 0 where finite: fallback 1
+    only_nan = _limits({"sindy": np.full(4, np.nan)}, set())
+    assert only_nan["sindy"] == (0.0, 1.0, "viridis")

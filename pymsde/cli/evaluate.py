@@ -1,6 +1,9 @@
 """``pymsde evaluate RUN_DIR --data FILE``: forecast a split with a trained run and its
 baselines, write ``report.md`` + PNG plots, optionally print the metrics JSON.
 
+Baselines (``--baselines``): ``closure``, ``dns`` (the default pair) and the final paper's
+``dmd`` and ``sindy`` (POD-SINDy), fitted on the data file's train / val splits.
+
 The closure baseline is a second run trained with ``--micro 0``: give it with
 ``--closure-run DIR``; without it, a sibling folder named ``closure`` next to RUN_DIR is used
 when present (the layout ``pymsde demo`` writes), else the closure row is skipped with a note.
@@ -15,13 +18,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="forecast with a trained run and its baselines; write the report",
         description="Forecast every trajectory of a split with a trained run (ensemble from the initial "
-                    "observation), compare with the closure model and the under-resolved DNS, write "
-                    "report.md and PNG plots.")
+                    "observation), compare with the closure model and the under-resolved DNS (and, on "
+                    "request, DMD and POD-SINDy), score all against the stored observations (nRMSE and the "
+                    "paper's pooled relative error, CRPS, spread-skill), write report.md and PNG plots.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `pymsde train`")
     p.add_argument("--data", required=True, metavar="FILE", help="data file (.npz/.h5) on the training grid")
     p.add_argument("--split", default="test", help="split to evaluate (attrs['split']), or 'all' (default: test)")
-    p.add_argument("--baselines", default="closure,dns",
-                   help="comma-separated subset of closure,dns, or 'none' (default: closure,dns)")
+    p.add_argument("--baselines", default=None,
+                   help="comma-separated subset of closure,dns,dmd,sindy, or 'none' (default: closure,dns). "
+                        "closure: the --micro 0 run; dns: the under-resolved DNS; dmd, sindy: the final paper's "
+                        "DMD and POD-SINDy, fitted on the data file's train split (sindy chooses its threshold "
+                        "and degree on the val split); these two need pip install pymsde[baselines]")
     p.add_argument("--closure-run", default=None, metavar="DIR",
                    help="run directory of the closure model (micro 0); default: sibling folder 'closure'")
     p.add_argument("--n-samples", type=int, default=32, metavar="N", help="ensemble size (default: 32)")
@@ -48,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(result.to_json())
     else:
-        n = result.metrics()["nrmse"]
-        summary = ", ".join(f"{m} {v:.2f}%" if v is not None else f"{m} n/a" for m, v in n.items())
+        metrics = result.metrics()
+        summary = ", ".join(f"{m} {v:.2f}%" if v is not None else f"{m} n/a" for m, v in metrics["nrmse"].items())
         print(f"nRMSE: {summary}")
+        rel = ", ".join(f"{m} {v['mean']:.2f} ± {v['std']:.2f}%" if v["mean"] is not None else f"{m} n/a"
+                        for m, v in metrics["relative_error"].items())
+        print(f"relative error (pooled mean ± std): {rel}")
         print(f"report: {result.report_path}")
     for note in result.meta.get("notes", []):
         print(f"note: {note}", file=sys.stderr)

@@ -14,6 +14,15 @@ output times ``t[i, :]``, returned as a :class:`Prediction`:
   to the fine grid. It is deterministic: it has no spread (``std`` and ``samples`` are None),
   so its CRPS reduces to the mean absolute error and its spread-skill ratio is undefined
   (see :mod:`pymsde.evaluate.report`).
+- :func:`dmd_prediction` -- the final paper's DMD baseline (pydmd): a rank ``n_coarse + 5``
+  linear map fitted on one training trajectory, iterated from each initial frame
+  (:mod:`pymsde.evaluate.linear_baselines`). Deterministic.
+- :func:`sindy_prediction` -- the final paper's POD-SINDy baseline (pysindy, scikit-learn):
+  ``n_coarse + 5`` POD modes and a sparse polynomial ODE on them, threshold and degree chosen
+  on the validation split. Deterministic.
+
+The two library baselines may diverge: their frames are then non-finite (NaN or inf), and
+the scores call them infinite (:func:`pymsde.evaluate.report.score_prediction`).
 """
 from __future__ import annotations
 
@@ -182,3 +191,127 @@ def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None
     return Prediction(name=name, mean=u, std=None, samples=None, score_index=score_indices(traj.n_t, n_score),
                       wall_time_s=wall, info={"case": case, "coarse_shape": [int(c) for c in coarse_shape],
                                               "params": dict(params), "backend": backend})
+
+
+def _n_nonfinite_frames(u: np.ndarray) -> int:
+    """Number of frames of ``(n_traj, n_t, C, *grid)`` holding NaN or infinity."""
+    return int((~np.isfinite(u.reshape(u.shape[0], u.shape[1], -1)).all(-1)).sum())
+
+
+def check_dmd_time_step(traj, train) -> float:
+    """The DMD baseline's time step ``train.dts[0]`` (of the trajectory it is fitted on), checked
+    against every trajectory of ``traj`` (to ``DT_RTOL``, relative).
+
+    Raises:
+        DataError: an evaluated trajectory has another time step (DMD is a discrete map).
+    """
+    from pymsde.data.trajectories import DT_RTOL
+
+    dt = float(train.dts[0])
+    off = np.abs(traj.dts - dt) > DT_RTOL * dt
+    if off.any():
+        i = int(np.argmax(off))
+        raise DataError(f"dmd baseline: evaluated trajectory {i} has time step {float(traj.dts[i])!r}, the "
+                        f"training trajectory it is fitted on {dt!r}; DMD is a discrete map and forecasts "
+                        f"only at its training step (leave 'dmd' out of the baselines)")
+    return dt
+
+
+def dmd_prediction(traj, train, n_coarse: int, *, name: str = "dmd",
+                   n_score: int = DEFAULT_SCORE_TIMES) -> Prediction:
+    """The final paper's DMD baseline for every trajectory of ``traj``.
+
+    ``pydmd.DMD(svd_rank = n_coarse + 5, tikhonov_regularization = 0.01)`` fitted on the
+    first trajectory of ``train`` only (the paper fits on training trajectory 0), then iterated
+    ``x_{k+1} = Re(A x_k)`` from each evaluated trajectory's initial frame
+    (:func:`pymsde.evaluate.linear_baselines.fit_dmd`). DMD is a discrete map, so the
+    evaluated trajectories must have the training trajectory's time step.
+
+    Args:
+        traj: ``Trajectories`` to forecast, ``u`` of shape ``(n_traj, n_t, C, *grid)``.
+        train: ``Trajectories`` of the training split on the same grid; ``train.u[0]``
+            ``(n_t_train, C, *grid)`` is fitted.
+        n_coarse: number of coarse-grid values of the model (``C * prod(coarse_shape)``).
+        name: the method name recorded in the prediction.
+        n_score: number of scoring times (see :func:`score_indices`).
+
+    Returns:
+        a deterministic :class:`Prediction` (``std = samples = None``), ``mean`` of shape
+        ``(n_traj, n_t, C, *grid)``; frame 0 is the initial observation itself. ``info``
+        holds the rank and the fit time (``fit_time_s``); ``wall_time_s`` is the forecast only.
+
+    Raises:
+        DataError: the time steps of ``traj`` and the training trajectory differ.
+        ConfigError: pydmd is not installed.
+    """
+    from pymsde.evaluate.linear_baselines import PAPER_DMD_TIKHONOV, baseline_rank, fit_dmd
+
+    idx = score_indices(traj.n_t, n_score)
+    dt = check_dmd_time_step(traj, train)
+    rank = baseline_rank(int(n_coarse))
+    start = time.perf_counter()
+    model = fit_dmd(np.asarray(train.u[0], dtype=np.float64), rank, dt=dt)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    mean = model.forecast_trajectories(np.asarray(traj.u, dtype=np.float64))
+    wall = time.perf_counter() - start
+    return Prediction(name=name, mean=mean, std=None, samples=None, score_index=idx, wall_time_s=wall,
+                      info={"rank_requested": int(rank), "rank": int(model.rank), "n_coarse": int(n_coarse),
+                            "tikhonov": PAPER_DMD_TIKHONOV, "fitted_on": "the first trajectory of the train split",
+                            "dt": dt, "fit_time_s": round(fit_time, 3),
+                            "n_nonfinite_frames": _n_nonfinite_frames(mean)})
+
+
+def sindy_prediction(traj, train, val, n_coarse: int, *, thresholds: Sequence[float] | None = None,
+                     degrees: Sequence[int] | None = None, name: str = "sindy",
+                     n_score: int = DEFAULT_SCORE_TIMES) -> Prediction:
+    """The final paper's POD-SINDy baseline for every trajectory of ``traj``.
+
+    ``n_coarse + 5`` POD modes of all training snapshots (randomized SVD, no mean removed), a
+    continuous-time polynomial SINDy model (STLSQ) fitted to forward-difference derivatives of
+    the mode coefficients of every training trajectory; the (threshold, degree) of the grid
+    with the lowest pooled relative error on ``val`` is kept
+    (:func:`pymsde.evaluate.linear_baselines.fit_pod_sindy`). Each evaluated trajectory is
+    integrated (``solve_ivp``, RK45) from the projection of its initial frame at its own times
+    and lifted back with the modes.
+
+    Args:
+        traj: ``Trajectories`` to forecast, ``u`` of shape ``(n_traj, n_t, C, *grid)``.
+        train: ``Trajectories`` of the training split ``(n_train, n_t_train, C, *grid)``, one
+            common time step.
+        val: ``Trajectories`` of the validation split ``(n_val, n_t_val, C, *grid)``.
+        n_coarse: number of coarse-grid values of the model (``C * prod(coarse_shape)``).
+        thresholds, degrees: the selection grid; default the paper's
+            (``PAPER_SINDY_THRESHOLDS`` x ``PAPER_SINDY_DEGREES``).
+        name: the method name recorded in the prediction.
+        n_score: number of scoring times (see :func:`score_indices`).
+
+    Returns:
+        a deterministic :class:`Prediction`, ``mean`` of shape ``(n_traj, n_t, C, *grid)``
+        (frame 0 is the POD projection of the initial observation; frames the integrator did not
+        reach are NaN). ``info`` holds the selected setting, the validation scores of the grid
+        and the fit time (``fit_time_s``, the whole sweep); ``wall_time_s`` is the forecast only.
+
+    Raises:
+        ConfigError: pysindy, scikit-learn or scipy is not installed.
+    """
+    from pymsde.evaluate import linear_baselines as lb
+
+    idx = score_indices(traj.n_t, n_score)
+    n_pod = lb.baseline_rank(int(n_coarse))
+    grid = {"thresholds": lb.PAPER_SINDY_THRESHOLDS if thresholds is None else tuple(thresholds),
+            "degrees": lb.PAPER_SINDY_DEGREES if degrees is None else tuple(degrees)}
+    start = time.perf_counter()
+    model = lb.fit_pod_sindy(np.asarray(train.u, dtype=np.float64), np.asarray(val.u, dtype=np.float64),
+                             train.dt, n_pod, t_val=np.asarray(val.t, dtype=np.float64), **grid)
+    fit_time = time.perf_counter() - start
+    start = time.perf_counter()
+    mean = model.forecast_trajectories(np.asarray(traj.u, dtype=np.float64), np.asarray(traj.t, dtype=np.float64))
+    wall = time.perf_counter() - start
+    scores = [{"threshold": thr, "degree": deg, "val_relative_error": float(v) if np.isfinite(v) else None}
+              for (thr, deg), v in model.val_scores.items()]
+    return Prediction(name=name, mean=mean, std=None, samples=None, score_index=idx, wall_time_s=wall,
+                      info={"n_pod": int(model.n_pod), "n_coarse": int(n_coarse), "threshold": model.threshold,
+                            "degree": model.degree, "val_scores": scores, "n_train": int(train.n_traj),
+                            "n_val": int(val.n_traj), "dt": float(train.dt), "fit_time_s": round(fit_time, 3),
+                            "n_nonfinite_frames": _n_nonfinite_frames(mean)})

@@ -96,6 +96,27 @@ def _require(module: str, what: str) -> Any:
                           f"({exc}); {_HINT}") from None
 
 
+#: The optional modules each library baseline imports (``pymsde[baselines]``).
+BASELINE_MODULES: dict[str, tuple[str, ...]] = {
+    "dmd": ("pydmd",),
+    "sindy": ("sklearn.utils.extmath", "pysindy", "scipy.integrate"),
+}
+
+
+def require_baseline_packages(names: Sequence[str]) -> None:
+    """Import the optional packages of the library baselines among ``names`` (``"dmd"``,
+    ``"sindy"``; other names are ignored), so that a missing one is reported before any work.
+
+    Raises:
+        ConfigError: one line naming the baseline and the missing package, with the hint
+            ``pip install pymsde[baselines]``.
+    """
+    what = {"dmd": "the DMD baseline (dmd)", "sindy": "the POD-SINDy baseline (sindy)"}
+    for name in names:
+        for module in BASELINE_MODULES.get(name, ()):
+            _require(module, what[name])
+
+
 def _as_float64(x: Any, name: str) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor
         x = x.detach().cpu().numpy()
@@ -304,13 +325,15 @@ class PODSINDyModel:
                 return self.coefficients @ theta
             return np.asarray(self.sindy.predict(z.reshape(1, -1))).ravel()
 
-    def forecast(self, u0: Any, t: Any, return_info: bool = False) -> Any:
+    def forecast(self, u0: Any, t: Any, return_info: bool = False, warn: bool = True) -> Any:
         """Integrate the SINDy ODE from ``z0 = modes.T u0`` and lift with the modes.
 
         Args:
             u0: ``(C, *grid)`` initial frame.
             t: ``(n_t,)`` strictly increasing output times, ``t[0]`` the time of ``u0``.
             return_info: also return ``{"success", "n_reached", "message", "nfev"}``.
+            warn: log a warning when the integrator stops early (else an INFO line; the
+                validation sweep tries settings that are expected to diverge).
 
         Returns:
             ``(n_t, C, *grid)`` float64 (frame 0 is the projection of ``u0``); frames the
@@ -336,14 +359,15 @@ class PODSINDyModel:
             ok = bool(sol.success) and n == tt.size and bool(np.all(np.isfinite(sol.y)))
             info = {"success": ok, "n_reached": int(n), "message": str(sol.message), "nfev": int(sol.nfev)}
             if not ok:
-                log.warning("POD-SINDy forecast stopped at t = %g of %g (%s)",
-                            tt[max(n - 1, 0)], tt[-1], sol.message)
+                log.log(logging.WARNING if warn else logging.INFO, "POD-SINDy forecast stopped at t = %g of %g (%s)",
+                        tt[max(n - 1, 0)], tt[-1], sol.message)
         out = self.decode(z)
         return (out, info) if return_info else out
 
-    def forecast_trajectories(self, u: Any, t: Any) -> np.ndarray:
+    def forecast_trajectories(self, u: Any, t: Any, warn: bool = True) -> np.ndarray:
         """Forecast every trajectory of ``u`` ``(n_traj, n_t, C, *grid)`` from its first frame at
-        times ``t`` (``(n_t,)`` shared, or ``(n_traj, n_t)``); returns ``(n_traj, n_t, C, *grid)``."""
+        times ``t`` (``(n_t,)`` shared, or ``(n_traj, n_t)``); returns ``(n_traj, n_t, C, *grid)``
+        (``warn``: see :meth:`forecast`)."""
         a = _as_float64(u, "u")
         tt = _as_float64(t, "t")
         if tt.ndim == 1:
@@ -351,7 +375,7 @@ class PODSINDyModel:
         if tt.shape != a.shape[:2]:
             raise DataError(f"forecast_trajectories: t has shape {tt.shape}, "
                             f"expected {a.shape[:2]} or ({a.shape[1]},)")
-        return np.stack([self.forecast(a[i, 0], tt[i]) for i in range(a.shape[0])])
+        return np.stack([self.forecast(a[i, 0], tt[i], warn=warn) for i in range(a.shape[0])])
 
 
 def _sindy_model(modes: np.ndarray, z: list[np.ndarray], dz: list[np.ndarray], dt: float,
@@ -410,7 +434,7 @@ def fit_pod_sindy(train: Any, val: Any, dt: float, n_pod: int, *,
     for deg in degrees:
         for thr in thresholds:
             m = _sindy_model(modes, z, dz, dt, thr, deg, tuple(a.shape[2:]))
-            score = relative_error_summary(m.forecast_trajectories(v, tv), v)["mean"]
+            score = relative_error_summary(m.forecast_trajectories(v, tv, warn=False), v)["mean"]
             scores[(float(thr), int(deg))] = score
             log.info("POD-SINDy threshold %g degree %d: validation error %.4g %%", thr, deg, score)
             if best is None or score < best[0]:

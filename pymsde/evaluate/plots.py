@@ -50,13 +50,20 @@ def _own_scale(names: Sequence[str], own_scale: Sequence[str] | None) -> set[str
     return set(own_scale)
 
 
+def _finite_values(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The finite entries of ``arrays``, flattened (NaN / inf -- a diverged forecast -- left out)."""
+    flat = [np.asarray(a, dtype=float).ravel() for a in arrays]
+    v = np.concatenate(flat) if flat else np.zeros(0)
+    return v[np.isfinite(v)]
+
+
 def _limits(panels: Mapping[str, np.ndarray], own: set[str]) -> dict[str, tuple[float, float, str]]:
-    """(vmin, vmax, colormap) per panel: a shared range for the rest, symmetric for ``own``."""
-    shared = [a for n, a in panels.items() if n not in own]
+    """(vmin, vmax, colormap) per panel: a shared range for the rest, symmetric for ``own``;
+    over finite values only (a panel with none does not widen the range)."""
+    shared = _finite_values([a for n, a in panels.items() if n not in own])
     lim = {}
-    if shared:
-        lo = float(min(np.nanmin(a) for a in shared))
-        hi = float(max(np.nanmax(a) for a in shared))
+    if any(n not in own for n in panels):
+        lo, hi = (float(shared.min()), float(shared.max())) if shared.size else (0.0, 1.0)
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         for n in panels:
@@ -65,7 +72,9 @@ def _limits(panels: Mapping[str, np.ndarray], own: set[str]) -> dict[str, tuple[
     own = [n for n in panels if n in own]
     if own:
         # one symmetric scale for all error panels: errors of different methods compare by eye
-        m = float(max(np.nanmax(np.abs(panels[n])) for n in own)) or 1.0
+        err = _finite_values([panels[n] for n in own])
+        m = float(np.abs(err).max()) if err.size else 0.0
+        m = m or 1.0
         for n in own:
             lim[n] = (-m, m, "RdBu_r")
     return lim
@@ -205,18 +214,35 @@ def plot_profiles(x: np.ndarray, truth: np.ndarray, mean: np.ndarray, std: np.nd
 
 
 def plot_error_curves(t: np.ndarray, curves: Mapping[str, np.ndarray], path: str | Path, ylabel: str, *,
-                      title: str | None = None, logy: bool = False, xlabel: str = "t") -> Path:
-    """Error against time, one line per method: ``curves`` ``{name: (n_t,)}`` over ``t`` ``(n_t,)``."""
+                      title: str | None = None, logy: bool = False, xlabel: str = "t",
+                      levels: Mapping[str, float] | None = None) -> Path:
+    """Error against time, one line per method.
+
+    Args:
+        t: ``(n_t,)`` times.
+        curves: ``{name: (n_t,)}``; non-finite values (a diverged forecast) are left blank.
+        path: the PNG to write.
+        ylabel: y-axis label (quantity and units).
+        logy: logarithmic y axis (non-positive values are not drawn).
+        levels: ``{name: value}`` drawn as a dashed horizontal line in the colour of the curve
+            ``name`` (e.g. each method's pooled mean); non-finite values are skipped.
+    """
     t = np.asarray(t, dtype=float).reshape(-1)
     if not curves:
         raise DataError("plot_error_curves: no curves given")
+    unknown = sorted(set(levels or {}) - set(curves))
+    if unknown:
+        raise DataError(f"plot_error_curves: level {unknown[0]!r} has no curve; expected one of {sorted(curves)}")
     fig, axes = _figure(1, 1, (5.0, 3.4))
     ax = axes[0, 0]
-    for name, c in curves.items():
+    for k, (name, c) in enumerate(curves.items()):
         c = np.asarray(c, dtype=float).reshape(-1)
         if c.size != t.size:
             raise DataError(f"plot_error_curves: curve {name!r} has {c.size} values; expected len(t) = {t.size}")
-        ax.plot(t, c, lw=1.4, label=str(name))
+        ax.plot(t, np.where(np.isfinite(c), c, np.nan), lw=1.4, color=f"C{k}", label=str(name))
+        level = (levels or {}).get(name)
+        if level is not None and np.isfinite(level):
+            ax.axhline(float(level), color=f"C{k}", lw=0.9, ls="--", alpha=0.8)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

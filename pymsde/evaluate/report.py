@@ -4,26 +4,45 @@
 baseline of :mod:`pymsde.evaluate.baselines`); here they are scored (:func:`score_prediction`)
 and written up (:func:`write_report`).
 
+Every score compares a method's prediction with the **stored observations** of the evaluated
+split, i.e. the data file's ``u`` with whatever observation noise it holds (as the paper
+scores), not with a noise-free field.
+
 Scores (per method; trajectories of the split averaged with equal weight):
 
+- ``relative_error``: the final paper's metric. Per (trajectory, time) pair, the relative
+  error of the prediction (ensemble mean) ``eps(t_k) = ||u(t_k) - u_hat(t_k)||_2 /
+  ||u(t_k)||_2`` over all channels and grid points, in percent; the values of every
+  (trajectory, time) pair of the split, the initial time included, are **pooled** and their
+  mean and (population) standard deviation reported
+  (:func:`pymsde.evaluate.metrics.relative_error_summary`). Its curve over time (mean over
+  trajectories of ``eps(t_k)``) is the error-vs-time figure.
 - ``nrmse``: METHOD.md section 7, in percent, of the prediction (ensemble mean) over all output
-  times of a trajectory (the initial time included, as in the paper's code).
+  times of a trajectory (the initial time included, as in the paper's code): the root mean
+  square over time of the same ``eps(t_k)``, then averaged over trajectories.
 - ``crps``: the ensemble CRPS (:func:`pymsde.evaluate.metrics.crps_ensemble`), averaged over
   grid points and the scoring times (``n_score`` evenly spaced output times after t0), in the
-  data's units. For the deterministic DNS it is the mean absolute error at the same times
-  (the CRPS of a point forecast).
+  data's units. For a deterministic method (the DNS, DMD, POD-SINDy) it is the mean absolute
+  error at the same times (the CRPS of a point forecast).
 - ``spread_skill``: ensemble spread over the RMSE of the ensemble mean at the scoring times
   (:func:`pymsde.evaluate.metrics.spread_skill`); ~1 for a calibrated ensemble. Undefined for
-  the DNS: ``NaN`` in Python, ``null`` in the JSON, ``n/a`` in the report.
+  a deterministic method: ``NaN`` in Python, ``null`` in the JSON, ``n/a`` in the report.
+
+A prediction that diverged (a DMD or POD-SINDy forecast with NaN / inf frames, or values whose
+error overflows) scores ``inf`` in Python and in the report (``inf``), ``null`` in the JSON,
+and a note names it.
 
 The metrics JSON (``pymsde evaluate --json``, :meth:`EvaluationResult.metrics`) is
-``{"nrmse": {method: %}, "crps": {...}, "spread_skill": {...}, "nrmse_per_traj": {...},
-"forecast_time_s": {...}, "training_time_s": {...}, "backend", "data", "split", "n_traj",
+``{"nrmse": {method: %}, "relative_error": {method: {"mean": %, "std": %}}, "crps": {...},
+"spread_skill": {...}, "nrmse_per_traj": {...}, "forecast_time_s": {...},
+"training_time_s": {...}, "baseline_settings": {...}, "backend", "data", "split", "n_traj",
 "n_samples", "run", "closure_run", "report", "notes", "coverage"}``; a method that could not be
 run (e.g. no closure run found) is absent from the per-method tables and explained in ``notes``.
-``coverage`` (:mod:`pymsde.evaluate.coverage`; null when the data file records no train split)
-compares each evaluated trajectory's initial field with the training trajectories' range, and
-``notes`` names the trajectories outside it (their forecasts are extrapolations).
+``baseline_settings`` records how DMD and POD-SINDy were set up (rank, selected threshold and
+degree, validation scores; only the ones run). ``coverage`` (:mod:`pymsde.evaluate.coverage`;
+null when the data file records no train split) compares each evaluated trajectory's initial
+field with the training trajectories' range, and ``notes`` names the trajectories outside it
+(their forecasts are extrapolations).
 """
 from __future__ import annotations
 
@@ -44,23 +63,30 @@ from pymsde.util.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 #: Baselines ``evaluate_run`` knows, in report order.
-BASELINES = ("closure", "dns")
+BASELINES = ("closure", "dns", "dmd", "sindy")
+#: The baselines run when none are named (``pymsde evaluate`` without ``--baselines``, the demo).
+DEFAULT_BASELINES = ("closure", "dns")
 #: Order of the methods in tables and plots.
-METHOD_ORDER = ("multiscale", "closure", "dns")
+METHOD_ORDER = ("multiscale", "closure", "dns", "dmd", "sindy")
 
 
 # ----------------------------------------------------------------------------- scores
 
 @dataclass
 class MethodScores:
-    """The scores of one method on the evaluation split.
+    """The scores of one method on the evaluation split (percent unless noted).
 
     Attributes:
-        nrmse: percent, mean over trajectories of the per-trajectory nRMSE.
-        nrmse_per_traj: percent, one per trajectory.
-        nrmse_per_time: ``(n_t,)`` percent, ``||e(t_k)|| / ||u(t_k)||`` averaged over trajectories.
+        nrmse: mean over trajectories of the per-trajectory nRMSE.
+        nrmse_per_traj: one per trajectory.
+        nrmse_per_time: ``(n_t,)``, ``100 ||e(t_k)|| / ||u(t_k)||`` averaged over trajectories.
         crps: data units, at the scoring times (MAE for a deterministic method).
         spread_skill: dimensionless; NaN for a deterministic method.
+        relative_error: the paper's pooled relative error, mean over every (trajectory, time) pair.
+        relative_error_std: its population standard deviation over the same pairs.
+        relative_error_per_time: ``(n_t,)``, mean over trajectories of ``eps(t_k)`` (the same
+            values as ``nrmse_per_time`` for a finite prediction; ``inf`` where a frame diverged).
+        relative_error_n_inf: number of (trajectory, time) pairs scored ``inf`` (diverged frames).
     """
 
     nrmse: float
@@ -68,30 +94,61 @@ class MethodScores:
     nrmse_per_time: np.ndarray
     crps: float
     spread_skill: float
+    relative_error: float = float("nan")
+    relative_error_std: float = float("nan")
+    relative_error_per_time: np.ndarray | None = None
+    relative_error_n_inf: int = 0
 
 
 def score_prediction(pred: Prediction, truth: np.ndarray) -> MethodScores:
-    """Score ``pred`` against ``truth`` ``(n_traj, n_t, C, *grid)`` (the data, same shape as ``pred.mean``)."""
-    from pymsde.evaluate.metrics import crps_ensemble, nrmse, nrmse_per_time, spread_skill
+    """Score ``pred`` against ``truth`` ``(n_traj, n_t, C, *grid)``: the stored observations of the
+    evaluated split (noise included), the same shape as ``pred.mean``.
+
+    Raises:
+        DataError: shapes differ, or fewer than 2 output times (a score needs a forecast time).
+    """
+    from pymsde.evaluate.metrics import (crps_ensemble, nrmse, nrmse_per_time, relative_error,
+                                         relative_error_summary, spread_skill)
 
     truth = np.asarray(truth, dtype=np.float64)
     if pred.mean.shape != truth.shape:
         raise DataError(f"prediction {pred.name!r} has shape {pred.mean.shape}; expected the data's {truth.shape}")
+    if truth.ndim < 3 or truth.shape[1] < 2:
+        raise DataError(f"scores of {pred.name!r}: the data have shape {truth.shape}, i.e. "
+                        f"{truth.shape[1] if truth.ndim > 1 else 0} output time(s) per trajectory; expected "
+                        f"(n_traj, n_t, C, *grid) with n_t >= 2 (the initial time and at least one forecast time)")
     n_traj = truth.shape[0]
     idx = pred.score_index
-    per_traj = [float(nrmse(pred.mean[i], truth[i])) for i in range(n_traj)]
-    per_time = np.mean([np.asarray(nrmse_per_time(pred.mean[i], truth[i]), dtype=np.float64)
-                        for i in range(n_traj)], axis=0)
+    eps = relative_error(pred.mean, truth)                     # (n_traj, n_t), percent, inf if diverged
+    summary = relative_error_summary(pred.mean, truth)
+    if np.all(np.isfinite(eps)):
+        per_traj = [float(nrmse(pred.mean[i], truth[i])) for i in range(n_traj)]
+        per_time = np.mean([np.asarray(nrmse_per_time(pred.mean[i], truth[i]), dtype=np.float64)
+                            for i in range(n_traj)], axis=0)
+    else:                                                      # a diverged forecast: inf, not an error
+        per_traj = [float(v) for v in np.sqrt(np.mean(eps ** 2, axis=1))]
+        per_time = eps.mean(0)
+    scored = pred.mean[:, idx]
     if pred.deterministic:
         # A point forecast's CRPS is its absolute error; the spread-skill ratio is 0/RMSE for
         # a spread that does not exist, so it is reported as undefined rather than 0.
-        crps = float(np.mean(np.abs(pred.mean[:, idx] - truth[:, idx])))
+        with np.errstate(over="ignore", invalid="ignore"):
+            crps = float(np.mean(np.abs(scored - truth[:, idx]))) if np.all(np.isfinite(scored)) else float("inf")
         ss = float("nan")
     else:
         crps = float(np.mean([float(crps_ensemble(pred.samples[i], truth[i, idx])) for i in range(n_traj)]))
         ss = float(np.mean([float(spread_skill(pred.samples[i], truth[i, idx])) for i in range(n_traj)]))
     return MethodScores(nrmse=float(np.mean(per_traj)), nrmse_per_traj=per_traj, nrmse_per_time=per_time,
-                        crps=crps, spread_skill=ss)
+                        crps=crps, spread_skill=ss, relative_error=summary["mean"],
+                        relative_error_std=summary["std"], relative_error_per_time=eps.mean(0),
+                        relative_error_n_inf=int(summary["n_inf"]))
+
+
+def divergence_notes(scores: dict[str, MethodScores]) -> list[str]:
+    """One note per method whose prediction diverged (some frames scored ``inf``)."""
+    return [f"{m}: the forecast diverged ({s.relative_error_n_inf} (trajectory, time) frames non-finite or "
+            f"overflowing); its error scores are infinite (inf in the report, null in the JSON)"
+            for m, s in scores.items() if s.relative_error_n_inf > 0]
 
 
 def _json_float(x: float | None) -> float | None:
@@ -115,6 +172,8 @@ class EvaluationResult:
         names = [m for m in METHOD_ORDER if m in self.scores] + [m for m in self.scores if m not in METHOD_ORDER]
         out: dict[str, Any] = {
             "nrmse": {m: _json_float(self.scores[m].nrmse) for m in names},
+            "relative_error": {m: {"mean": _json_float(self.scores[m].relative_error),
+                                   "std": _json_float(self.scores[m].relative_error_std)} for m in names},
             "crps": {m: _json_float(self.scores[m].crps) for m in names},
             "spread_skill": {m: _json_float(self.scores[m].spread_skill) for m in names},
             "nrmse_per_traj": {m: [_json_float(v) for v in self.scores[m].nrmse_per_traj] for m in names},
@@ -131,57 +190,96 @@ class EvaluationResult:
 # ----------------------------------------------------------------------------- input checks
 
 def parse_baselines(spec: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``"closure,dns"`` -> ``("closure", "dns")``; ``""``/``"none"`` -> ``()``. ConfigError on an unknown name."""
+    """``"closure,dns,dmd"`` -> ``("closure", "dns", "dmd")``; ``""``/``"none"`` -> ``()``;
+    ``None`` -> :data:`DEFAULT_BASELINES`. ConfigError (one line, the valid names) on an unknown name."""
     if spec is None:
-        return BASELINES
+        return DEFAULT_BASELINES
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     names = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip() and s.strip().lower() != "none"))
     bad = [n for n in names if n not in BASELINES]
     if bad:
-        raise ConfigError(f"unknown baseline {bad[0]!r}; expected a comma-separated subset of {','.join(BASELINES)}")
+        raise ConfigError(f"unknown baseline {bad[0]!r}; expected a comma-separated subset of {','.join(BASELINES)} "
+                          f"(or 'none'; default {','.join(DEFAULT_BASELINES)})")
     return names
 
 
 # ----------------------------------------------------------------------------- report
 
-def _fmt(x: float, spec: str) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
+def _fmt(x: float | None, spec: str) -> str:
+    """``n/a`` for None / NaN, ``inf`` for +inf (a diverged forecast), else ``format(x, spec)``."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    return "inf" if math.isinf(x) else format(x, spec)
+
+
+#: Columns of the metrics table after ``method``: header label -> the keys its cell parses into.
+_TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "nRMSE (%)": ("nrmse",),
+    "rel. error (%), mean ± std": ("relative_error", "relative_error_std"),
+    "CRPS": ("crps",),
+    "spread-skill": ("spread_skill",),
+    "forecast time (s)": ("forecast_time_s",),
+    "training time (s)": ("training_time_s",),
+}
 
 
 def metrics_table(result: EvaluationResult) -> str:
-    """The markdown metrics table: one row per method."""
+    """The markdown metrics table: one row per method (columns: :data:`_TABLE_COLUMNS`)."""
     train = result.meta.get("training_time_s", {}) or {}
     fc = result.meta.get("forecast_time_s", {}) or {}
-    lines = ["| method | nRMSE (%) | CRPS | spread-skill | forecast time (s) | training time (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | " + " | ".join(_TABLE_COLUMNS) + " |", "|---" * (len(_TABLE_COLUMNS) + 1) + "|"]
     names = [m for m in METHOD_ORDER if m in result.scores] + [m for m in result.scores if m not in METHOD_ORDER]
     for m in names:
         s = result.scores[m]
-        lines.append(f"| {m} | {_fmt(s.nrmse, '.2f')} | {_fmt(s.crps, '.3g')} | {_fmt(s.spread_skill, '.2f')} | "
-                     f"{_fmt(fc.get(m), '.1f')} | {_fmt(train.get(m), '.1f')} |")
+        rel = f"{_fmt(s.relative_error, '.2f')} ± {_fmt(s.relative_error_std, '.2f')}"
+        lines.append(f"| {m} | {_fmt(s.nrmse, '.2f')} | {rel} | {_fmt(s.crps, '.3g')} | "
+                     f"{_fmt(s.spread_skill, '.2f')} | {_fmt(fc.get(m), '.1f')} | {_fmt(train.get(m), '.1f')} |")
     return "\n".join(lines)
 
 
-def parse_metrics_table(text: str) -> dict[str, dict[str, float | None]]:
-    """Read the metrics table back from a report's markdown: method -> column -> value (None for n/a).
+def _cell_value(cell: str) -> float | None:
+    return None if cell == "n/a" else float(cell)       # float("inf") reads "inf"
 
-    Columns: ``nrmse``, ``crps``, ``spread_skill``, ``forecast_time_s``, ``training_time_s``.
-    Raises DataError when the report holds no metrics table.
+
+def parse_metrics_table(text: str) -> dict[str, dict[str, float | None]]:
+    """Read the metrics table back from a report's markdown: method -> column -> value (None for
+    n/a, ``inf`` for a diverged forecast).
+
+    Columns: ``nrmse``, ``relative_error``, ``relative_error_std`` (the cell ``mean ± std``),
+    ``crps``, ``spread_skill``, ``forecast_time_s``, ``training_time_s``; the columns are read
+    from the header, so a report written before the relative-error column still parses (without
+    those two keys). Raises DataError when the report holds no metrics table or a cell is malformed.
     """
-    keys = ("nrmse", "crps", "spread_skill", "forecast_time_s", "training_time_s")
-    rows: dict[str, dict[str, float | None]] = {}
     lines = text.splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.startswith("| method | nRMSE"))
     except StopIteration:
         raise DataError("report: no metrics table (a line starting '| method | nRMSE') found") from None
+    header = [c.strip() for c in lines[start].strip().strip("|").split("|")][1:]
+    unknown = [h for h in header if h not in _TABLE_COLUMNS]
+    if unknown:
+        raise DataError(f"report: metrics table column {unknown[0]!r} unknown; expected some of {list(_TABLE_COLUMNS)}")
+    rows: dict[str, dict[str, float | None]] = {}
     for line in lines[start + 2:]:
         if not line.startswith("|"):
             break
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != len(keys) + 1:
-            raise DataError(f"report: metrics row {line!r} has {len(cells)} cells; expected {len(keys) + 1}")
-        rows[cells[0]] = {k: (None if c == "n/a" else float(c)) for k, c in zip(keys, cells[1:])}
+        if len(cells) != len(header) + 1:
+            raise DataError(f"report: metrics row {line!r} has {len(cells)} cells; expected {len(header) + 1}")
+        row: dict[str, float | None] = {}
+        try:
+            for label, cell in zip(header, cells[1:]):
+                keys = _TABLE_COLUMNS[label]
+                parts = [cell] if len(keys) == 1 else [p.strip() for p in cell.split("±")]
+                if cell == "n/a":
+                    parts = ["n/a"] * len(keys)
+                if len(parts) != len(keys):
+                    raise ValueError(cell)
+                row.update({k: _cell_value(p) for k, p in zip(keys, parts)})
+        except ValueError:
+            raise DataError(f"report: metrics row {line!r} has a malformed cell; expected numbers, 'inf' or "
+                            f"'n/a'") from None
+        rows[cells[0]] = row
     return rows
 
 
@@ -190,6 +288,23 @@ def _rel(path: Path, base: Path) -> str:
         return os.path.relpath(path, base)
     except ValueError:  # different drives on Windows
         return str(path)
+
+
+def _baseline_setup_lines(settings: dict[str, dict]) -> list[str]:
+    """Report lines saying how the library baselines were set up (``meta["baseline_settings"]``)."""
+    lines = []
+    if "dmd" in settings:
+        d = settings["dmd"]
+        lines.append(f"- dmd: pydmd DMD of rank {d.get('rank_requested')} (n_coarse {d.get('n_coarse')} + 5; "
+                     f"{d.get('rank')} modes kept), tikhonov {d.get('tikhonov')}, fitted on "
+                     f"{d.get('fitted_on')}, iterated at its step dt = {d.get('dt')}")
+    if "sindy" in settings:
+        d = settings["sindy"]
+        lines.append(f"- sindy: {d.get('n_pod')} POD modes (n_coarse {d.get('n_coarse')} + 5) of the "
+                     f"{d.get('n_train')} training trajectories; STLSQ threshold {d.get('threshold')}, polynomial "
+                     f"degree {d.get('degree')}, chosen on the {d.get('n_val')} validation trajectories from "
+                     f"{len(d.get('val_scores') or [])} settings (lowest pooled relative error)")
+    return lines
 
 
 def write_report(result: EvaluationResult, predictions: dict[str, Prediction], traj, out_dir: str | os.PathLike,
@@ -217,10 +332,15 @@ def write_report(result: EvaluationResult, predictions: dict[str, Prediction], t
              f"({meta.get('n_traj', '?')} trajectories, {meta.get('n_t', '?')} output times each) from each "
              f"trajectory's initial observation.", "",
              metrics_table(result), "",
-             "nRMSE: METHOD.md section 7, ensemble mean vs data over all output times, in percent, averaged over "
-             "trajectories. CRPS (data units) and spread-skill (ensemble spread / RMSE of the ensemble mean; ~1 "
-             f"when calibrated) at {meta.get('n_score', '?')} evenly spaced output times. The DNS is deterministic: "
-             "its CRPS is the mean absolute error and its spread-skill is undefined (n/a).", "",
+             "Every score compares the prediction (the ensemble mean for an ensemble) with the stored, noisy "
+             "observations of the split, as the paper scores. Relative error (the final paper's metric): "
+             "eps(t) = ||u(t) - u_hat(t)|| / ||u(t)|| over all channels and grid points of a frame, in percent, "
+             "pooled over every (trajectory, time) pair including t0; mean ± population std. "
+             "nRMSE: METHOD.md section 7, the root mean square over time of the same eps(t) per trajectory, "
+             "averaged over trajectories. CRPS (data units) and spread-skill (ensemble spread / RMSE of the "
+             f"ensemble mean; ~1 when calibrated) at {meta.get('n_score', '?')} evenly spaced output times. "
+             "Deterministic methods (dns, dmd, sindy): the CRPS is the mean absolute error and the spread-skill "
+             "is undefined (n/a). inf: the forecast diverged.", "",
              "## Setup", ""]
     setup = [("run", meta.get("run")), ("closure run", meta.get("closure_run")), ("data", meta.get("data")),
              ("split", meta.get("split")), ("backend", meta.get("backend")),
@@ -229,6 +349,7 @@ def write_report(result: EvaluationResult, predictions: dict[str, Prediction], t
              ("micro dim", meta.get("micro_dim")), ("pymsde", meta.get("pymsde_version")),
              ("torch", meta.get("torch_version")), ("evaluated at", meta.get("date"))]
     lines += [f"- {k}: `{v}`" for k, v in setup if v is not None]
+    lines += _baseline_setup_lines(meta.get("baseline_settings") or {})
     if meta.get("nrmse_per_traj_note"):
         lines.append(f"- {meta['nrmse_per_traj_note']}")
     notes = meta.get("notes") or []
@@ -245,14 +366,23 @@ def write_report(result: EvaluationResult, predictions: dict[str, Prediction], t
     return path
 
 
+def _finite(a: np.ndarray) -> np.ndarray:
+    """``a`` with inf replaced by NaN (a diverged forecast; plots leave NaN blank)."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
 def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], traj, out: Path,
                 *, traj_index: int = 0) -> list[tuple[str, Path]]:
     """The report's PNGs; returns ``(caption, path)`` pairs.
 
-    1-D: forecast vs truth snapshots with the ensemble's +-2 std band (each ensemble method),
-    space-time diagrams of truth, predictions and errors; 2-D: field snapshots of truth and
-    every method side by side; both: nRMSE vs time for every method. Channel 0 is drawn
-    (plus one set per further channel for multi-channel data).
+    Both 1-D and 2-D: the relative error ``eps(t)`` vs time for every method (mean over
+    trajectories, against the stored observations; dashed: each method's pooled mean), on a
+    log axis when the curves span more than three decades. 1-D: forecast vs truth snapshots
+    with the ensemble's +-2 std band (each ensemble method), space-time diagrams of truth,
+    predictions and errors; 2-D: field snapshots of truth and every method side by side.
+    Channel 0 is drawn (plus one set per further channel for multi-channel data). Diverged
+    (non-finite) values are left blank.
     """
     from pymsde.evaluate import plots as P
 
@@ -261,11 +391,18 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
     truth = np.asarray(traj.u[i], dtype=np.float64)          # (n_t, C, *grid)
     names = [m for m in METHOD_ORDER if m in predictions] + [m for m in predictions if m not in METHOD_ORDER]
     figs: list[tuple[str, Path]] = []
-    curves = {m: result.scores[m].nrmse_per_time for m in names if m in result.scores}
+    scored = [m for m in names if m in result.scores]
+    curves = {m: _finite(result.scores[m].relative_error_per_time if result.scores[m].relative_error_per_time
+                         is not None else result.scores[m].nrmse_per_time) for m in scored}
+    levels = {m: result.scores[m].relative_error for m in scored}
+    pos = np.concatenate([c[np.isfinite(c) & (c > 0)] for c in curves.values()] + [np.zeros(0)])
+    logy = pos.size > 0 and pos.max() > 1e3 * pos.min()
     p = out / "error_vs_time.png"
-    P.plot_error_curves(t, curves, p, ylabel="relative L2 error (%)")
-    figs.append(("Error vs time (relative L2 error, percent, averaged over trajectories)", p))
+    P.plot_error_curves(t, curves, p, ylabel="relative error ε(t) (%)", logy=bool(logy), levels=levels)
+    figs.append(("Relative error vs time: eps(t) = ||u - u_hat|| / ||u|| against the stored (noisy) observations, "
+                 "percent, mean over trajectories (dashed: pooled mean over all trajectories and times)", p))
     snap_idx = np.unique(np.round(np.linspace(0, len(t) - 1, 4)).astype(int))
+    means = {m: _finite(predictions[m].mean[i]) for m in names}         # (n_t, C, *grid)
     for c in range(truth.shape[1]):
         sfx = "" if truth.shape[1] == 1 else f"_c{c}"
         ctitle = "" if truth.shape[1] == 1 else f" (channel {c})"
@@ -275,21 +412,21 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
                 pred = predictions[m]
                 std = None if pred.std is None else pred.std[i, snap_idx, c]
                 p = out / f"profiles_{m}{sfx}.png"
-                P.plot_profiles(x, truth[snap_idx, c], pred.mean[i, snap_idx, c], std, t[snap_idx], p)
+                P.plot_profiles(x, truth[snap_idx, c], means[m][snap_idx, c], std, t[snap_idx], p)
                 band = "deterministic, no band" if std is None else "ensemble mean +- 2 std band"
                 figs.append((f"{m}: prediction vs truth at {len(snap_idx)} times ({band}){ctitle}", p))
             panels = {"truth": truth[:, c]}
-            panels.update({m: predictions[m].mean[i, :, c] for m in names})
+            panels.update({m: means[m][:, c] for m in names})
             p = out / f"spacetime{sfx}.png"
             P.plot_spacetime(panels, x, t, p)
             figs.append((f"Space-time: truth and predictions{ctitle}", p))
-            err = {f"error {m}": predictions[m].mean[i, :, c] - truth[:, c] for m in names}
+            err = {f"error {m}": means[m][:, c] - truth[:, c] for m in names}
             p = out / f"spacetime_error{sfx}.png"
             P.plot_spacetime(err, x, t, p)
             figs.append((f"Space-time: prediction minus truth{ctitle}", p))
         else:
             panels = {"truth": truth[snap_idx, c]}
-            panels.update({m: predictions[m].mean[i, snap_idx, c] for m in names})
+            panels.update({m: means[m][snap_idx, c] for m in names})
             p = out / f"snapshots{sfx}.png"
             P.plot_snapshots(panels, t[snap_idx], p)
             figs.append((f"Snapshots: truth and predictions side by side{ctitle}", p))

@@ -3,7 +3,9 @@
 :func:`evaluate_run` loads a run directory (and the closure run beside it), checks that the
 evaluation data live on the run's training grid (:func:`pymsde.model.config.check_data_fits`),
 forecasts every trajectory of the chosen split with the model and each baseline
-(:mod:`pymsde.evaluate.baselines`), scores them (:func:`pymsde.evaluate.report.score_prediction`)
+(:mod:`pymsde.evaluate.baselines`: closure, under-resolved DNS, and on request the final
+paper's DMD and POD-SINDy, fitted on the same data file's ``train`` / ``val`` splits), scores
+them against the stored observations (:func:`pymsde.evaluate.report.score_prediction`)
 and writes ``report.md`` plus PNG plots (:func:`pymsde.evaluate.report.write_report`). The
 scores and the metrics JSON are described in :mod:`pymsde.evaluate.report`.
 """
@@ -20,9 +22,12 @@ import torch
 from pymsde import __version__
 from pymsde.backends.protocol import resolve_backend
 from pymsde.data.io import load
-from pymsde.evaluate.baselines import DEFAULT_SCORE_TIMES, Prediction, dns_prediction, model_prediction
+from pymsde.evaluate.baselines import (DEFAULT_SCORE_TIMES, Prediction, check_dmd_time_step, dmd_prediction,
+                                      dns_prediction, model_prediction, sindy_prediction)
 from pymsde.evaluate.coverage import coverage_notes, initial_coverage
-from pymsde.evaluate.report import BASELINES, EvaluationResult, parse_baselines, score_prediction, write_report
+from pymsde.evaluate.linear_baselines import require_baseline_packages
+from pymsde.evaluate.report import (DEFAULT_BASELINES, EvaluationResult, divergence_notes, parse_baselines,
+                                    score_prediction, write_report)
 from pymsde.model.config import check_data_fits
 from pymsde.training.run import check_run_dir, load_run
 from pymsde.util.errors import ConfigError
@@ -67,8 +72,61 @@ def _initial_coverage(traj_all, traj, split: str) -> dict | None:
     return initial_coverage(np.asarray(traj_all.u)[train_idx, 0], np.asarray(traj.u)[:, 0])
 
 
+def _load_closure(run: Path, closure_run, checkpoint: str, model, traj_all, data_name: str, notes: list[str]):
+    """The closure model, its metadata and its folder (``(None, None, None)`` with a note when none is found)."""
+    closure_dir = find_closure_run(run, closure_run)
+    if closure_dir is None:
+        notes.append("closure baseline skipped: no closure run found (pass --closure-run DIR; train one "
+                     "with `pymsde train DATA --micro 0` and the same settings as the model)")
+        return None, None, None
+    closure_model, closure_meta = _load(closure_dir, checkpoint)
+    if int(closure_model.config.micro_dim) != 0:
+        raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
+                          f"the closure baseline is the model with micro_dim = 0")
+    # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
+    for key in ("coarse_shape", "stencil_radius"):
+        mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
+        if mine != theirs:                     # ModelConfig normalises shapes to tuples
+            raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
+                              f"{key} = {mine}; the closure baseline is the same model with "
+                              f"micro_dim = 0 (train it with the same --coarse and --radius)")
+    check_data_fits(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
+    return closure_model, closure_meta, closure_dir
+
+
+def _library_baseline_splits(traj_all, traj, names: Sequence[str], data_name: str) -> dict[str, Any]:
+    """The data file's ``train`` (dmd, sindy) and ``val`` (sindy) splits the library baselines fit on.
+
+    Raises:
+        DataError: one line naming the file and the missing (or empty) split; for dmd, an
+            evaluated trajectory whose time step differs from the training trajectory's.
+    """
+    need = {"train": [n for n in ("dmd", "sindy") if n in names], "val": [n for n in ("sindy",) if n in names]}
+    out = {}
+    for split, users in need.items():
+        if users:
+            what = " and ".join(users)
+            out[split] = traj_all.get_split(split, data_name, f" (the {what} baseline{'s' if len(users) > 1 else ''} "
+                                                               f"fit{'' if len(users) > 1 else 's'} on the {split} split)")
+    if "dmd" in names:
+        check_dmd_time_step(traj, out["train"])
+    return out
+
+
+def _library_predictions(names: Sequence[str], traj, splits: dict[str, Any], config, n_score: int) -> dict[str, Prediction]:
+    """The DMD and POD-SINDy predictions among ``names``; ``n_coarse = C * prod(coarse_shape)`` of the model."""
+    n_coarse = int(config.channels) * int(np.prod(config.coarse_shape))
+    preds: dict[str, Prediction] = {}
+    if "dmd" in names:
+        preds["dmd"] = dmd_prediction(traj, splits["train"], n_coarse, n_score=n_score)
+    if "sindy" in names:
+        preds["sindy"] = sindy_prediction(traj, splits["train"], splits["val"], n_coarse, n_score=n_score)
+    return preds
+
+
 def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
-                 baselines: str | Sequence[str] | None = BASELINES, closure_run: str | os.PathLike | None = None,
+                 baselines: str | Sequence[str] | None = DEFAULT_BASELINES,
+                 closure_run: str | os.PathLike | None = None,
                  n_samples: int = 32, out: str | os.PathLike | None = None, backend: str = "torch",
                  seed: int = 0, n_score: int = DEFAULT_SCORE_TIMES, plots: bool = True,
                  show_progress: bool = True, checkpoint: str = "best",
@@ -79,7 +137,10 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         run_dir: a run directory of ``pymsde train`` (config + checkpoint).
         data: a data file path (any format :func:`pymsde.data.io.load` reads) or ``Trajectories``.
         split: the split to evaluate (``attrs["split"]``), or ``"all"``.
-        baselines: subset of ``("closure", "dns")`` (a comma-separated string is accepted).
+        baselines: subset of ``("closure", "dns", "dmd", "sindy")`` (a comma-separated string is
+            accepted; None: ``("closure", "dns")``). ``dmd`` fits on the first trajectory of the
+            data file's ``train`` split, ``sindy`` on the ``train`` split with its settings
+            chosen on the ``val`` split; both need ``pip install pymsde[baselines]``.
         closure_run: the closure model's run directory; default: see :func:`find_closure_run`.
             When none is found the closure baseline is skipped and a note says so.
         n_samples: ensemble size of the model forecasts.
@@ -94,11 +155,16 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         extra_meta: merged into the result's metadata (e.g. the demo's training times).
 
     Raises:
-        ConfigError: incomplete run directory, unknown baseline, a "closure" run with micro_dim > 0.
-        DataError: the data's grid differs from the training grid; missing split.
+        ConfigError: incomplete run directory, unknown baseline, a "closure" run with micro_dim > 0,
+            a library baseline whose package is missing.
+        DataError: the data's grid differs from the training grid; missing split (the evaluated
+            one, or the train / val split a library baseline fits on).
+
+    All of these are raised before any forecast is made.
     """
-    run = check_run_dir(run_dir)
     names = parse_baselines(baselines)
+    require_baseline_packages(names)             # a missing pydmd / pysindy before any work
+    run = check_run_dir(run_dir)
     if isinstance(data, (str, os.PathLike)):
         data_name = str(data)
         traj_all = load(data)
@@ -109,30 +175,15 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     model, metadata = _load(run, checkpoint)
     check_data_fits(model.config, traj_all, data_name, f"run {run}")
     traj = traj_all.get_split(split, data_name, "; pass --split all to evaluate every trajectory")
+    library_splits = _library_baseline_splits(traj_all, traj, names, data_name)
     notes: list[str] = []
     coverage = _initial_coverage(traj_all, traj, split)
     if coverage is not None:
         notes += coverage_notes(coverage)
-    closure_dir = None
-    closure_model = closure_meta = None
+    closure_model = closure_meta = closure_dir = None
     if "closure" in names:
-        closure_dir = find_closure_run(run, closure_run)
-        if closure_dir is None:
-            notes.append("closure baseline skipped: no closure run found (pass --closure-run DIR; train one "
-                         "with `pymsde train DATA --micro 0` and the same settings as the model)")
-        else:
-            closure_model, closure_meta = _load(closure_dir, checkpoint)
-            if int(closure_model.config.micro_dim) != 0:
-                raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
-                                  f"the closure baseline is the model with micro_dim = 0")
-            # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
-            for key in ("coarse_shape", "stencil_radius"):
-                mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
-                if mine != theirs:                     # ModelConfig normalises shapes to tuples
-                    raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
-                                      f"{key} = {mine}; the closure baseline is the same model with "
-                                      f"micro_dim = 0 (train it with the same --coarse and --radius)")
-            check_data_fits(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
+        closure_model, closure_meta, closure_dir = _load_closure(run, closure_run, checkpoint, model, traj_all,
+                                                                 data_name, notes)
     preds: dict[str, Prediction] = {}
     with torch.no_grad():
         preds["multiscale"] = model_prediction(model, traj, name="multiscale", n_samples=n_samples, seed=seed,
@@ -142,11 +193,14 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
                                                 backend=backend_name, n_score=n_score, show_progress=show_progress)
     if "dns" in names:
         preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score, backend=backend_name)
-    truth = np.asarray(traj.u, dtype=np.float64)
+    preds.update(_library_predictions(names, traj, library_splits, model.config, n_score))
+    truth = np.asarray(traj.u, dtype=np.float64)       # the stored (noisy) observations
     scores = {m: score_prediction(p, truth) for m, p in preds.items()}
+    notes += divergence_notes(scores)
     train_times = {"multiscale": _training_time(metadata)}
     if closure_model is not None:
         train_times["closure"] = _training_time(closure_meta)
+    train_times.update({m: preds[m].info.get("fit_time_s") for m in ("dmd", "sindy") if m in preds})
     meta: dict[str, Any] = {
         "forecast_time_s": {m: round(p.wall_time_s, 3) for m, p in preds.items()},
         "training_time_s": {m: (None if v is None else round(v, 3)) for m, v in train_times.items()},
@@ -159,15 +213,22 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
         "coverage": coverage,
     }
-    if extra_meta:
-        for k, v in extra_meta.items():
-            if isinstance(v, dict) and isinstance(meta.get(k), dict):
-                meta[k] = {**meta[k], **v}
-            else:
-                meta[k] = v
+    settings = {m: preds[m].info for m in ("dmd", "sindy") if m in preds}
+    if settings:
+        meta["baseline_settings"] = settings
+    _merge_meta(meta, extra_meta or {})
     result = EvaluationResult(scores=scores, meta=meta)
     write_report(result, preds, traj, Path(out) if out is not None else run / "evaluation", plots=plots)
     return result
+
+
+def _merge_meta(meta: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Merge ``extra`` into ``meta`` in place; dict values are merged one level deep."""
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(meta.get(k), dict):
+            meta[k] = {**meta[k], **v}
+        else:
+            meta[k] = v
 
 
 def _resolve_backend_name(backend: str) -> str:
