@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from pymsde.data.grid import Grid
 from pymsde.model import CoarseGrainingKernel, ModelConfig, MultiscaleModel
-from pymsde.model._pad import pad_axis
+from pymsde.numerics.padding import pad_axis
 from pymsde.util.errors import ConfigError
 
 

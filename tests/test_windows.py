@@ -83,21 +83,22 @@ def test_iteration_advances_epochs_and_batches_resume():
     assert [len(b) for b in sampler.batches(5, epoch=4, drop_last=True)] == [5, 5, 5, 5]
 
 
-def test_fetch_windows():
+def test_device_windows_gather_what_the_sampler_names():
+    """The one window gather (training and validation): DeviceData.windows on the sampler's pairs."""
+    import torch
+
+    from pymsde.training.device_data import DeviceData
+
     tr = make(grid=(3, 2))
     sampler = WindowSampler(tr, 128, seed=0)
-    w = sampler.fetch(2, 127)
-    assert w.u.shape == (128, 1, 3, 2) and w.t.shape == (128,) and w.f.shape == (128, 1)
-    np.testing.assert_array_equal(w.u[:, 0, 0, 0], 2000.0 + np.arange(127, 255))
-    np.testing.assert_allclose(w.t, 1e-3 * np.arange(127, 255), rtol=0, atol=1e-15)
-    assert w.mu.tolist() == [20.0]
-    pairs = sampler.epoch_order(0)[:6]
-    b = sampler.fetch_batch(pairs)
-    assert b.u.shape == (6, 128, 1, 3, 2) and b.t.shape == (6, 128) and b.mu.shape == (6, 1)
-    for j, (i, s) in enumerate(pairs):
-        np.testing.assert_array_equal(b.u[j], tr.u[i, s:s + 128])
-        np.testing.assert_array_equal(b.f[j], tr.f[i, s:s + 128])
-    with pytest.raises(ConfigError, match="outside the data"):
-        sampler.fetch(0, 900)
-    with pytest.raises(ConfigError, match="outside the data"):
-        sampler.fetch_batch([[3, 0]])
+    data = DeviceData.from_traj(tr, "cpu", torch.float64)
+    pairs = torch.as_tensor(sampler.epoch_order(0)[:6])
+    u, t, mu, f = data.windows(pairs[:, 0], pairs[:, 1], torch.arange(128))
+    assert u.shape == (6, 128, 1, 3, 2) and t.shape == (6, 128) and mu.shape == (6, 1) and f.shape == (6, 128, 1)
+    for j, (i, s) in enumerate(pairs.tolist()):
+        np.testing.assert_array_equal(u[j].numpy(), tr.u[i, s:s + 128])
+        np.testing.assert_array_equal(f[j].numpy(), tr.f[i, s:s + 128])
+        np.testing.assert_array_equal(t[j].numpy(), tr.t[i, s:s + 128])     # times stay float64
+        assert mu[j].tolist() == tr.mu[i].tolist()
+    one = data.windows(torch.tensor([2]), torch.tensor([127]), torch.arange(128))[0][0]
+    np.testing.assert_array_equal(one[:, 0, 0, 0].numpy(), 2000.0 + np.arange(127, 255))

@@ -2,7 +2,7 @@
 from pymsde.data.grid import BOUNDARY_TYPES, Grid
 from pymsde.data.io import load, save
 from pymsde.data.trajectories import Trajectories
-from pymsde.data.windows import Window, WindowSampler, window_starts
+from pymsde.data.windows import WindowSampler, window_starts
 
-__all__ = ["Grid", "BOUNDARY_TYPES", "Trajectories", "WindowSampler", "Window", "window_starts",
+__all__ = ["Grid", "BOUNDARY_TYPES", "Trajectories", "WindowSampler", "window_starts",
            "load", "save"]

@@ -18,31 +18,12 @@ seen without the interruption.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
 from pymsde.data.trajectories import Trajectories
 from pymsde.util.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Window:
-    """Arrays of one window or of a batch of windows (numpy, dtypes as in the Trajectories).
-
-    Single window (:meth:`WindowSampler.fetch`): ``u`` ``(M, C, *grid)``, ``t`` ``(M,)``,
-    ``mu`` ``(n_mu,)`` or None, ``f`` ``(M, n_f)`` or None, ``traj`` and ``start`` ints.
-    Batch (:meth:`WindowSampler.fetch_batch`): a leading batch axis ``B`` on every array,
-    ``traj`` and ``start`` ``(B,)`` int64 arrays.
-    """
-
-    u: np.ndarray
-    t: np.ndarray
-    mu: np.ndarray | None
-    f: np.ndarray | None
-    traj: int | np.ndarray
-    start: int | np.ndarray
 
 
 def window_starts(n_t: int, window: int, overlap: int = 1, last: str = "shift") -> np.ndarray:
@@ -99,7 +80,6 @@ class WindowSampler:
         self.pairs = np.stack(np.meshgrid(np.arange(traj.n_traj, dtype=np.int64), self.starts,
                                           indexing="ij"), axis=-1).reshape(-1, 2)
         self.epoch = 0
-        self._offsets = np.arange(self.window, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.pairs.shape[0])
@@ -147,29 +127,3 @@ class WindowSampler:
             if drop_last and len(chunk) < batch_size:
                 return
             yield chunk
-
-    def fetch(self, traj_index: int, start: int) -> Window:
-        """The arrays of one window: ``u`` ``(M, C, *grid)``, ``t`` ``(M,)``, ``mu``, ``f`` (views, not copies)."""
-        i, s, m = int(traj_index), int(start), self.window
-        if not (0 <= i < self.traj.n_traj and 0 <= s <= self.traj.n_t - m):
-            raise ConfigError(f"window ({i}, {s}) of {m} steps is outside the data "
-                              f"({self.traj.n_traj} trajectories of {self.traj.n_t} times)")
-        tr = self.traj
-        return Window(u=tr.u[i, s:s + m], t=tr.t[i, s:s + m],
-                      mu=None if tr.mu is None else tr.mu[i],
-                      f=None if tr.f is None else tr.f[i, s:s + m], traj=i, start=s)
-
-    def fetch_batch(self, pairs: np.ndarray | Sequence[tuple[int, int]]) -> Window:
-        """Stacked arrays of several windows: ``u`` ``(B, M, C, *grid)``, ``t`` ``(B, M)``,
-        ``mu`` ``(B, n_mu)``, ``f`` ``(B, M, n_f)`` (copies, one fancy-indexing gather)."""
-        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-        tr = self.traj
-        ti, st = pairs[:, 0], pairs[:, 1]
-        if ((ti < 0) | (ti >= tr.n_traj) | (st < 0) | (st > tr.n_t - self.window)).any():
-            raise ConfigError(f"fetch_batch: a window lies outside the data ({tr.n_traj} trajectories of "
-                              f"{tr.n_t} times, window {self.window})")
-        steps = st[:, None] + self._offsets[None, :]          # (B, M)
-        rows = ti[:, None]
-        return Window(u=tr.u[rows, steps], t=tr.t[rows, steps],
-                      mu=None if tr.mu is None else tr.mu[ti],
-                      f=None if tr.f is None else tr.f[rows, steps], traj=ti, start=st)

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from pymsde.model.mlp import ACTIVATIONS, activation_fn, init_mlp
+from pymsde.model.mlp import ACTIVATIONS, INPLACE_ACTIVATIONS, activation_fn, dense, init_mlp, mlp_layers
 from pymsde.numerics.padding import gather_stencil
 
 
@@ -159,14 +158,6 @@ def _time_features(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> t
     return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
 
 
-#: in-place versions of the activations (softplus has none: it runs out of place)
-_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": torch.relu_,
-    "tanh": torch.tanh_,
-    "silu": lambda x: F.silu(x, inplace=True),
-}
-
-
 class DriftWorkspace:
     """Reusable buffers for many autograd-free :func:`multiscale_drift` calls on one batch size.
 
@@ -193,26 +184,7 @@ class DriftWorkspace:
         # one buffer per hidden layer of h (every layer but the last, whose output is returned)
         self.hidden = [torch.empty(rows, w.shape[0], dtype=ref.dtype, device=ref.device)
                        for w in params.macro_weights[:-1]]
-        self.act_inplace = _INPLACE.get(params.activation)
-
-
-def _dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """``x @ w.T + b`` (one BLAS call), into ``out`` when given."""
-    return torch.addmm(b, x, w.t()) if out is None else torch.addmm(b, x, w.t(), out=out)
-
-
-def _mlp_rest(h: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
-              act: Callable[[torch.Tensor], torch.Tensor], act_inplace, buffers: Sequence[torch.Tensor]
-              ) -> torch.Tensor:
-    """The layers after the first of :func:`pymsde.model.mlp.mlp_forward`: activate ``h``,
-    apply the next layer, ...; layer ``k``'s output goes to ``buffers[k]`` when there is one
-    (the last layer's output is always fresh). ``act_inplace`` (None: out of place) may only
-    be given when ``h`` and the buffers are not needed by autograd."""
-    n = len(weights)
-    for k, (w, b) in enumerate(zip(weights, biases)):
-        h = act(h) if act_inplace is None else act_inplace(h)
-        h = _dense(h, w, b, buffers[k] if k < n - 1 and k < len(buffers) else None)
-    return h
+        self.act_inplace = INPLACE_ACTIVATIONS.get(params.activation)
 
 
 def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tensor,
@@ -276,16 +248,16 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
         else:
             h.view(batch, p.n_cells, -1).add_(per_sample.unsqueeze(1))
     else:
-        h = _dense(rows, w0, b0, out0)
-    h = _mlp_rest(h, p.macro_weights[1:], p.macro_biases[1:], act, act_inplace, buffers[1:])
+        h = dense(rows, w0, b0, out0)
+    h = mlp_layers(h, p.macro_weights[1:], p.macro_biases[1:], act, act_inplace, buffers[1:])
     # (B * n_cells, C) -> (B, C, n_cells) -> flat, channel slowest like zM.flatten(1)
     gM = h.view(batch, p.n_cells, p.channels).transpose(1, 2).reshape(batch, macro_dim)
     if not p.micro_dim:
         return gM
 
     x = torch.cat([zm, zM, _time_features(t, batch, z)] + extras, dim=1)
-    gm = _mlp_rest(_dense(x, p.micro_weights[0], p.micro_biases[0], None), p.micro_weights[1:],
-                   p.micro_biases[1:], act, act_inplace, ())
+    gm = mlp_layers(dense(x, p.micro_weights[0], p.micro_biases[0]), p.micro_weights[1:],
+                    p.micro_biases[1:], act, act_inplace)
     return torch.cat([gM, gm], dim=1)
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pymsde.model.mlp import activation_fn
-from pymsde.model._pad import pad_axis
+from pymsde.numerics.padding import pad_axis
 from pymsde.model.kernel import CoarseGrainingKernel
 
 

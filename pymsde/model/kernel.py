@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pymsde.model._pad import pad_axis
+from pymsde.numerics.padding import pad_axis
 
 #: Axes of at most this many fine points smooth by a dense GEMM (the kernel spans most of the
 #: axis, so the dense map costs little more than the direct convolution and runs at GEMM

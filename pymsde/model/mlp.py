@@ -34,9 +34,41 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
         raise ValueError(f"activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
 
 
+#: in-place versions of the activations (softplus has none: it runs out of place)
+INPLACE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+    "silu": lambda x: F.silu(x, inplace=True),
+}
+
+
+def dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """One layer ``x @ w.T + b``: one fused BLAS call on 2-D input (into ``out`` when given),
+    ``F.linear`` for other ranks."""
+    if x.dim() != 2:
+        return F.linear(x, w, b)
+    return torch.addmm(b, x, w.t()) if out is None else torch.addmm(b, x, w.t(), out=out)
+
+
+def mlp_layers(h: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+               act: Callable[[torch.Tensor], torch.Tensor], act_inplace=None,
+               buffers: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """The layers after the first: activate ``h``, apply the next layer, and so on.
+
+    Layer ``k``'s output goes to ``buffers[k]`` when there is one (the last layer's output
+    is always fresh). ``act_inplace`` (None: out of place) may only be given when ``h`` and
+    the buffers are not needed by autograd.
+    """
+    n = len(weights)
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        h = act(h) if act_inplace is None else act_inplace(h)
+        h = dense(h, w, b, buffers[k] if k < n - 1 and k < len(buffers) else None)
+    return h
+
+
 def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                 activation: str) -> torch.Tensor:
-    """Evaluate the MLP on a batch of rows.
+    """Evaluate the MLP on a batch of rows: :func:`dense` then :func:`mlp_layers`.
 
     Args:
         x: ``(..., in_0)`` inputs.
@@ -47,14 +79,7 @@ def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequen
     Returns:
         ``(..., out_{L-1})``.
     """
-    act = activation_fn(activation)
-    n = len(weights)
-    for k, (w, b) in enumerate(zip(weights, biases)):
-        # addmm on 2-D input is one fused BLAS call; fall back to linear for other ranks
-        x = torch.addmm(b, x, w.t()) if x.dim() == 2 else F.linear(x, w, b)
-        if k < n - 1:
-            x = act(x)
-    return x
+    return mlp_layers(dense(x, weights[0], biases[0]), weights[1:], biases[1:], activation_fn(activation))
 
 
 def init_mlp(sizes: Sequence[int], generator: torch.Generator | None = None,

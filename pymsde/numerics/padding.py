@@ -1,10 +1,15 @@
 """Boundary padding and stencil gathers on a grid, for tensors laid out ``(B, C, *grid)``.
 
-These are the two operations every stencil in pymsde is built from (the simulators'
-finite differences, the learned drift's neighbourhoods, the encoder's coarse-graining):
+These are the operations every stencil in pymsde is built from (the simulators' finite
+differences, the learned drift's neighbourhoods, the encoder's coarse-graining):
 
-- :func:`pad` extends each spatial axis by ``width`` points: a periodic axis wraps around,
-  a Dirichlet axis repeats its edge value (``"edge"``) or uses zeros (``"zeros"``).
+- :func:`pad_axis` extends one axis by ``lo`` points before and ``hi`` after it, by index
+  gather: periodic wraps (``j mod n``, so widths may exceed the axis: the decoder pads the
+  coarse grid by several kernel half-widths), Dirichlet repeats the edge value. The index
+  vectors are cached (bounded, per size, widths, rule and device).
+- :func:`pad` extends each spatial axis by ``width`` points: a periodic axis wraps around
+  (at most once: the Julia port refuses the same inputs), a Dirichlet axis repeats its edge
+  value (``"edge"``) or uses zeros (``"zeros"``).
 - :func:`gather_stencil` collects, for each grid point, the values of the ``(2r+1)^d``
   neighbourhood around it, in row-major offset order (first axis slowest, offsets from
   ``-r`` to ``+r``), as the last dimension.
@@ -14,11 +19,25 @@ The Julia package mirrors both with the same conventions (``julia/src/stencils.j
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 from typing import Sequence
 
 import torch
 
 DIRICHLET_PAD_MODES = ("edge", "zeros")
+
+
+@lru_cache(maxsize=256)
+def _pad_index(n: int, lo: int, hi: int, periodic: bool, device: torch.device) -> torch.Tensor:
+    idx = torch.arange(-lo, n + hi, device=device)
+    return idx.remainder(n) if periodic else idx.clamp(0, n - 1)
+
+
+def pad_axis(x: torch.Tensor, dim: int, lo: int, hi: int, periodic: bool) -> torch.Tensor:
+    """Pad axis ``dim`` of ``x`` by ``lo`` / ``hi`` points: wrap (periodic) or repeat the edge."""
+    if lo == 0 and hi == 0:
+        return x
+    return x.index_select(dim, _pad_index(x.shape[dim], int(lo), int(hi), bool(periodic), x.device))
 
 
 def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
@@ -33,6 +52,9 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
 
     Returns:
         tensor ``(..., *(n + 2 * width))``.
+
+    Raises:
+        ValueError: an unknown boundary or mode, or a periodic width wider than its axis.
     """
     nd = len(boundary)
     widths = [int(width)] * nd if isinstance(width, int) else [int(w) for w in width]
@@ -46,18 +68,14 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
         if bc == "periodic":
             if w > n:
                 raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
-            lo = x.narrow(dim, n - w, w)
-            hi = x.narrow(dim, 0, w)
-        elif bc == "dirichlet":
-            if dirichlet_mode == "edge":
-                lo = x.narrow(dim, 0, 1).expand(*x.shape[:dim], w, *x.shape[dim + 1:])
-                hi = x.narrow(dim, n - 1, 1).expand(*x.shape[:dim], w, *x.shape[dim + 1:])
-            else:
-                shape = (*x.shape[:dim], w, *x.shape[dim + 1:])
-                lo = hi = x.new_zeros(shape)
-        else:
+            x = pad_axis(x, dim, w, w, True)
+        elif bc != "dirichlet":
             raise ValueError(f"unknown boundary type {bc!r}; expected 'periodic' or 'dirichlet'")
-        x = torch.cat([lo, x, hi], dim=dim)
+        elif dirichlet_mode == "edge":
+            x = pad_axis(x, dim, w, w, False)
+        else:
+            zeros = x.new_zeros((*x.shape[:dim], w, *x.shape[dim + 1:]))
+            x = torch.cat([zeros, x, zeros], dim=dim)
     return x
 
 

@@ -39,7 +39,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from pymsde.numerics.stencils import apply_central, central_weights, pad_axis
+from pymsde.numerics.stencils import apply_central, central_weights, ghost_extend
 from pymsde.numerics.spectral import padded_square
 
 # ----------------------------------------------------------------------------- Burgers (FD)
@@ -65,7 +65,7 @@ def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Seque
     for a, bc in enumerate(boundary):
         dim = 2 + a
         n = u.shape[dim]
-        wp = pad_axis(w, dim, order, bc)
+        wp = ghost_extend(w, dim, order, bc)
         d1 = apply_central(wp, dim, n, [c / dx[a] for c in central_weights(1, order)])
         d2 = apply_central(wp[:, :n_c], dim, n, [c * nu / dx[a] ** 2 for c in central_weights(2, order)])
         # skew-symmetric advection: (1/3) (u^2)_x + (1/3) u u_x

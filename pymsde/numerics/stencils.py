@@ -3,7 +3,7 @@
 Central differences of even accuracy order ``p`` (2, 4, 6) use ``p + 1`` points
 (radius ``r = p / 2``) and are applied along one spatial axis at a time:
 
-- periodic axis: the stencil wraps around (``kernels.padding.pad``);
+- periodic axis: the stencil wraps around (``numerics.padding.pad``);
 - Dirichlet axis: ``r`` ghost points on each side are filled by polynomial extrapolation
   of degree ``p`` through the ``p + 1`` points nearest the boundary (:func:`extrapolation_weights`).
   The central stencil applied to the padded array then equals, at the points within ``r``
@@ -24,6 +24,8 @@ from functools import lru_cache
 from typing import Sequence
 
 import torch
+
+from pymsde.numerics.padding import pad_axis
 
 
 ACCURACY_ORDERS = (2, 4, 6)
@@ -99,17 +101,20 @@ def _ghost_tensors(order: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.
     return tuple(torch.tensor(w, dtype=dtype) for w in _ghost_matrices(order))
 
 
-def pad_axis(u: torch.Tensor, dim: int, order: int, boundary: str) -> torch.Tensor:
-    """``u`` extended by ``r = order // 2`` points at both ends of tensor dim ``dim``.
+def ghost_extend(u: torch.Tensor, dim: int, order: int, boundary: str) -> torch.Tensor:
+    """``u`` extended by ``r = order // 2`` ghost points at both ends of tensor dim ``dim``.
 
-    Periodic: wrap-around (the same values as ``kernels.padding.pad``). Dirichlet: ghost
+    Periodic: wrap-around (:func:`pymsde.numerics.padding.pad_axis`). Dirichlet: ghost
     points by degree-``order`` polynomial extrapolation through the ``order + 1`` points
-    nearest each boundary (one small matmul per side).
+    nearest each boundary (one small matmul per side) -- not a padding but the closure that
+    keeps the central stencil's order at the boundary.
     """
     r = order // 2
     n = u.shape[dim]
     if boundary == "periodic":
-        return torch.cat([u.narrow(dim, n - r, r), u, u.narrow(dim, 0, r)], dim=dim)
+        if r > n:
+            raise ValueError(f"periodic padding of {r} points on an axis of {n} points")
+        return pad_axis(u, dim, r, r, True)
     if boundary != "dirichlet":
         raise ValueError(f"unknown boundary type {boundary!r}; expected 'periodic' or 'dirichlet'")
     m = order + 1
@@ -165,7 +170,7 @@ def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
     """
     dim = 2 + axis
     w = [c / dx ** deriv for c in central_weights(deriv, order)]
-    return apply_central(pad_axis(u, dim, order, boundary), dim, u.shape[dim], w)
+    return apply_central(ghost_extend(u, dim, order, boundary), dim, u.shape[dim], w)
 
 
 def gradient(u: torch.Tensor, dx: Sequence[float], boundary: Sequence[str], order: int = 4) -> list[torch.Tensor]:
@@ -203,6 +208,6 @@ def symbol_bounds(order: int) -> tuple[float, float]:
     return best1, best2
 
 
-__all__ = ["ACCURACY_ORDERS", "fd_weights", "central_weights", "extrapolation_weights", "pad_axis",
+__all__ = ["ACCURACY_ORDERS", "fd_weights", "central_weights", "extrapolation_weights", "ghost_extend",
            "apply_central", "derivative",
            "gradient", "laplacian", "symbol_bounds"]

@@ -108,57 +108,61 @@ def loop_threads() -> int:
         raise ConfigError(f"PYMSDE_SIM_THREADS={value!r}; expected a positive integer") from None
 
 
-_MALLOC_TUNED = False
+#: glibc's documented defaults of the two thresholds (restored after each time loop)
+_MALLOC_DEFAULTS = ((-3, 128 * 1024), (-1, 128 * 1024))   # (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
+_MALLOC_LOOP = ((-3, 64 << 20), (-1, 512 << 20))
 
 
-def _tune_malloc() -> None:
-    """Ask glibc malloc to keep freed memory for reuse (once per process).
-
-    Every stage of a time step allocates fresh temporaries of the field's size (5 MB for
-    Burgers 2-D). With glibc's defaults these are returned to the OS on free and page-faulted
-    back on the next allocation; raising ``M_MMAP_THRESHOLD`` (64 MiB) and ``M_TRIM_THRESHOLD``
-    (512 MiB) made an RK4 step of Burgers 2-D 2-6x faster on a loaded 2-core machine
-    (A/B of the same step in one process, alternating settings). No-op off glibc, and when
-    ``PYMSDE_NO_MALLOC_TUNING`` is set. :func:`compute_threads` calls ``malloc_trim`` after
-    each run so the memory goes back to the OS.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or os.environ.get("PYMSDE_NO_MALLOC_TUNING"):
-        return
-    _MALLOC_TUNED = True
+def _mallopt(settings) -> bool:
+    """Set glibc malloc parameters; False off glibc or when ``PYMSDE_NO_MALLOC_TUNING`` is set."""
+    if os.environ.get("PYMSDE_NO_MALLOC_TUNING"):
+        return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 << 20)      # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 512 << 20)     # M_TRIM_THRESHOLD
+        for param, value in settings:
+            libc.mallopt(param, value)
+        return True
     except (OSError, AttributeError):
-        pass
+        return False
 
 
-def _trim_malloc() -> None:
-    if not _MALLOC_TUNED or os.environ.get("PYMSDE_NO_MALLOC_TUNING"):
-        return
+@contextlib.contextmanager
+def _malloc_for_reuse() -> Iterator[None]:
+    """glibc malloc keeps freed memory for reuse inside a time loop, and only there.
+
+    Every stage of a time step allocates fresh temporaries of the field's size (5 MB for
+    Burgers 2-D); with glibc's defaults these go back to the OS on free and are page-faulted
+    in again on the next allocation. Raising ``M_MMAP_THRESHOLD`` (64 MiB) and
+    ``M_TRIM_THRESHOLD`` (512 MiB) for the loop avoids that (docs/simulators.md has the
+    measurement); afterwards the defaults are set again and ``malloc_trim`` returns the memory.
+    """
+    tuned = _mallopt(_MALLOC_LOOP)
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        yield
+    finally:
+        if tuned:
+            _mallopt(_MALLOC_DEFAULTS)
+            try:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            except (OSError, AttributeError):
+                pass
 
 
 @contextlib.contextmanager
 def compute_threads(n_values: int | None = None) -> Iterator[None]:
-    """Context of a time loop: :func:`loop_threads` torch threads (restored after) and glibc
-    malloc tuned for reuse of temporaries (:func:`_tune_malloc`). ``n_values`` is unused
-    (kept for callers that pass the field size)."""
+    """Context of a time loop: :func:`loop_threads` torch threads and glibc malloc tuned for
+    reuse of temporaries (:func:`_malloc_for_reuse`), both restored after. ``n_values`` is
+    unused (kept for callers that pass the field size)."""
     before = torch.get_num_threads()
     want = loop_threads()
-    _tune_malloc()
     if want != before:
         torch.set_num_threads(want)
     try:
-        yield
+        with _malloc_for_reuse():
+            yield
     finally:
         if want != before:
             torch.set_num_threads(before)
-        _trim_malloc()
 
 
 def _check_finite(out: torch.Tensor, what: str, dt: float) -> None:
