@@ -81,6 +81,62 @@ def test_julia_that_fails_to_start_is_reported_and_remembered(monkeypatch, caplo
     assert calls == [True]                       # the failure is remembered, not retried
 
 
+FAKE_JULIACALL = """
+import os, sys
+
+# juliapkg's offline switch as the environment and juliapkg (imported by find_julia) see it
+# while juliacall is imported (the moment juliapkg resolves)
+SEEN = (os.environ.get("PYTHON_JULIAPKG_OFFLINE"), sys.modules["juliapkg.state"].STATE.get("offline"))
+
+
+class _Main:
+    PyMSDEKernels = object()
+
+    def seval(self, code):
+        answers = {"PyMSDEKernels.cuda_functional()": False, "Threads.nthreads()": 1}
+        if code in answers:
+            return answers[code]
+        return (lambda *args: None) if code.startswith("PyMSDEKernels.") else "1.10.0"
+
+
+Main = _Main()
+"""
+
+
+@pytest.fixture
+def fake_juliacall(monkeypatch, tmp_path):
+    """A stand-in `juliacall` module on sys.path (importing it starts nothing)."""
+    juliapkg_state = pytest.importorskip("juliapkg.state")
+    (tmp_path / "juliacall.py").write_text(FAKE_JULIACALL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "juliacall", raising=False)
+    monkeypatch.setattr(jl, "find_julia", lambda: ("/opt/julia/bin/julia", "julia on PATH"))
+    monkeypatch.setitem(juliapkg_state.STATE, "offline", False)
+    monkeypatch.delenv("PYTHON_JULIAPKG_OFFLINE", raising=False)
+    yield juliapkg_state.STATE
+    sys.modules.pop("juliacall", None)
+
+
+def test_the_offline_probe_leaves_the_process_environment_as_it_was(fake_juliacall, monkeypatch):
+    def start(offline):
+        # a fresh process as far as the loader is concerned: no Julia state, juliacall not imported
+        monkeypatch.setattr(jl, "_STATE", {"module": None, "error": None, "fns": {}, "cuda": False, "info": {}})
+        sys.modules.pop("juliacall", None)
+        before = dict(os.environ)
+        jl.load(offline=offline)
+        assert dict(os.environ) == before                 # nothing left behind
+        assert jl.info()["julia_version"] == "1.10.0" and jl.cuda_functional() is False
+        return sys.modules["juliacall"].SEEN
+
+    # auto: offline while juliacall is imported, for the variable and for juliapkg's own state
+    assert start(offline=True) == ("yes", True)
+    assert fake_juliacall["offline"] is False
+    # an explicit start is online; a value the user set is theirs
+    assert start(offline=False) == (None, False)
+    monkeypatch.setenv("PYTHON_JULIAPKG_OFFLINE", "no")
+    assert start(offline=True) == ("no", False)
+
+
 def test_find_julia_checks_the_documented_places(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("PYTHON_JULIACALL_EXE", str(tmp_path / "nope"))

@@ -199,3 +199,18 @@ def test_julia_wrappers_keep_exported_temporaries_alive_until_the_call_returns(m
     julia.multiscale_drift(params, torch.tensor([0.1, 0.2, 0.3]), z, mu=mu)
     assert seen == [3 + 2 * (len(params.macro_weights) + len(params.micro_weights)) + 1]   # out, z, mu, t, weights
     assert julia._PENDING.items == []
+
+
+def test_the_dlpack_layer_imports_nothing_of_the_julia_bridge():
+    """dlpack.py is the lower layer: julia.py imports it, never the other way round (no import
+    cycle, not even a lazy one inside a function)."""
+    import ast
+    import inspect
+
+    from pymsde.backends import dlpack
+
+    tree = ast.parse(inspect.getsource(dlpack))
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert [m for m in imported if m and "julia" in m] == []
+    assert not any("julia" in name.lower() for name in dlpack.__all__)

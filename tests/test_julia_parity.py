@@ -282,6 +282,9 @@ class FakePyMSDEKernels:
     def synchronize_device(self, a):
         pass
 
+    def select_device(self, ordinal):
+        return ordinal
+
 
 @pytest.fixture
 def fake(monkeypatch):

@@ -34,8 +34,10 @@ How the bytes cross (the decisions, see ``docs/julia.md``):
   synchronously, outputs are allocated by torch and filled in place, and no Julia array
   outlives the call that received it.
 
-Everything in this module except :func:`to_julia` / :func:`from_julia` is pure Python (torch,
-ctypes) and is tested without Julia (``tests/test_dlpack.py``).
+This module is pure Python (torch, ctypes), imports nothing of the Julia bridge and is tested
+without Julia (``tests/test_dlpack.py``). The calls into Julia (``PyMSDEKernels.wrap_tensor``)
+are made by :mod:`pymsde.backends.julia`; the other direction, a Julia array handed to torch,
+is ``julia.load().share_with(array, torch.from_dlpack)`` (``DLPack.share``).
 """
 from __future__ import annotations
 
@@ -221,33 +223,5 @@ def dlpackjl_layout(info: CapsuleInfo) -> tuple[str, tuple[int, ...]]:
     return "row", tuple(reversed(shape))
 
 
-# ---- the Julia side (needs juliacall and the PyMSDEKernels package) ----
-
-def to_julia(t: torch.Tensor, *, name: str = "tensor", allow_copy: bool = False) -> Any:
-    """Share ``t`` with Julia without a copy: a Julia ``Array`` (or ``CuArray``) of size
-    ``reversed(t.shape)`` over ``t``'s memory.
-
-    Requires the Julia backend to be loaded (:func:`pymsde.backends.julia.load`). Keep ``t``
-    (or the returned :class:`Exportable`'s tensor, when copied) alive while Julia writes to it.
-    """
-    from pymsde.backends import julia as _jl
-
-    mod = _jl.load()
-    ex = as_exportable(t, name=name, allow_copy=allow_copy, cuda_ok=_jl.cuda_functional())
-    return mod.wrap_tensor(ex.flat, *ex.julia_size)
-
-
-def from_julia(array: Any) -> torch.Tensor:
-    """A torch tensor over a Julia array's memory (``DLPack.share``), axes reversed.
-
-    A Julia ``(N, C, B)`` array becomes a torch ``(B, C, N)`` tensor. DLPack.jl keeps the Julia
-    array alive until torch releases the tensor.
-    """
-    from pymsde.backends import julia as _jl
-
-    mod = _jl.load()
-    return mod.share_with(array, torch.from_dlpack)
-
-
 __all__ = ["SUPPORTED_DTYPES", "Exportable", "check_exportable", "as_exportable", "CapsuleInfo",
-           "describe_capsule", "dlpackjl_layout", "to_julia", "from_julia"]
+           "describe_capsule", "dlpackjl_layout"]

@@ -1,122 +1,37 @@
-"""The Julia backend: start Julia through juliacall (lazily, once), load ``PyMSDEKernels``
-(the package in ``julia/``), and call its kernels on DLPack-shared tensors.
+"""The Julia backend: start Julia through juliacall (lazily, once; how Julia is found and
+started without downloads: :mod:`pymsde.backends.julia_start`), load ``PyMSDEKernels`` (the
+package in ``julia/``, plus CUDA.jl when torch sees a GPU or ``PYMSDE_JULIA_CUDA=1``), and call
+its kernels on DLPack-shared tensors (:mod:`pymsde.backends.dlpack`).
 
-The wrappers below have the signatures of the torch kernels they mirror
-(:mod:`pymsde.numerics.padding`, :mod:`~pymsde.numerics.stencils`, :mod:`~pymsde.numerics.pde`,
-:mod:`~pymsde.model.mlp`, :mod:`~pymsde.model.drift`, :mod:`~pymsde.numerics.spectral`
-(ETDRK4 coefficients), the rollout of :mod:`pymsde.sde.integrator` and the simulators' whole
-time loops (finite-difference Burgers, pseudo-spectral ETDRK4, the coarse finite-volume
-Burgers solver)), so that a
-:class:`pymsde.backends.protocol.Backend` can hand out either set. Outputs are allocated by
-torch and filled in place by Julia: Python owns every buffer (see :mod:`pymsde.backends.dlpack`).
-
-Starting Julia safely
----------------------
-``import juliacall`` starts Julia and, through juliapkg, may *download and install Julia*
-and packages. pymsde never imports juliacall at ``import pymsde`` time, and :func:`load`
-imports it only after :func:`find_julia` located an existing Julia executable, in this order:
-``PYTHON_JULIACALL_EXE``, ``PYTHON_JULIACALL_BINDIR/julia``, ``PYTHON_JULIAPKG_EXE``, the
-executable juliapkg recorded on an earlier resolve, juliapkg's own install prefix, ``julia``
-on ``PATH``. Set ``PYMSDE_JULIA_ALLOW_INSTALL=1`` to let juliapkg install Julia itself. For the
-``auto`` backend :func:`load` runs juliapkg offline (``offline=True``): it uses packages already
-installed and never touches the network; the first install happens on an explicit
-``backend="julia"`` (or ``python -c "import pymsde.backends.julia as j; j.load()"``). When torch
-sees a GPU (or ``PYMSDE_JULIA_CUDA=1``), :func:`load` also tries ``import CUDA`` in Julia, which
-activates PyMSDEKernels' CUDA extension if CUDA.jl is installed in juliapkg's environment.
+The wrappers have the signatures of the torch functions they mirror (``pymsde.numerics``,
+``pymsde.model``, and the four whole-run kernels of :mod:`pymsde.backends.protocol`). Outputs
+are allocated by torch and filled in place by Julia. Inputs torch refuses are refused before
+Julia runs (a periodic stencil wider than its axis: torch's ValueError; a finite-volume axis
+of fewer than 2 cells). GPU tensors: one device per call, made current for torch and CUDA.jl
+while a tensor is wrapped (:func:`_jl`), one synchronisation each way around the call (:func:`_call`).
 
 Index mapping: a torch tensor ``(d_1, ..., d_n)`` is a Julia array ``(d_n, ..., d_1)``, so the
-wrappers reverse ``boundary`` (Julia wants it per Julia dimension, fastest first) and map torch
-spatial axis ``a`` of ``d`` axes to Julia dimension ``d - a`` (1-based).
+wrappers reverse ``boundary`` (per Julia dimension, fastest first) and map torch spatial axis
+``a`` of ``d`` axes to Julia dimension ``d - a`` (1-based).
 """
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
-import shutil
 import threading
 from typing import Any, Sequence
 
 import torch
 
 from pymsde.backends.dlpack import as_exportable
-from pymsde.util.errors import BackendUnavailableError, ConfigError, StabilityError
+from pymsde.backends.julia_start import (INSTALL_HINT, PACKAGE, PACKAGE_UUID, find_julia, julia_project_dir)
+from pymsde.backends.julia_start import import_juliacall as _import_juliacall
+from pymsde.util.errors import BackendUnavailableError, ConfigError, DataError, StabilityError
 
 logger = logging.getLogger(__name__)
 
-#: The Julia package's name and UUID (julia/Project.toml; pymsde/juliapkg.json must agree).
-PACKAGE = "PyMSDEKernels"
-PACKAGE_UUID = "8d7d21b3-ee10-4f88-89bd-143484f2f9be"
-
-INSTALL_HINT = ("install the Julia extra with `pip install pymsde[julia]` and make Julia reachable "
-                "(a `julia` executable on PATH, or PYTHON_JULIACALL_EXE=/path/to/julia; "
-                "PYMSDE_JULIA_ALLOW_INSTALL=1 lets juliapkg download Julia); the first "
-                "backend='julia' run installs PyMSDEKernels and its Julia dependencies")
-
 _STATE: dict[str, Any] = {"module": None, "error": None, "fns": {}, "cuda": False, "info": {}}
-
-
-def julia_project_dir() -> str:
-    """The ``julia/`` folder of the Julia package (next to the ``pymsde`` package in a source
-    checkout or editable install: ``pymsde/juliapkg.json`` points there with ``"../julia"``)."""
-    return os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "julia"))
-
-
-def find_julia() -> tuple[str | None, str]:
-    """Locate an existing Julia executable without starting or installing anything.
-
-    Returns:
-        ``(path, how it was found)``, or ``(None, what was checked)``.
-    """
-    checked = []
-    for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE"):
-        val = os.environ.get(var)
-        if val:
-            path = shutil.which(val)
-            if path:
-                return path, f"{var}={val}"
-            checked.append(f"{var}={val} (not an executable)")
-    bindir = os.environ.get("PYTHON_JULIACALL_BINDIR")
-    if bindir:
-        path = shutil.which(os.path.join(bindir, "julia"))
-        if path:
-            return path, f"PYTHON_JULIACALL_BINDIR={bindir}"
-        checked.append(f"PYTHON_JULIACALL_BINDIR={bindir} (no julia in it)")
-    try:
-        from juliapkg.state import STATE as jpstate  # computes paths only; starts nothing
-    except ImportError:
-        jpstate = None
-        checked.append("juliapkg (not installed)")
-    if jpstate is not None:
-        meta = jpstate.get("meta")
-        if meta and os.path.isfile(meta):
-            try:
-                with open(meta) as fp:
-                    exe = json.load(fp).get("executable")
-            except (OSError, ValueError):
-                exe = None
-            if exe and shutil.which(exe):
-                return exe, f"juliapkg's earlier resolve ({meta})"
-        prefix = jpstate.get("install")
-        if prefix:
-            path = shutil.which(os.path.join(prefix, "bin", "julia"))
-            if path:
-                return path, f"juliapkg's install prefix {prefix}"
-            checked.append(f"juliapkg install prefix {prefix}")
-    path = shutil.which("julia")
-    if path:
-        return path, "julia on PATH"
-    checked.append("julia on PATH")
-    return None, "no Julia executable found (checked " + ", ".join(checked) + ")"
-
-
-def _import_juliacall(offline: bool):
-    """Import juliacall (this starts Julia) with juliapkg offline when asked."""
-    if offline:
-        os.environ.setdefault("PYTHON_JULIAPKG_OFFLINE", "yes")
-    import juliacall  # noqa: PLC0415 -- deliberately lazy: importing starts Julia
-
-    return juliacall
 
 
 def load(*, offline: bool = False) -> Any:
@@ -170,11 +85,11 @@ def cuda_functional() -> bool:
     return bool(_STATE["cuda"])
 
 
-# Julia functions the wrappers call; looked up once by load() (names with `!` cannot be
-# attribute names in Python).
+# Julia functions the wrappers call, looked up once by load() (`!` is no Python attribute)
 _JULIA_FUNCTIONS = ("wrap_tensor", "pad!", "gather_stencil!", "derivative!", "mlp_forward!",
                     "multiscale_drift!", "rollout!", "burgers_rhs!", "burgers_fd_run!", "spectral_run!",
-                    "etd_coefficients!", "burgers_fv_rhs!", "burgers_fv_run!", "synchronize_device")
+                    "etd_coefficients!", "burgers_fv_rhs!", "burgers_fv_run!", "synchronize_device",
+                    "select_device")
 
 
 def _fn(name: str):
@@ -182,57 +97,111 @@ def _fn(name: str):
     return _STATE["fns"][name]
 
 
-#: tensors exported for the Julia call being assembled (per thread): :func:`_call` keeps them
-#: referenced until the call has returned and the device has finished with them
+# ---------------------------------------------------------------- one Julia call
+
+#: ``(tensor, export, Julia array)`` of the Julia call being assembled (per thread)
 _PENDING = threading.local()
+
+
+def _pending() -> list:
+    return _PENDING.__dict__.setdefault("items", [])
+
+
+def _julia_kernel(fn):
+    """Decorator of the public wrappers: the pending list starts empty and is emptied however
+    the wrapper ends (an argument refused part-way must not leave its tensors to the next call)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        _PENDING.items = []
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _PENDING.items = []
+    return wrapper
+
+
+def _cuda_device(items) -> tuple[torch.device | None, Any]:
+    """``(device, a Julia array on it)`` when the pending call's tensors are on a GPU, else
+    ``(None, None)`` (:func:`_jl` keeps them on one device)."""
+    if items and items[0][0].is_cuda:
+        return items[0][0].device, items[0][2]
+    return None, None
 
 
 def _jl(t: torch.Tensor, name: str) -> Any:
     """A tensor as a Julia array over the same memory (axes reversed), kept alive by
-    :func:`_call` until the Julia call that receives it is over."""
+    :func:`_call` until the Julia call that receives it is over.
+
+    All tensors of one call must be on one device (else :class:`DataError`). A CUDA tensor is
+    wrapped with its device current for torch (which exports only tensors on its current
+    device) and for CUDA.jl (``select_device`` = ``CUDA.device!``: DLPack.jl wraps the pointer
+    in CUDA.jl's current context and ignores the capsule's device id)."""
     ex = as_exportable(t, name=name, cuda_ok=cuda_functional())
-    arr = _fn("wrap_tensor")(ex.flat, *ex.julia_size)
-    if not hasattr(_PENDING, "items"):
-        _PENDING.items = []
-    _PENDING.items.append((t, ex, arr))
+    items = _pending()
+    if items and items[0][0].device != t.device:
+        raise DataError(f"{name}: tensor on {t.device}, the other tensors of this call are on "
+                        f"{items[0][0].device}; expected one device")
+    if t.is_cuda:
+        _fn("select_device")(t.device.index)
+        with torch.cuda.device(t.device):
+            arr = _fn("wrap_tensor")(ex.flat, *ex.julia_size)
+    else:
+        arr = _fn("wrap_tensor")(ex.flat, *ex.julia_size)
+    items.append((t, ex, arr))
     return arr
 
 
 def _call(name: str, *args) -> Any:
     """Call the Julia function ``name`` on arrays made by :func:`_jl`.
 
-    Why the bookkeeping: temporaries (``.contiguous()`` copies of ``mu``/``f``, face values,
-    per-sample times) may have no other Python owner, and whether DLPack.jl's wrapped array
-    keeps the torch storage alive depends on Julia's ``reshape`` semantics (a reshaped
-    ``Array`` need not reference its parent from Julia 1.11 on); so every exported tensor stays
-    referenced here until the call returns. On a GPU, CUDA.jl runs the kernels on its own
-    (non-blocking) stream, not ordered with torch's: the call waits for the device
-    (``synchronize_device``) before Python reads any result.
+    Every exported tensor stays referenced until the call returns: temporaries (``.contiguous()``
+    copies, face values, per-sample times) may have no other owner, and a reshaped Julia array
+    need not keep DLPack.jl's wrapper (and so the torch storage) alive (Julia >= 1.11).
+
+    On a GPU the handover is here, after Python built every argument (every ``.to`` /
+    ``.contiguous()`` is queued by then): the tensors' device made current in Julia,
+    ``torch.cuda.synchronize(device)``, the call, ``synchronize_device`` (also when it raised).
+    CUDA.jl's task-local stream is a *blocking* one (``CuStream()``, ``STREAM_DEFAULT``), ordered
+    after torch's legacy default stream but not after torch's non-blocking side streams, and
+    DLPack.jl exports without a stream (docs/julia.md, "Streams").
     """
+    items = _pending()
     try:
-        result = _fn(name)(*args)
-        on_gpu = [arr for t, _, arr in getattr(_PENDING, "items", []) if t.is_cuda]
-        if on_gpu:
-            _fn("synchronize_device")(on_gpu[0])
-        return result
+        dev, gpu_array = _cuda_device(items)
+        if dev is None:
+            return _fn(name)(*args)
+        _fn("select_device")(dev.index)
+        torch.cuda.synchronize(dev)
+        try:
+            return _fn(name)(*args)
+        finally:
+            _fn("synchronize_device")(gpu_array)
     finally:
         _PENDING.items = []
 
 
-def _csv(items: Sequence[str]) -> str:
-    # strings and ints are the argument types PythonCall converts unambiguously; the bridge
-    # passes tuples as comma-separated strings (parsed by PyMSDEKernels.parse_boundary)
+def _csv(items: Sequence) -> str:
+    # tuples travel as comma-separated strings (PythonCall converts str and int unambiguously)
     return ",".join(str(s) for s in items)
 
 
-def _sync(t: torch.Tensor) -> None:
-    """Make torch's pending work visible to Julia's stream before a call (CUDA only)."""
-    if t.is_cuda:
-        torch.cuda.synchronize(t.device)
+def _floats(xs: Sequence[float]) -> str:
+    return ",".join(repr(float(x)) for x in xs)   # repr round-trips a double exactly
+
+
+# ---------------------------------------------------------------- refusals, as torch's
+
+def _check_periodic(widths: Sequence[int], shape: Sequence[int], boundary: Sequence[str]) -> None:
+    """Refuse a periodic pad or stencil wider than its axis, as torch does (``padding.pad``,
+    ``stencils.ghost_extend``: this ValueError; the Julia kernels throw the same text)."""
+    for w, n, bc in zip(widths, shape, boundary):
+        if bc == "periodic" and w > n:
+            raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
 
 
 # ---------------------------------------------------------------- the mirrored kernels
 
+@_julia_kernel
 def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
         dirichlet_mode: str = "edge") -> torch.Tensor:
     """Julia port of :func:`pymsde.numerics.padding.pad` for ``x`` of shape ``(..., *grid)``
@@ -240,45 +209,42 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
     nd = len(boundary)
     widths = [int(width)] * nd if isinstance(width, int) else [int(w) for w in width]
     grid = x.shape[x.dim() - nd:]
-    for w, n, bc in zip(widths, grid, boundary):
-        if bc == "periodic" and w > n:
-            raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
+    _check_periodic(widths, grid, boundary)
     out = x.new_empty((*x.shape[:x.dim() - nd], *(n + 2 * w for n, w in zip(grid, widths))))
-    _sync(x)
     _call("pad!", _jl(out, "out"), _jl(x, "x"), _csv(reversed(widths)), _csv(reversed(boundary)),
                 dirichlet_mode)
     return out
 
 
+@_julia_kernel
 def gather_stencil(x: torch.Tensor, radius: int, boundary: Sequence[str],
                    dirichlet_mode: str = "edge") -> torch.Tensor:
     """Julia port of :func:`pymsde.numerics.padding.gather_stencil`: ``(B, C, *grid)`` ->
     ``(B, *grid, C (2r+1)^d)``."""
     nd = len(boundary)
     B, C, *grid = x.shape
-    for n, bc in zip(grid, boundary):      # as the torch kernel (its pad): no multiple wrap-around
-        if bc == "periodic" and radius > n:
-            raise ValueError(f"periodic padding of {radius} points on an axis of {n} points")
+    _check_periodic([radius] * nd, grid, boundary)
     out = x.new_empty((B, *grid, C * (2 * radius + 1) ** nd))
-    _sync(x)
     _call("gather_stencil!", _jl(out, "out"), _jl(x, "x"), int(radius), _csv(reversed(boundary)),
                            dirichlet_mode)
     return out
 
 
+@_julia_kernel
 def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
                order: int = 4) -> torch.Tensor:
     """Julia port of :func:`pymsde.numerics.stencils.derivative` (``(B, C, *grid)``)."""
     nd = u.dim() - 2
     if not 0 <= axis < nd:
         raise ConfigError(f"derivative: axis {axis} of a field with {nd} spatial axes")
+    _check_periodic([order // 2], [u.shape[2 + axis]], [boundary])
     out = torch.empty_like(u)
-    _sync(u)
     _call("derivative!", _jl(out, "out"), _jl(u, "u"), nd - axis, int(deriv), float(dx), str(boundary),
                        int(order))
     return out
 
 
+@_julia_kernel
 def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                 activation: str) -> torch.Tensor:
     """Julia port of :func:`pymsde.model.mlp.mlp_forward` for 2-D ``x`` ``(rows, in)``."""
@@ -286,7 +252,6 @@ def mlp_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequen
         raise ConfigError(f"mlp_forward (julia): x must be (rows, in), found {tuple(x.shape)}")
     out = x.new_empty((x.shape[0], weights[-1].shape[0]))
     arrays = [a for w, b in zip(weights, biases) for a in (_jl(w, "weight"), _jl(b, "bias"))]
-    _sync(x)
     _call("mlp_forward!", _jl(out, "out"), _jl(x, "x"), activation, *arrays)
     return out
 
@@ -303,10 +268,6 @@ def _params_args(params) -> list:
     return args
 
 
-def _optional(t: torch.Tensor | None, name: str) -> Any:
-    return None if t is None else _jl(t, name)
-
-
 def _per_sample(t: torch.Tensor | None, like: torch.Tensor, name: str) -> Any:
     """``mu`` / ``f`` ``(B, n)`` for Julia in ``like``'s dtype and device. They are small and
     callers often pass broadcast views (``expand``, stride 0), so a non-contiguous one is
@@ -316,11 +277,13 @@ def _per_sample(t: torch.Tensor | None, like: torch.Tensor, name: str) -> Any:
     return _jl(t.to(dtype=like.dtype, device=like.device).contiguous(), name)
 
 
+@_julia_kernel
 def multiscale_drift(params, t: float | torch.Tensor, z: torch.Tensor, mu: torch.Tensor | None = None,
                      f: torch.Tensor | None = None) -> torch.Tensor:
     """Julia port of :func:`pymsde.model.drift.multiscale_drift`: ``t`` a number, a
     0-dim tensor or a ``(B,)`` tensor of per-sample times (converted to ``z``'s dtype, as torch
     does before taking ``sin t, cos t``)."""
+    _check_periodic([params.radius] * len(params.coarse_shape), params.coarse_shape, params.boundary)
     out = torch.empty_like(z)
     if isinstance(t, torch.Tensor) and t.numel() > 1:
         if t.numel() != z.shape[0]:
@@ -328,12 +291,12 @@ def multiscale_drift(params, t: float | torch.Tensor, z: torch.Tensor, mu: torch
         t_arg = _jl(t.to(dtype=z.dtype, device=z.device).reshape(-1).contiguous(), "t")
     else:
         t_arg = float(t)
-    _sync(z)
     _call("multiscale_drift!", _jl(out, "out"), t_arg, _jl(z, "z"), _per_sample(mu, z, "mu"),
                              _per_sample(f, z, "f"), *_params_args(params))
     return out
 
 
+@_julia_kernel
 def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: float, n_steps: int,
                 scheme: str = "em", save_every: int = 1, dW: torch.Tensor | None = None,
                 dI: torch.Tensor | None = None, mu: torch.Tensor | None = None,
@@ -342,12 +305,12 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     """A whole ensemble rollout of the learned SDE in one Julia call (the loop runs in Julia).
 
     Same arguments and results as :func:`pymsde.forecast.rollout.sde_rollout`: ``sigma``
-    ``(D,)`` or ``(B, D)``, ``z0`` ``(B, D)``, optional ``dW``/``dI`` ``(n_steps, B, D)``
-    (else Julia draws them from ``Random.Xoshiro(seed)``), constant ``mu`` ``(B, n_mu)`` and
-    ``f`` ``(B, n_f)`` (broadcast views are copied, see :func:`_per_sample`). Returns
-    ``ts (n_saved,)`` and ``zs (n_saved, B, D)``, saving every
-    ``save_every``-th state starting with ``z0``.
+    ``(D,)`` or ``(B, D)``, ``z0`` ``(B, D)``, optional ``dW``/``dI`` ``(n_steps, B, D)`` (else
+    Julia draws them from ``Random.Xoshiro(seed)``), constant ``mu`` ``(B, n_mu)`` and ``f``
+    ``(B, n_f)``. Returns ``ts (n_saved,)`` and ``zs (n_saved, B, D)`` (every ``save_every``-th
+    state from ``z0`` on).
     """
+    _check_periodic([params.radius] * len(params.coarse_shape), params.coarse_shape, params.boundary)
     if scheme not in ("em", "heun", "sra1"):
         raise ConfigError(f"sde_rollout: unknown scheme {scheme!r}; expected em, heun or sra1")
     if save_every < 1:
@@ -360,9 +323,9 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     n_saved = n_steps // save_every + 1
     zs = z0.new_empty((n_saved, B, D))
     sig = sigma.to(dtype=z0.dtype, device=z0.device).contiguous()
-    _sync(z0)
     _call("rollout!", _jl(zs, "zs"), _jl(z0, "z0"), _jl(sig, "sigma"), float(t0), float(dt), int(n_steps),
-                    scheme, int(save_every), _optional(dW, "dW"), _optional(dI, "dI"),
+                    scheme, int(save_every), None if dW is None else _jl(dW, "dW"),
+                    None if dI is None else _jl(dI, "dI"),
                     _per_sample(mu, z0, "mu"), _per_sample(f, z0, "f"),
                     -1 if seed is None else int(seed),
                     *_params_args(params))
@@ -373,31 +336,30 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     return ts.to(dtype=z0.dtype, device=z0.device), zs
 
 
-def _floats(xs: Sequence[float]) -> str:
-    return ",".join(repr(float(x)) for x in xs)   # repr round-trips a double exactly
-
-
+@_julia_kernel
 def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
                 order: int = 4) -> torch.Tensor:
     """Julia port of :func:`pymsde.numerics.pde.burgers_rhs` (``(B, C, *grid)``)."""
+    _check_periodic([order // 2] * len(boundary), u.shape[2:], boundary)
     out = torch.empty_like(u)
-    _sync(u)
     _call("burgers_rhs!", _jl(out, "out"), _jl(u, "u"), _floats(reversed(dx)), float(nu),
                         _csv(reversed(boundary)), int(order))
     return out
 
 
+@_julia_kernel
 def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], order: int = 4) -> torch.Tensor:
     """A whole finite-difference Burgers run in one Julia call; same contract as
     :func:`pymsde.systems.solvers.burgers_fd_run` (``(B, n_out, C, *grid)``)."""
+    _check_periodic([order // 2] * len(boundary), u0.shape[2:], boundary)
     out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
-    _sync(u0)
     _call("burgers_fd_run!", _jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
                            float(nu), _csv(reversed(boundary)), int(order))
     return out
 
 
+@_julia_kernel
 def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.Tensor, mask: torch.Tensor,
                  n: int, dealias: str, n_sub: int, n_out: int) -> torch.Tensor:
     """A whole pseudo-spectral ETDRK4 run in one Julia call; same contract as
@@ -405,20 +367,18 @@ def spectral_run(v0_hat: torch.Tensor, coeffs: Sequence[torch.Tensor], k: torch.
     B, C, _ = v0_hat.shape
     out = torch.empty((B, int(n_out), C, int(n)), dtype=torch.float64, device=v0_hat.device)
     cs = [_jl(c.to(torch.complex128).contiguous(), "ETD coefficient") for c in coeffs]
-    _sync(v0_hat)
     _call("spectral_run!", _jl(out, "out"), _jl(v0_hat, "v0_hat"), *cs, _jl(k.to(torch.float64), "k"),
                          _jl(mask.to(torch.int64), "mask"), int(n), str(dealias), int(n_sub))
     return out
 
 
+@_julia_kernel
 def etd_coefficients(lin: torch.Tensor, dt: float, n_contour: int = 64) -> tuple[torch.Tensor, ...]:
     """Julia port of :func:`pymsde.numerics.spectral.etd_coefficients` for a 1-D ``lin``
     (``(M,)``, real or complex): ``(E, E2, Q, f1, f2, f3)``, complex128 ``(M,)`` each."""
     if lin.dim() != 1:
         raise ConfigError(f"etd_coefficients (julia): lin must be 1-D (modes,), found {tuple(lin.shape)}")
-    device = lin.device
-    # computed on the CPU (a small (M,) vector): the Julia function's contour points are a CPU
-    # array that cannot broadcast against a CuArray
+    device = lin.device     # computed on the CPU: Julia's contour points are a CPU array
     lin = lin.to("cpu", torch.complex128).contiguous()
     outs = [torch.empty_like(lin) for _ in range(6)]
     _call("etd_coefficients!", *(_jl(o, "ETD coefficient") for o in outs), _jl(lin, "lin"), float(dt),
@@ -437,6 +397,10 @@ def _face_args(c: torch.Tensor, boundary: Sequence[str], face_values) -> list:
         face_values = [None] * nd
     if len(face_values) != nd:
         raise ConfigError(f"burgers_fv (julia): {len(face_values)} face entries for {nd} axes")
+    for a in range(nd):                   # the MUSCL stencil reaches two cells out (Julia refuses fewer)
+        if c.shape[2 + a] < 2:
+            raise ValueError(f"burgers_fv (julia): axis {a} has {c.shape[2 + a]} cells; the MUSCL stencil "
+                             f"needs at least 2")
     args: list = []
     for a in reversed(range(nd)):
         fv = face_values[a]
@@ -455,32 +419,30 @@ def _face_args(c: torch.Tensor, boundary: Sequence[str], face_values) -> list:
     return args
 
 
+@_julia_kernel
 def burgers_fv_rhs(c: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
                    face_values) -> torch.Tensor:
     """Julia port of :func:`pymsde.numerics.pde.burgers_fv_rhs` (``(B, C, *cells)``)."""
     out = torch.empty_like(c)
     faces = _face_args(c, boundary, face_values)
-    _sync(c)
     _call("burgers_fv_rhs!", _jl(out, "out"), _jl(c, "c"), _floats(reversed(dx)), float(nu),
                            _csv(reversed(boundary)), *faces)
     return out
 
 
+@_julia_kernel
 def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], face_values) -> torch.Tensor:
     """A whole coarse finite-volume Burgers solve in one Julia call; same contract as
     :func:`pymsde.systems.coarse.burgers_fv_run` (``(B, n_out, C, *cells)``)."""
     out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
     faces = _face_args(c0, boundary, face_values)
-    _sync(c0)
     _call("burgers_fv_run!", _jl(out, "out"), _jl(c0, "c0"), float(dt), int(n_sub), _floats(reversed(dx)),
                            float(nu), _csv(reversed(boundary)), *faces)
     return out
 
 
-KERNELS = ("pad", "gather_stencil", "derivative", "mlp_forward", "multiscale_drift", "sde_rollout",
-           "burgers_rhs", "burgers_fd_run", "spectral_run", "etd_coefficients", "burgers_fv_rhs",
-           "burgers_fv_run")
-
 __all__ = ["PACKAGE", "PACKAGE_UUID", "INSTALL_HINT", "julia_project_dir", "find_julia", "load", "info",
-           "cuda_functional", *KERNELS]
+           "cuda_functional", "pad", "gather_stencil", "derivative", "mlp_forward", "multiscale_drift",
+           "sde_rollout", "burgers_rhs", "burgers_fd_run", "spectral_run", "etd_coefficients",
+           "burgers_fv_rhs", "burgers_fv_run"]
