@@ -3,6 +3,7 @@ CRPS, spread-skill), the report/JSON/plots it writes, evaluate_run with the DMD 
 baselines on a tiny trained run, and clear errors for bad input (grid mismatch, incomplete run
 directory, unknown baseline, missing split, missing optional package)."""
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -138,9 +139,117 @@ def test_report_2d_snapshots(tmp_path):
     assert scores["multiscale"].nrmse == pytest.approx(10.0, rel=1e-12)
     assert scores["dns"].nrmse == pytest.approx(20.0, rel=1e-12)
     result = EvaluationResult(scores=scores, meta={"notes": ["closure baseline skipped: test"]})
-    path = write_report(result, preds, traj, tmp_path)
+    from pymsde.evaluate import plots
+    figs = []
+    build = plots.snapshots_figure
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "snapshots_figure", lambda *a, **k: figs.append(build(*a, **k)) or figs[-1])
+        path = write_report(result, preds, traj, tmp_path)
     assert (tmp_path / "snapshots.png").stat().st_size > 2000
-    assert "closure baseline skipped" in path.read_text()
+    text = path.read_text()
+    assert "closure baseline skipped" in text and "## Notes" in text
+    assert len(figs) == 1 and len(figs[0].axes) == 3 * 4 + 1             # truth + 2 methods x 4 times, one colourbar
+    assert figs[0].axes[0].get_ylabel() == "y (nondimensional)"
+    assert "8 x 8 points on [0, 1] x [0, 1] (dirichlet, dirichlet)" in text
+    assert "observation noise: not recorded" in text and "case: not recorded" in text
+
+
+def _verdict(text):
+    """The report's verdict line (the first line after the title) and the numbers in it."""
+    import re
+
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines[0] == "# pymsde evaluation report" and lines[1].startswith("**Verdict:**")
+    return lines[1], [float(v) for v in re.findall(r"(\d+\.\d+)", lines[1])]
+
+
+def _noisy(traj, noise=0.01):
+    import dataclasses
+
+    return dataclasses.replace(traj, attrs={**traj.attrs, "noise": noise, "pde": "burgers", "nu": 5e-4})
+
+
+def test_report_stands_alone_verdict_data_methods_and_no_outside_references(tmp_path):
+    pytest.importorskip("matplotlib")
+    traj = _noisy(_truth())
+    preds = _predictions(traj)
+    scores = {m: score_prediction(p, traj.u) for m, p in preds.items()}
+    meta = {"split": "test", "data": "x.npz", "n_traj": 2, "n_t": 21, "n_score": 5, "notes": [], "n_samples": 2,
+            "coarse_shape": [8], "micro_dim": 3, "split_sizes": {"train": 6, "val": 1, "test": 2}}
+    result = EvaluationResult(scores=scores, meta=meta)
+    text = write_report(result, preds, traj, tmp_path).read_text()
+    m = json.loads(result.to_json())
+    line, numbers = _verdict(text)
+    ms, dns = m["relative_error"]["multiscale"]["mean"], m["relative_error"]["dns"]["mean"]
+    assert ms < dns and "times lower than the best baseline, the coarse DNS (`dns`" in line
+    assert numbers == [round(ms, 2), round(dns / ms, 1), round(dns, 2)]          # computed, from the JSON
+    # the data: case, equation, split sizes, grid, coarse mesh, times, noise, units
+    for want in ("`burgers1d`", "nu = 0.0005", "the `test` split, 2 trajectories", "train 6, val 1, test 2",
+                 "32 points on [0, 1] (periodic)", "coarse mesh: 8 cells, 4 fine points per cell",
+                 "21 output times per trajectory, t = 0 to 1 in steps of 0.05",
+                 "Gaussian, standard deviation 0.01", "every quantity is nondimensional"):
+        assert want in text, want
+    # methods: a definition for each one present, none for an absent one
+    assert "- **multiscale**: the model evaluated" in text and "micro_dim 3" in text
+    assert "- **dns**: coarse DNS, an under-resolved simulation" in text and "not a fully resolved" in text
+    for absent in ("- **closure**", "- **dmd**", "- **sindy**", "closure", "DMD", "POD-SINDy"):
+        assert absent not in text, absent
+    # the metrics' formulas, the conclusions, and nothing cited outside the repository
+    assert "eps_i(t_k) = 100 ||u_i(t_k) - u_hat_i(t_k)||_2 / ||u_i(t_k)||_2" in text
+    assert "nRMSE_i = sqrt(mean_k eps_i(t_k)^2)" in text and "E|X - u| - 1/2 E|X - X'|" in text
+    assert "docs/method.md section 7" in text and "METHOD.md" not in text.replace("docs/method.md", "")
+    assert "../shared" not in text and "METHOD.md" not in text
+    assert "error at t0, before any time step: multiscale 10.00 %" in text        # 1.1 * truth: 10 % at t0
+    rms = np.sqrt(np.mean(traj.u[:, :, 0] ** 2, axis=-1))
+    assert f"about {100 * 0.01 / rms[:, 0].mean():.2f} % at t0" in text                # the noise floor
+    assert "reconstruction floor" in text and "block average on the coarse mesh" in text
+    assert "## Notes" not in text                                                # no note applies
+    assert list(parse_metrics_table(text)) == ["multiscale", "dns"]
+
+
+def test_verdict_says_when_a_baseline_wins_or_none_was_run(tmp_path):
+    from pymsde.evaluate.render import verdict
+
+    traj = _truth()
+    preds = _predictions(traj)
+    preds["multiscale"].mean = 1.5 * traj.u                                       # 50 %: worse than the DNS
+    scores = {m: score_prediction(p, traj.u) for m, p in preds.items()}
+    result = EvaluationResult(scores=scores, meta={"split": "test"})
+    m = json.loads(result.to_json())
+    ms, dns = m["relative_error"]["multiscale"]["mean"], m["relative_error"]["dns"]["mean"]
+    line = verdict(result)
+    assert ms > dns and "a baseline does better: the coarse DNS (`dns`) reaches" in line
+    assert f"relative error of {ms:.2f} %" in line and f"reaches {dns:.2f} %, {ms / dns:.1f} times lower" in line
+    alone = verdict(EvaluationResult(scores={"multiscale": scores["multiscale"]}, meta={"split": "test"}))
+    assert alone.endswith("no baseline was run, so there is nothing to compare it with.")
+
+
+def test_report_plots_share_one_colourbar_label_units_and_call_the_dns_coarse(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import dataclasses
+
+    from pymsde.evaluate import plots
+
+    saved = {}
+    real_save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: saved.setdefault(Path(path).name, fig) and real_save(fig, path))
+    traj = _truth()
+    traj = dataclasses.replace(traj, attrs={**traj.attrs, "units": "m/s", "x_units": "m"})
+    preds = _predictions(traj)
+    scores = {m: score_prediction(p, traj.u) for m, p in preds.items()}
+    write_report(EvaluationResult(scores=scores, meta={"notes": []}), preds, traj, tmp_path)
+    n = len(preds)
+    assert len(saved["spacetime.png"].axes) == (n + 1) + 1           # truth + each method, one shared colourbar
+    assert len(saved["spacetime_error.png"].axes) == n + 1           # each method's error, one colourbar
+    legend = [tx.get_text() for tx in saved["profiles_dns.png"].axes[0].get_legend().get_texts()]
+    assert "coarse DNS" in legend and "forecast mean" not in legend
+    legend = [tx.get_text() for tx in saved["profiles_multiscale.png"].axes[0].get_legend().get_texts()]
+    assert "multiscale (ensemble mean)" in legend and "mean ± 2σ" in legend
+    ax = saved["spacetime.png"].axes[0]
+    assert ax.get_xlabel() == "x (m)" and ax.get_ylabel() == "t (nondimensional)"
+    assert saved["spacetime.png"].axes[-1].get_ylabel() == "u (m/s)"   # the colourbar's label
+    assert saved["error_vs_time.png"].axes[0].get_xlabel() == "t (nondimensional)"
+    assert "units: u (m/s), x (m), t (nondimensional)" in (tmp_path / "report.md").read_text()
 
 
 def test_grid_mismatch_is_a_clear_data_error():
@@ -370,6 +479,10 @@ def test_evaluate_run_with_dmd_and_sindy(tiny_run, tmp_path):
         assert table[name]["relative_error_std"] == pytest.approx(m["relative_error"][name]["std"], abs=0.005)
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "stored, noisy observations" in text and "STLSQ threshold" in text
+    assert "- **dmd**: dynamic mode decomposition (pydmd): a linear map of rank 11" in text
+    assert "- **sindy**: POD-SINDy (pysindy): 11 POD modes" in text and "DMD starts from the observation" in text
+    assert "- **closure**" not in text and "- **dns**" not in text and "METHOD.md" not in text
+    assert m["split_sizes"] == {"train": 2, "val": 1, "test": 1} and m["training"]["multiscale"]["steps"] > 0
 
 
 @pytest.mark.slow

@@ -94,3 +94,39 @@ def test_colour_scales_ignore_non_finite_values():
     assert lim["error dmd"] == (-1.0, 1.0, "RdBu_r")                     # |bad - a| is 0 where finite: fallback 1
     only_nan = _limits({"sindy": np.full(4, np.nan)}, set())
     assert only_nan["sindy"] == (0.0, 1.0, "viridis")
+
+
+def _n_colourbars(fig, n_panels):
+    """Colourbars are the figure's axes beyond its panels."""
+    return len(fig.axes) - n_panels
+
+
+def test_one_shared_colourbar_per_scale():
+    from pymsde.evaluate.plots import snapshots_figure, spacetime_figure
+
+    x = np.linspace(0, 1, 32, endpoint=False)
+    t = np.linspace(0, 1, 11)
+    truth = np.sin(2 * np.pi * (x[None] - t[:, None]))
+    fields = {"truth": truth, "multiscale": 1.1 * truth, "closure": 0.9 * truth, "coarse DNS": truth + 0.1}
+    assert _n_colourbars(spacetime_figure(fields, x, t), 4) == 1            # four panels, one scale: one bar
+    mixed = spacetime_figure({**fields, "error a": 0.1 * truth, "error b": -0.1 * truth}, x, t)
+    assert _n_colourbars(mixed, 6) == 2                                     # one for fields, one for errors
+    assert [a.get_ylabel() for a in mixed.axes[6:]] == ["u", "error in u"]
+    a = np.random.default_rng(0).random((3, 8, 6))
+    snaps = snapshots_figure({"truth": a, "multiscale": a, "coarse DNS": a}, [0.0, 0.5, 1.0])
+    assert _n_colourbars(snaps, 9) == 1
+    assert _n_colourbars(snapshots_figure({"truth": a, "error": a - 0.5}, [0.0, 0.5, 1.0]), 6) == 2
+
+
+def test_axis_labels_carry_units_or_say_nondimensional():
+    from pymsde.evaluate.plots import axis_labels, profiles_figure
+
+    assert axis_labels({}) == {"u": "u (nondimensional)", "x": "x (nondimensional)", "y": "y (nondimensional)",
+                               "t": "t (nondimensional)"}
+    labels = axis_labels({"units": "m/s", "x_units": "m", "t_units": "s"})
+    assert labels == {"u": "u (m/s)", "x": "x (m)", "y": "y (m)", "t": "t (s)"}
+    x = np.linspace(0, 1, 20)
+    fig = profiles_figure(x, np.ones((2, 20)), np.ones((2, 20)), None, [0.0, 1.0], mean_label="coarse DNS")
+    assert [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()] == ["truth", "coarse DNS"]
+    fig = profiles_figure(x, np.ones((2, 20)), np.ones((2, 20)), None, [0.0, 1.0])
+    assert "forecast mean" not in [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()]

@@ -5,14 +5,22 @@ plot is drawn. Figures are built with the object-oriented API (``matplotlib.figu
 an Agg canvas), never through ``pyplot``, so plotting changes no global state, needs no display
 and does not interfere with a user's interactive backend. Every PNG is written atomically.
 
-Colour scales: the panels of one figure share one colour scale, so truth and forecast can be
-compared by eye; panels named in ``own_scale`` (by default every panel whose name contains
-"error") share a second scale, symmetric around zero, so errors of different methods compare too.
+Each ``plot_*`` function writes a PNG; the matching ``*_figure`` function builds the same
+``Figure`` without writing it (for tests and for callers that want to add to it).
+
+Colour scales: the panels of one figure share one colour scale and **one colourbar**, so truth
+and forecast can be compared by eye; panels named in ``own_scale`` (by default every panel whose
+name contains "error") share a second scale, symmetric around zero, with a second colourbar, so
+errors of different methods compare too.
+
+Axis labels: :func:`axis_labels` turns a data file's ``attrs`` into labels with units
+(``attrs["units"]`` for the field, ``attrs["x_units"]`` / ``"y_units"`` for space,
+``attrs["t_units"]`` for time); without them the labels say "(nondimensional)".
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -20,6 +28,28 @@ from pymsde.util.atomic import atomic_path
 from pymsde.util.errors import BackendUnavailableError, DataError
 
 DPI = 120
+
+#: The label suffix of a quantity whose data record no units.
+NONDIMENSIONAL = "(nondimensional)"
+
+#: attrs keys read for the units of each labelled quantity, first found wins.
+UNIT_KEYS: dict[str, tuple[str, ...]] = {
+    "u": ("units", "u_units", "field_units"),
+    "x": ("x_units", "space_units", "length_units"),
+    "y": ("y_units", "x_units", "space_units", "length_units"),
+    "t": ("t_units", "time_units"),
+}
+
+
+def axis_labels(attrs: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{"u", "x", "y", "t"}`` -> axis label with units from ``attrs`` (see :data:`UNIT_KEYS`),
+    e.g. ``"x (m)"``; ``"x (nondimensional)"`` when the data record no units for it."""
+    attrs = attrs or {}
+    out = {}
+    for name, keys in UNIT_KEYS.items():
+        unit = next((attrs[k] for k in keys if isinstance(attrs.get(k), str) and attrs[k].strip()), None)
+        out[name] = f"{name} ({unit.strip()})" if unit else f"{name} {NONDIMENSIONAL}"
+    return out
 
 
 def _figure(n_rows: int, n_cols: int, panel_size: tuple[float, float], sharey: bool = False):
@@ -103,55 +133,75 @@ def _edges(c: np.ndarray) -> tuple[float, float]:
     return float(c[0] - h / 2), float(c[-1] + h / 2)
 
 
+
+def _shared_colorbars(fig, axes_of: Mapping[str, list], images: Mapping[str, Any], own: set[str],
+                      label: str, error_label: str | None, **kwargs) -> None:
+    """One colourbar for all panels on the shared scale, one for all panels on the error scale."""
+    for group, text in (([n for n in axes_of if n not in own], label),
+                        ([n for n in axes_of if n in own], error_label or f"error in {label}")):
+        if group:
+            fig.colorbar(images[group[0]], ax=[ax for n in group for ax in axes_of[n]], label=text, **kwargs)
+
+
+def spacetime_figure(panels: Mapping[str, np.ndarray], x: np.ndarray, t: np.ndarray, *, title: str | None = None,
+                     xlabel: str = "x", tlabel: str = "t", label: str = "u", error_label: str | None = None,
+                     own_scale: Sequence[str] | None = None):
+    """The Figure of :func:`plot_spacetime` (not written anywhere)."""
+    panels = _as_panels(panels, 2, "plot_spacetime")
+    x, t = np.asarray(x, dtype=float), np.asarray(t, dtype=float)
+    shape = next(iter(panels.values())).shape
+    if shape != (t.size, x.size):
+        raise DataError(f"plot_spacetime: panels have shape {shape}; expected (len(t), len(x)) = ({t.size}, {x.size})")
+    own = _own_scale(list(panels), own_scale)
+    limits = _limits(panels, own)
+    fig, axes = _figure(1, len(panels), (3.8, 3.6), sharey=True)
+    extent = (*_edges(x), *_edges(t))
+    images, axes_of = {}, {}
+    for k, (ax, (name, a)) in enumerate(zip(axes[0], panels.items())):
+        vmin, vmax, cmap = limits[name]
+        images[name] = ax.imshow(a, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap,
+                                 interpolation="nearest")
+        axes_of[name] = [ax]
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        if k == 0:
+            ax.set_ylabel(tlabel)
+    _shared_colorbars(fig, axes_of, images, own, label, error_label)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_spacetime(panels: Mapping[str, np.ndarray], x: np.ndarray, t: np.ndarray, path: str | Path, *,
                    title: str | None = None, xlabel: str = "x", tlabel: str = "t", label: str = "u",
-                   own_scale: Sequence[str] | None = None) -> Path:
+                   error_label: str | None = None, own_scale: Sequence[str] | None = None) -> Path:
     """Side-by-side space-time diagrams (x across, t up) of 1-D fields, e.g. truth / forecast / error.
 
     Args:
         panels: ``{name: array (n_t, n_x)}``, all of one shape.
         x: ``(n_x,)`` point coordinates; t: ``(n_t,)`` times (equally spaced).
         path: the PNG to write.
-        label: colour-bar label (quantity and units).
+        xlabel, tlabel: axis labels (with units, see :func:`axis_labels`).
+        label: label of the shared colourbar (quantity and units).
+        error_label: label of the error panels' colourbar (default ``"error in " + label``).
         own_scale: panel names on the separate symmetric error scale (default: names with "error").
     """
-    panels = _as_panels(panels, 2, "plot_spacetime")
-    x, t = np.asarray(x, dtype=float), np.asarray(t, dtype=float)
-    shape = next(iter(panels.values())).shape
-    if shape != (t.size, x.size):
-        raise DataError(f"plot_spacetime: panels have shape {shape}; expected (len(t), len(x)) = ({t.size}, {x.size})")
-    limits = _limits(panels, _own_scale(list(panels), own_scale))
-    fig, axes = _figure(1, len(panels), (4.2, 3.6))
-    extent = (*_edges(x), *_edges(t))
-    for ax, (name, a) in zip(axes[0], panels.items()):
-        vmin, vmax, cmap = limits[name]
-        im = ax.imshow(a, origin="lower", aspect="auto", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap,
-                       interpolation="nearest")
-        ax.set_title(name)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(tlabel)
-        fig.colorbar(im, ax=ax, label=label if "error" not in name.lower() else f"{label} error")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    return _save(spacetime_figure(panels, x, t, title=title, xlabel=xlabel, tlabel=tlabel, label=label,
+                                  error_label=error_label, own_scale=own_scale), path)
 
 
-def plot_snapshots(panels: Mapping[str, np.ndarray], times: np.ndarray, path: str | Path, *,
-                   x: np.ndarray | None = None, y: np.ndarray | None = None, title: str | None = None,
-                   label: str = "u", own_scale: Sequence[str] | None = None) -> Path:
-    """Snapshots of 2-D fields: one row per panel, one column per time.
-
-    Args:
-        panels: ``{name: array (n_s, nx, ny)}`` (first spatial axis = x, drawn across).
-        times: ``(n_s,)`` the time of each snapshot (column titles).
-        x, y: ``(nx,)``, ``(ny,)`` point coordinates for the axes (default: indices).
-    """
+def snapshots_figure(panels: Mapping[str, np.ndarray], times: np.ndarray, *, x: np.ndarray | None = None,
+                     y: np.ndarray | None = None, title: str | None = None, label: str = "u",
+                     error_label: str | None = None, xlabel: str = "x", ylabel: str = "y",
+                     own_scale: Sequence[str] | None = None):
+    """The Figure of :func:`plot_snapshots` (not written anywhere)."""
     panels = _as_panels(panels, 3, "plot_snapshots")
     times = np.asarray(times, dtype=float).reshape(-1)
     n_s = next(iter(panels.values())).shape[0]
     if times.size != n_s:
         raise DataError(f"plot_snapshots: {times.size} times for {n_s} snapshots per panel; expected equal")
-    limits = _limits(panels, _own_scale(list(panels), own_scale))
+    own = _own_scale(list(panels), own_scale)
+    limits = _limits(panels, own)
     fig, axes = _figure(len(panels), n_s, (2.6, 2.4))
     nx, ny = next(iter(panels.values())).shape[1:]
     x = np.arange(nx, dtype=float) if x is None else np.asarray(x, dtype=float)
@@ -160,32 +210,47 @@ def plot_snapshots(panels: Mapping[str, np.ndarray], times: np.ndarray, path: st
         raise DataError(f"plot_snapshots: coordinates of lengths ({x.size}, {y.size}) for fields of "
                         f"shape ({nx}, {ny}); expected equal")
     extent = (*_edges(x), *_edges(y))
+    images, axes_of = {}, {}
     for r, (name, a) in enumerate(panels.items()):
         vmin, vmax, cmap = limits[name]
         for c in range(n_s):
             ax = axes[r, c]
-            im = ax.imshow(a[c].T, origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap,
-                           interpolation="nearest")
+            images[name] = ax.imshow(a[c].T, origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap,
+                                     interpolation="nearest")
             ax.set_title(f"{name}, t = {times[c]:.3g}", fontsize=9)
-            ax.set_xlabel("x", fontsize=8)
-            ax.set_ylabel("y", fontsize=8)
+            if r == len(panels) - 1:
+                ax.set_xlabel(xlabel, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
             ax.tick_params(labelsize=7)
-        fig.colorbar(im, ax=list(axes[r]), label=label if "error" not in name.lower() else f"{label} error",
-                     shrink=0.9)
+        axes_of[name] = list(axes[r])
+    _shared_colorbars(fig, axes_of, images, own, label, error_label, shrink=0.9)
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_profiles(x: np.ndarray, truth: np.ndarray, mean: np.ndarray, std: np.ndarray | None,
-                  times: np.ndarray, path: str | Path, *, title: str | None = None, label: str = "u",
-                  xlabel: str = "x") -> Path:
-    """1-D profiles at a few times: truth, forecast mean and a ±2σ band.
+def plot_snapshots(panels: Mapping[str, np.ndarray], times: np.ndarray, path: str | Path, *,
+                   x: np.ndarray | None = None, y: np.ndarray | None = None, title: str | None = None,
+                   label: str = "u", error_label: str | None = None, xlabel: str = "x", ylabel: str = "y",
+                   own_scale: Sequence[str] | None = None) -> Path:
+    """Snapshots of 2-D fields: one row per panel, one column per time; one colourbar for the
+    panels on the shared scale (one more for error panels).
 
     Args:
-        x: ``(n_x,)`` coordinates; truth, mean, std: ``(n_s, n_x)`` at ``times`` ``(n_s,)``
-            (``std`` may be None: no band).
+        panels: ``{name: array (n_s, nx, ny)}`` (first spatial axis = x, drawn across).
+        times: ``(n_s,)`` the time of each snapshot (column titles).
+        x, y: ``(nx,)``, ``(ny,)`` point coordinates for the axes (default: indices).
+        label, error_label, xlabel, ylabel: colourbar and axis labels (see :func:`plot_spacetime`).
     """
+    return _save(snapshots_figure(panels, times, x=x, y=y, title=title, label=label, error_label=error_label,
+                                  xlabel=xlabel, ylabel=ylabel, own_scale=own_scale), path)
+
+
+def profiles_figure(x: np.ndarray, truth: np.ndarray, mean: np.ndarray, std: np.ndarray | None,
+                    times: np.ndarray, *, title: str | None = None, label: str = "u", xlabel: str = "x",
+                    mean_label: str | None = None, truth_label: str = "truth"):
+    """The Figure of :func:`plot_profiles` (not written anywhere)."""
     x = np.asarray(x, dtype=float)
     truth, mean = np.atleast_2d(np.asarray(truth, dtype=float)), np.atleast_2d(np.asarray(mean, dtype=float))
     times = np.asarray(times, dtype=float).reshape(-1)
@@ -196,13 +261,15 @@ def plot_profiles(x: np.ndarray, truth: np.ndarray, mean: np.ndarray, std: np.nd
     for name, a in arrays.items():
         if a.shape != expected:
             raise DataError(f"plot_profiles: {name} has shape {a.shape}; expected (len(times), len(x)) = {expected}")
+    if mean_label is None:
+        mean_label = "forecast mean" if std is not None else "forecast"
     fig, axes = _figure(1, times.size, (3.4, 2.8), sharey=True)
     for j, ax in enumerate(axes[0]):
         if std is not None:
             s = arrays["std"][j]
             ax.fill_between(x, mean[j] - 2 * s, mean[j] + 2 * s, color="C0", alpha=0.25, lw=0, label="mean ± 2σ")
-        ax.plot(x, truth[j], color="k", lw=1.2, label="truth")
-        ax.plot(x, mean[j], color="C0", lw=1.2, ls="--", label="forecast mean")
+        ax.plot(x, truth[j], color="k", lw=1.2, label=truth_label)
+        ax.plot(x, mean[j], color="C0", lw=1.2, ls="--", label=mean_label)
         ax.set_title(f"t = {times[j]:.3g}", fontsize=10)
         ax.set_xlabel(xlabel)
         if j == 0:
@@ -210,23 +277,29 @@ def plot_profiles(x: np.ndarray, truth: np.ndarray, mean: np.ndarray, std: np.nd
             ax.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_error_curves(t: np.ndarray, curves: Mapping[str, np.ndarray], path: str | Path, ylabel: str, *,
-                      title: str | None = None, logy: bool = False, xlabel: str = "t",
-                      levels: Mapping[str, float] | None = None) -> Path:
-    """Error against time, one line per method.
+def plot_profiles(x: np.ndarray, truth: np.ndarray, mean: np.ndarray, std: np.ndarray | None,
+                  times: np.ndarray, path: str | Path, *, title: str | None = None, label: str = "u",
+                  xlabel: str = "x", mean_label: str | None = None, truth_label: str = "truth") -> Path:
+    """1-D profiles at a few times: truth, the prediction and (for an ensemble) a ±2σ band.
 
     Args:
-        t: ``(n_t,)`` times.
-        curves: ``{name: (n_t,)}``; non-finite values (a diverged forecast) are left blank.
-        path: the PNG to write.
-        ylabel: y-axis label (quantity and units).
-        logy: logarithmic y axis (non-positive values are not drawn).
-        levels: ``{name: value}`` drawn as a dashed horizontal line in the colour of the curve
-            ``name`` (e.g. each method's pooled mean); non-finite values are skipped.
+        x: ``(n_x,)`` coordinates; truth, mean, std: ``(n_s, n_x)`` at ``times`` ``(n_s,)``
+            (``std`` may be None: a deterministic prediction, no band).
+        label, xlabel: y- and x-axis labels (with units, see :func:`axis_labels`).
+        mean_label: legend entry of the prediction (default "forecast mean" with a band,
+            "forecast" without; e.g. "coarse DNS" for the deterministic DNS).
+        truth_label: legend entry of the truth.
     """
+    return _save(profiles_figure(x, truth, mean, std, times, title=title, label=label, xlabel=xlabel,
+                                 mean_label=mean_label, truth_label=truth_label), path)
+
+
+def error_curves_figure(t: np.ndarray, curves: Mapping[str, np.ndarray], ylabel: str, *, title: str | None = None,
+                        logy: bool = False, xlabel: str = "t", levels: Mapping[str, float] | None = None):
+    """The Figure of :func:`plot_error_curves` (not written anywhere)."""
     t = np.asarray(t, dtype=float).reshape(-1)
     if not curves:
         raise DataError("plot_error_curves: no curves given")
@@ -251,4 +324,21 @@ def plot_error_curves(t: np.ndarray, curves: Mapping[str, np.ndarray], path: str
     ax.legend(fontsize=9)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return fig
+
+
+def plot_error_curves(t: np.ndarray, curves: Mapping[str, np.ndarray], path: str | Path, ylabel: str, *,
+                      title: str | None = None, logy: bool = False, xlabel: str = "t",
+                      levels: Mapping[str, float] | None = None) -> Path:
+    """Error against time, one line per method.
+
+    Args:
+        t: ``(n_t,)`` times.
+        curves: ``{name: (n_t,)}``; non-finite values (a diverged forecast) are left blank.
+        path: the PNG to write.
+        ylabel: y-axis label (quantity and units); xlabel: the time axis's (with units).
+        logy: logarithmic y axis (non-positive values are not drawn).
+        levels: ``{name: value}`` drawn as a dashed horizontal line in the colour of the curve
+            ``name`` (e.g. each method's pooled mean); non-finite values are skipped.
+    """
+    return _save(error_curves_figure(t, curves, ylabel, title=title, logy=logy, xlabel=xlabel, levels=levels), path)

@@ -17,7 +17,7 @@ Scores (per method; trajectories of the split averaged with equal weight):
   mean and (population) standard deviation reported
   (:func:`pymsde.evaluate.metrics.relative_error_summary`). Its curve over time (mean over
   trajectories of ``eps(t_k)``) is the error-vs-time figure.
-- ``nrmse``: METHOD.md section 7, in percent, of the prediction (ensemble mean) over all output
+- ``nrmse``: docs/method.md section 7, in percent, of the prediction (ensemble mean) over all output
   times of a trajectory (the initial time included, as in the paper's code): the root mean
   square over time of the same ``eps(t_k)``, then averaged over trajectories.
 - ``crps``: the ensemble CRPS (:func:`pymsde.evaluate.metrics.crps_ensemble`), averaged over
@@ -36,13 +36,18 @@ The metrics JSON (``pymsde evaluate --json``, :meth:`EvaluationResult.metrics`) 
 ``{"nrmse": {method: %}, "relative_error": {method: {"mean": %, "std": %}}, "crps": {...},
 "spread_skill": {...}, "nrmse_per_traj": {...}, "forecast_time_s": {...},
 "training_time_s": {...}, "baseline_settings": {...}, "backend", "data", "split", "n_traj",
-"n_samples", "run", "closure_run", "report", "notes", "coverage"}``; a method that could not be
-run (e.g. no closure run found) is absent from the per-method tables and explained in ``notes``.
-``baseline_settings`` records how DMD and POD-SINDy were set up (rank, selected threshold and
-degree, validation scores; only the ones run). ``coverage`` (:mod:`pymsde.evaluate.coverage`;
+"n_samples", "run", "closure_run", "report", "notes", "coverage", "split_sizes", "training"}``; a
+method that could not be run (e.g. no closure run found) is absent from the per-method tables and
+explained in ``notes``. ``baseline_settings`` records how DMD and POD-SINDy were set up (rank,
+selected threshold and degree, validation scores; only the ones run). ``coverage`` (:mod:`pymsde.evaluate.coverage`;
 null when the data file records no train split) compares each evaluated trajectory's initial
 field with the training trajectories' range, and ``notes`` names the trajectories outside it
-(their forecasts are extrapolations).
+(their forecasts are extrapolations). ``split_sizes`` gives the data file's splits (name ->
+number of trajectories) and ``training`` each learned run's budget (``{method: {"steps", "epochs",
+"n_traj_train"}}``, from its ``metadata.json``).
+
+The text of ``report.md`` (verdict, data, method definitions, how the scores are computed, what
+to conclude, notes, setup, figures) is written by :mod:`pymsde.evaluate.render`.
 """
 from __future__ import annotations
 
@@ -283,84 +288,27 @@ def parse_metrics_table(text: str) -> dict[str, dict[str, float | None]]:
     return rows
 
 
-def _rel(path: Path, base: Path) -> str:
-    try:
-        return os.path.relpath(path, base)
-    except ValueError:  # different drives on Windows
-        return str(path)
-
-
-def _baseline_setup_lines(settings: dict[str, dict]) -> list[str]:
-    """Report lines saying how the library baselines were set up (``meta["baseline_settings"]``)."""
-    lines = []
-    if "dmd" in settings:
-        d = settings["dmd"]
-        lines.append(f"- dmd: pydmd DMD of rank {d.get('rank_requested')} (n_coarse {d.get('n_coarse')} + 5; "
-                     f"{d.get('rank')} modes kept), tikhonov {d.get('tikhonov')}, fitted on "
-                     f"{d.get('fitted_on')}, iterated at its step dt = {d.get('dt')}")
-    if "sindy" in settings:
-        d = settings["sindy"]
-        lines.append(f"- sindy: {d.get('n_pod')} POD modes (n_coarse {d.get('n_coarse')} + 5) of the "
-                     f"{d.get('n_train')} training trajectories; STLSQ threshold {d.get('threshold')}, polynomial "
-                     f"degree {d.get('degree')}, chosen on the {d.get('n_val')} validation trajectories from "
-                     f"{len(d.get('val_scores') or [])} settings (lowest pooled relative error)")
-    return lines
-
-
 def write_report(result: EvaluationResult, predictions: dict[str, Prediction], traj, out_dir: str | os.PathLike,
                  *, plots: bool = True, traj_index: int = 0) -> Path:
-    """Write ``report.md``, ``metrics.json`` (:meth:`EvaluationResult.to_json`) and the PNG
-    plots (unless ``plots=False``) into ``out_dir``.
+    """Write ``report.md`` (:func:`pymsde.evaluate.render.render_report`), ``metrics.json``
+    (:meth:`EvaluationResult.to_json`) and the PNG plots (unless ``plots=False``) into ``out_dir``.
 
     Args:
         result: the scores and metadata.
         predictions: method name -> :class:`Prediction` (for the plots).
-        traj: the evaluation ``Trajectories`` (truth).
+        traj: the evaluation ``Trajectories`` (truth; its ``attrs``, grid and times describe the data).
         traj_index: which trajectory of the split the field plots show.
 
     Returns:
         the path of ``report.md``; also stored in ``result.report_path``.
     """
+    from pymsde.evaluate.render import render_report
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures: list[tuple[str, Path]] = []
-    if plots:
-        figures = write_plots(result, predictions, traj, out, traj_index=traj_index)
-    meta = result.meta
-    lines = ["# pymsde evaluation report", "",
-             f"Forecasts of the `{meta.get('split', '?')}` split of `{meta.get('data', '?')}` "
-             f"({meta.get('n_traj', '?')} trajectories, {meta.get('n_t', '?')} output times each) from each "
-             f"trajectory's initial observation.", "",
-             metrics_table(result), "",
-             "Every score compares the prediction (the ensemble mean for an ensemble) with the stored, noisy "
-             "observations of the split, as the paper scores. Relative error (the final paper's metric): "
-             "eps(t) = ||u(t) - u_hat(t)|| / ||u(t)|| over all channels and grid points of a frame, in percent, "
-             "pooled over every (trajectory, time) pair including t0; mean ± population std. "
-             "nRMSE: METHOD.md section 7, the root mean square over time of the same eps(t) per trajectory, "
-             "averaged over trajectories. CRPS (data units) and spread-skill (ensemble spread / RMSE of the "
-             f"ensemble mean; ~1 when calibrated) at {meta.get('n_score', '?')} evenly spaced output times. "
-             "Deterministic methods (dns, dmd, sindy): the CRPS is the mean absolute error and the spread-skill "
-             "is undefined (n/a). inf: the forecast diverged.", "",
-             "## Setup", ""]
-    setup = [("run", meta.get("run")), ("closure run", meta.get("closure_run")), ("data", meta.get("data")),
-             ("split", meta.get("split")), ("backend", meta.get("backend")),
-             ("ensemble size", meta.get("n_samples")), ("forecast solver", meta.get("solver")),
-             ("seed", meta.get("seed")), ("checkpoint", meta.get("checkpoint")), ("coarse grid", meta.get("coarse_shape")),
-             ("micro dim", meta.get("micro_dim")), ("pymsde", meta.get("pymsde_version")),
-             ("torch", meta.get("torch_version")), ("evaluated at", meta.get("date"))]
-    lines += [f"- {k}: `{v}`" for k, v in setup if v is not None]
-    lines += _baseline_setup_lines(meta.get("baseline_settings") or {})
-    if meta.get("nrmse_per_traj_note"):
-        lines.append(f"- {meta['nrmse_per_traj_note']}")
-    notes = meta.get("notes") or []
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    if figures:
-        lines += ["", "## Figures", ""]
-        for caption, path in figures:
-            lines += [f"### {caption}", "", f"![{caption}]({_rel(path, out)})", ""]
+    figures = write_plots(result, predictions, traj, out, traj_index=traj_index) if plots else []
     path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
+    atomic_write_text(path, render_report(result, traj, figures, out))
     result.report_path = path                              # before to_json: it names the report
     atomic_write_text(out / "metrics.json", result.to_json() + "\n")
     return path
@@ -372,17 +320,47 @@ def _finite(a: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(a), a, np.nan)
 
 
+#: Legend / panel name of each method's prediction in the plots.
+PLOT_NAMES = {"multiscale": "multiscale (ensemble mean)", "closure": "closure (ensemble mean)",
+              "dns": "coarse DNS", "dmd": "DMD", "sindy": "POD-SINDy"}
+
+
+def _error_vs_time(result: EvaluationResult, names: list[str], t: np.ndarray, out: Path, labels: dict,
+                   n_traj: int) -> tuple[str, Path, str]:
+    """The error-vs-time figure: ``(title, path, caption)``."""
+    from pymsde.evaluate import plots as P
+
+    scored = [m for m in names if m in result.scores]
+    curves = {m: _finite(result.scores[m].relative_error_per_time if result.scores[m].relative_error_per_time
+                         is not None else result.scores[m].nrmse_per_time) for m in scored}
+    levels = {m: result.scores[m].relative_error for m in scored}
+    pos = np.concatenate([c[np.isfinite(c) & (c > 0)] for c in curves.values()] + [np.zeros(0)])
+    logy = bool(pos.size > 0 and pos.max() > 1e3 * pos.min())
+    p = out / "error_vs_time.png"
+    P.plot_error_curves(t, curves, p, ylabel="relative error ε(t) (%)", logy=logy, levels=levels,
+                        xlabel=labels["t"])
+    over = "the one trajectory" if n_traj == 1 else f"the {n_traj} trajectories"
+    caption = (f"Relative error eps(t) = 100 ||u(t) - u_hat(t)|| / ||u(t)|| of each method against the stored "
+               f"(noisy) observations, mean over {over} of the split (solid lines); dashed: "
+               f"each method's pooled mean over all trajectories and times (the table's rel. error)"
+               + ("; logarithmic axis (the curves span more than three decades)" if logy else "")
+               + ". Blank stretches: a diverged forecast.")
+    return "Relative error vs time", p, caption
+
+
 def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], traj, out: Path,
-                *, traj_index: int = 0) -> list[tuple[str, Path]]:
-    """The report's PNGs; returns ``(caption, path)`` pairs.
+                *, traj_index: int = 0) -> list[tuple[str, Path, str]]:
+    """The report's PNGs; returns ``(title, path, caption)`` triples.
 
     Both 1-D and 2-D: the relative error ``eps(t)`` vs time for every method (mean over
     trajectories, against the stored observations; dashed: each method's pooled mean), on a
     log axis when the curves span more than three decades. 1-D: forecast vs truth snapshots
-    with the ensemble's +-2 std band (each ensemble method), space-time diagrams of truth,
-    predictions and errors; 2-D: field snapshots of truth and every method side by side.
-    Channel 0 is drawn (plus one set per further channel for multi-channel data). Diverged
-    (non-finite) values are left blank.
+    with the ensemble's +-2 std band (each ensemble method), space-time diagrams of truth and
+    predictions (one shared colourbar) and of the errors (one symmetric colourbar); 2-D: field
+    snapshots of truth and every method side by side (one shared colourbar). Channel 0 is drawn
+    (plus one set per further channel for multi-channel data). Axis labels carry the units of
+    ``traj.attrs`` (:func:`pymsde.evaluate.plots.axis_labels`; "(nondimensional)" without).
+    Diverged (non-finite) values are left blank.
     """
     from pymsde.evaluate import plots as P
 
@@ -390,19 +368,13 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
     t = np.asarray(traj.t[i], dtype=np.float64)
     truth = np.asarray(traj.u[i], dtype=np.float64)          # (n_t, C, *grid)
     names = [m for m in METHOD_ORDER if m in predictions] + [m for m in predictions if m not in METHOD_ORDER]
-    figs: list[tuple[str, Path]] = []
-    scored = [m for m in names if m in result.scores]
-    curves = {m: _finite(result.scores[m].relative_error_per_time if result.scores[m].relative_error_per_time
-                         is not None else result.scores[m].nrmse_per_time) for m in scored}
-    levels = {m: result.scores[m].relative_error for m in scored}
-    pos = np.concatenate([c[np.isfinite(c) & (c > 0)] for c in curves.values()] + [np.zeros(0)])
-    logy = pos.size > 0 and pos.max() > 1e3 * pos.min()
-    p = out / "error_vs_time.png"
-    P.plot_error_curves(t, curves, p, ylabel="relative error ε(t) (%)", logy=bool(logy), levels=levels)
-    figs.append(("Relative error vs time: eps(t) = ||u - u_hat|| / ||u|| against the stored (noisy) observations, "
-                 "percent, mean over trajectories (dashed: pooled mean over all trajectories and times)", p))
+    labels = P.axis_labels(traj.attrs)
+    figs = [_error_vs_time(result, names, t, out, labels, int(traj.n_traj))]
     snap_idx = np.unique(np.round(np.linspace(0, len(t) - 1, 4)).astype(int))
+    times = ", ".join(f"{v:.3g}" for v in t[snap_idx])
+    which = f"trajectory {i} of the split"
     means = {m: _finite(predictions[m].mean[i]) for m in names}         # (n_t, C, *grid)
+    shown = {m: PLOT_NAMES.get(m, m) for m in names}
     for c in range(truth.shape[1]):
         sfx = "" if truth.shape[1] == 1 else f"_c{c}"
         ctitle = "" if truth.shape[1] == 1 else f" (channel {c})"
@@ -412,22 +384,32 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
                 pred = predictions[m]
                 std = None if pred.std is None else pred.std[i, snap_idx, c]
                 p = out / f"profiles_{m}{sfx}.png"
-                P.plot_profiles(x, truth[snap_idx, c], means[m][snap_idx, c], std, t[snap_idx], p)
-                band = "deterministic, no band" if std is None else "ensemble mean +- 2 std band"
-                figs.append((f"{m}: prediction vs truth at {len(snap_idx)} times ({band}){ctitle}", p))
-            panels = {"truth": truth[:, c]}
-            panels.update({m: means[m][:, c] for m in names})
+                P.plot_profiles(x, truth[snap_idx, c], means[m][snap_idx, c], std, t[snap_idx], p,
+                                label=labels["u"], xlabel=labels["x"], mean_label=shown[m],
+                                truth_label="truth (observation)")
+                band = ("the ensemble mean (dashed) with a band of ± 2 ensemble standard deviations"
+                        if std is not None else "the deterministic prediction (dashed), no band")
+                figs.append((f"{m}: prediction vs truth{ctitle}", p,
+                             f"{which.capitalize()} at t = {times}: the stored observation (black) and {band}."))
+            panels = {"truth": truth[:, c], **{shown[m]: means[m][:, c] for m in names}}
             p = out / f"spacetime{sfx}.png"
-            P.plot_spacetime(panels, x, t, p)
-            figs.append((f"Space-time: truth and predictions{ctitle}", p))
-            err = {f"error {m}": means[m][:, c] - truth[:, c] for m in names}
+            P.plot_spacetime(panels, x, t, p, xlabel=labels["x"], tlabel=labels["t"], label=labels["u"])
+            figs.append((f"Space-time: truth and predictions{ctitle}", p,
+                         f"{which.capitalize()}, x across and t up: the stored observation and each method's "
+                         f"prediction on one shared colour scale (one colourbar)."))
+            err = {f"error: {shown[m]}": means[m][:, c] - truth[:, c] for m in names}
             p = out / f"spacetime_error{sfx}.png"
-            P.plot_spacetime(err, x, t, p)
-            figs.append((f"Space-time: prediction minus truth{ctitle}", p))
+            P.plot_spacetime(err, x, t, p, xlabel=labels["x"], tlabel=labels["t"], label=labels["u"],
+                             error_label=f"prediction - truth, {labels['u']}")
+            figs.append((f"Space-time: prediction minus truth{ctitle}", p,
+                         f"{which.capitalize()}: prediction minus observation for each method, on one colour "
+                         f"scale symmetric around zero shared by all methods (red: too high, blue: too low)."))
         else:
-            panels = {"truth": truth[snap_idx, c]}
-            panels.update({m: means[m][snap_idx, c] for m in names})
+            panels = {"truth": truth[snap_idx, c], **{shown[m]: means[m][snap_idx, c] for m in names}}
             p = out / f"snapshots{sfx}.png"
-            P.plot_snapshots(panels, t[snap_idx], p)
-            figs.append((f"Snapshots: truth and predictions side by side{ctitle}", p))
+            P.plot_snapshots(panels, t[snap_idx], p, x=traj.grid.coordinates(0), y=traj.grid.coordinates(1),
+                             label=labels["u"], xlabel=labels["x"], ylabel=labels["y"])
+            figs.append((f"Snapshots: truth and predictions side by side{ctitle}", p,
+                         f"{which.capitalize()} at t = {times} (columns): the stored observation (first row) "
+                         f"and each method's prediction (one row each) on one shared colour scale (one colourbar)."))
     return figs

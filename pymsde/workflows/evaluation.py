@@ -41,6 +41,14 @@ def _training_time(metadata: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
+def _training_budget(metadata: Any) -> dict[str, int | None]:
+    """A run's training budget from its ``metadata.json``: optimiser steps, epochs, training
+    trajectories (None where not recorded)."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    return {k: (int(meta[k]) if isinstance(meta.get(k), (int, float)) else None)
+            for k in ("steps", "epochs", "n_traj_train")}
+
+
 def find_closure_run(run_dir: Path, closure_run: str | os.PathLike | None) -> Path | None:
     """The closure run to compare with: ``closure_run`` if given, else a sibling folder ``closure``.
 
@@ -83,7 +91,7 @@ def _load_closure(run: Path, closure_run, checkpoint: str, model, traj_all, data
     if int(closure_model.config.micro_dim) != 0:
         raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
                           f"the closure baseline is the model with micro_dim = 0")
-    # METHOD.md section 7: baselines at equal resolution (the DNS runs on the model's mesh)
+    # docs/method.md section 9: baselines at equal resolution (the DNS runs on the model's mesh)
     for key in ("coarse_shape", "stencil_radius"):
         mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
         if mine != theirs:                     # ModelConfig normalises shapes to tuples
@@ -211,7 +219,9 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
         "pymsde_version": __version__, "torch_version": str(torch.__version__),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
-        "coverage": coverage,
+        "coverage": coverage, "split_sizes": {k: int(len(v)) for k, v in traj_all.splits.items()},
+        "training": {"multiscale": _training_budget(metadata),
+                     **({"closure": _training_budget(closure_meta)} if closure_model is not None else {})},
     }
     settings = {m: preds[m].info for m in ("dmd", "sindy") if m in preds}
     if settings:
