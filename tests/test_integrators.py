@@ -307,3 +307,26 @@ def test_noise_is_drawn_in_chunks_and_only_saved_states_are_stored(monkeypatch):
     _, zs2 = sde.integrate(lambda t, z: -z, torch.ones(3, dtype=F64), z0, 0.0, 1e-4, 10000,
                            save_every=2500, dW=dW)
     assert torch.equal(zs, zs2)
+
+
+@pytest.mark.parametrize("solver", [EulerMaruyama(), StochasticHeun(), SRA1()])
+def test_order_is_the_observed_order_on_an_ode(solver):
+    """With no noise each scheme is a Runge-Kutta method; its ``order`` is what
+    dz/dt = -z + sin t shows under step halving (float64, exact solution by hand)."""
+    import math
+
+    def f(t, z):
+        return -z + torch.sin(t)
+
+    def exact(t):      # z(0) = 1: z = 1.5 e^-t + (sin t - cos t) / 2
+        return 1.5 * math.exp(-t) + 0.5 * (math.sin(t) - math.cos(t))
+
+    sde = type("ODE", (), {"f": staticmethod(f), "g": staticmethod(lambda t, z: torch.zeros_like(z))})()
+    errs = []
+    for n in (20, 40, 80, 160):
+        z0 = torch.ones(1, 1, dtype=torch.float64)
+        dW = torch.zeros(n, 1, 1, dtype=torch.float64)
+        _, zs = solve(sde, z0, 0.0, 1.0 / n, n, solver=solver, save_every=n, dW=dW, dI=dW.clone())
+        errs.append(abs(float(zs[-1, 0, 0]) - exact(1.0)))
+    slopes = [math.log2(a / b) for a, b in zip(errs, errs[1:])]
+    assert abs(slopes[-1] - solver.order) < 0.1, (solver.scheme, slopes)

@@ -30,6 +30,11 @@ class Solver:
     weak_order: float
     needs_integral: bool  # the step needs dI = int (W(s) - W(t)) ds besides dW
 
+    @property
+    def order(self) -> float:
+        """The order of the expectations (weak order), which is also the scheme's order on an ODE."""
+        return self.weak_order
+
     def step(self, sde: Any, t: torch.Tensor, z: torch.Tensor, dt: float, dW: torch.Tensor,
              dI: torch.Tensor | None = None) -> torch.Tensor:
         """One step from ``(t, z)`` (z ``(B, D)``) with increments ``dW`` (and ``dI``) ``(B, D)``."""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pymsde.training.config import TrainConfig, plain
 from pymsde.util.errors import ConfigError
+from pymsde.util.progress import Stages
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _prepare_runs(out: Path, overwrite: bool) -> None:
 
 def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, *, n_samples: int = 32,
                  backend: str = "torch", seed: int = 0, plots: bool = True, overwrite: bool = False,
-                 resume: bool = False, extra_meta: dict | None = None):
+                 resume: bool = False, extra_meta: dict | None = None, stages: Stages | None = None):
     """Train the multiscale model and the closure model on ``traj`` and evaluate both plus the DNS.
 
     Args:
@@ -131,6 +132,8 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
         resume: continue the runs already in ``OUT/multiscale`` / ``OUT/closure`` from their
             checkpoints (an interrupted long run) and start the missing ones; a finished run
             is validated once more and kept. Needs the same data file and training path.
+        stages: the caller's stage printer (its next three stages are the two trainings and the
+            evaluation); default: a fresh one of three stages.
 
     Returns:
         the :class:`~pymsde.evaluate.report.EvaluationResult` (report at ``result.report_path``).
@@ -143,10 +146,13 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
                           "replace them)")
     if not resume:
         _prepare_runs(out, overwrite)
+    stages = stages or Stages(3)
     times, resumed = {}, []
+    budget = f"{train_cfg.max_steps} steps" if train_cfg.max_steps is not None else f"{train_cfg.epochs} epochs"
     for name, opts in (("multiscale", model_opts), ("closure", {**model_opts, "micro_dim": 0})):
         again = resume and (out / name / "checkpoint.pt").exists()
-        log.info("%s the %s model (micro_dim = %d)", "resuming" if again else "training", name, opts["micro_dim"])
+        stages(f"{'resuming' if again else 'training'} the {name} model (micro_dim {opts['micro_dim']}): "
+               f"{budget}{', at most ' + format(train_cfg.max_minutes, 'g') + ' min' if train_cfg.max_minutes else ''}")
         times[name] = train_one(traj, opts, train_cfg, out / name, data_path, resume=again)
         resumed += [name] if again else []
     # training_time_s (from each run's metadata.json) includes validation and adds up resumed
@@ -155,6 +161,8 @@ def run_pipeline(out: str | Path, traj, data_path: Path, model_opts, train_cfg, 
     if resumed:
         meta["resumed"] = resumed
     meta.update(extra_meta or {})
+    stages(f"forecasting the test split with the multiscale and closure models ({n_samples} members each), "
+           f"running the coarse DNS, writing {out / 'report'}")
     return evaluate_run(out / "multiscale", data_path, split="test", baselines=("closure", "dns"),
                         closure_run=out / "closure", n_samples=n_samples, out=out / "report",
                         backend=backend, seed=seed, plots=plots, extra_meta=meta)
@@ -172,10 +180,13 @@ def run_demo(out: str | Path = "demo_out", config: DemoConfig | None = None, *, 
     _prepare_runs(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    log.info("demo: simulating burgers1d (%d trajectories, %d points)", config.n_traj, config.n_grid)
+    stages = Stages(4)
+    stages(f"simulating Burgers 1-D: {config.n_traj} trajectories x {config.n_steps} times x {config.n_grid} "
+           f"points, split {'/'.join(map(str, config.split))}")
     traj = make_data(config, out / "data.npz")
     t_sim = time.perf_counter() - t0
     model_opts, train_cfg = train_configs(config, config.micro)
     return run_pipeline(out, traj, out / "data.npz", model_opts, train_cfg, n_samples=config.n_samples,
                         backend=config.backend, seed=config.seed, plots=plots, overwrite=overwrite,
-                        extra_meta={"simulation_time_s": round(t_sim, 3), "demo_config": plain(asdict(config))})
+                        extra_meta={"simulation_time_s": round(t_sim, 3), "demo_config": plain(asdict(config))},
+                        stages=stages)
