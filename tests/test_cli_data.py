@@ -184,7 +184,7 @@ def test_simulate_refuses_bad_output_names_before_simulating(tmp_path, capsys, m
                            (["--out", str(tmp_path / "afile" / "x.npz")], "a parent of this path is a file"),
                            (["--out", str(tmp_path / "d.npz"), "--plot", str(tmp_path / "adir.npz")],
                             "--plot"),
-                           (["--out", str(tmp_path / "d.npz"), "--seed", "-1"], "--seed -1: expected a non-negative")):
+                           (["--out", str(tmp_path / "d.npz"), "--seed", "-1"], "--seed -1: expected an integer seed in [0, 2^63 - 1")):
         assert main(["simulate", "kdv1d", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and fragment in err, err

@@ -154,7 +154,7 @@ def test_diagnosis_points_at_a_constant_field_and_the_data_scale():
     (dict(coarse_shape=(4,)), {"window": 1}, "train.window"),
     (dict(coarse_shape=(4,)), {"epochs": -1}, "train.epochs"),
     (dict(coarse_shape=(4,)), {"batch_windows": 0}, "train.batch_windows"),
-    (dict(coarse_shape=(4,)), {"n_quad": 0}, "train.n_quad"),
+    (dict(coarse_shape=(4,)), {"n_quad": -1}, "train.n_quad"),
     (dict(coarse_shape=(4,)), {"lr": -1e-3}, "train.lr"),
     (dict(coarse_shape=(4,)), {"lr_decay": 1.5}, "train.lr_decay"),
     (dict(coarse_shape=(4,)), {"residual_scale": "per_window"}, "train.residual_scale"),

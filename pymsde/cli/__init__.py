@@ -3,17 +3,22 @@ exposes ``register(subparsers)``, which adds its parser and sets ``func(args) ->
 
 Subcommands: ``simulate``, ``info``, ``plot`` (data), ``train`` (model), ``evaluate`` and
 ``demo`` (forecasts, baselines, report). Errors that pymsde raises for bad input are printed
-as one line (``pymsde: error: ...``) with exit status 2, not as a traceback.
+as one line (``pymsde: error: ...``) with exit status 2, not as a traceback; so are a full
+disk and other OS errors. A training run stopped by SIGINT / SIGTERM prints one line
+(``pymsde: interrupted by SIGINT at step N ...``) and exits 130 / 143 after saving its
+checkpoint. Text that cannot be encoded for the terminal (a non-UTF-8 file name) is escaped.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
-from pymsde.util.errors import PymsdeError
+from pymsde.util.errors import PymsdeError, TrainingInterrupted
 
 # Order in ``pymsde --help``; modules found in this package but not listed come after.
 _ORDER = ["demo", "simulate", "info", "plot", "train", "evaluate"]
@@ -44,7 +49,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """Print any text, even a path that is not valid UTF-8 (os.fsdecode's surrogates), on a
+    strict UTF-8 (or ASCII) terminal: unencodable characters are written as escapes."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", "strict") == "strict":
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that cannot be reconfigured
+                pass
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -54,11 +75,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except TrainingInterrupted as err:          # SIGINT / SIGTERM during training: saved, resumable
+        print(f"pymsde: {_one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except PymsdeError as err:
-        print(f"pymsde: error: {err}", file=sys.stderr)
+        print(f"pymsde: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:                   # Ctrl-C outside the training loop: nothing half-written
+        print("pymsde: interrupted (SIGINT)", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("pymsde: error: out of memory (a size larger than this machine can hold)", file=sys.stderr)
+        return 2
+    except BrokenPipeError:                     # `pymsde info FILE | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except RuntimeError as err:                 # torch's allocators: "can't allocate memory", CUDA OOM
+        if "allocate" not in str(err) and "out of memory" not in str(err).lower():
+            raise
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"pymsde: error: out of memory: {first[:300]}", file=sys.stderr)
         return 2
     except OSError as err:   # a path that cannot be written or read (a directory, no permission, disk full)
-        print(f"pymsde: error: {err}", file=sys.stderr)
+        code = errno.errorcode.get(err.errno or 0, "")
+        print(f"pymsde: error: {_one_line(err)}{f' ({code})' if code else ''}", file=sys.stderr)
         return 2
 
 

@@ -13,8 +13,8 @@ import sys
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "demo", help="the whole journey on Burgers 1-D with a reduced training budget (about 5.5 minutes on 2 CPU cores)",
-        description="Simulate the Burgers 1-D data set of METHOD.md, train the multiscale and the closure model (4000 steps each), "
+        "demo", help="the whole journey on Burgers 1-D with a reduced training budget (a few minutes on 2 CPU cores)",
+        description="Simulate the Burgers 1-D data set of docs/method.md, train the multiscale and the closure model (4000 steps each), "
                     "forecast the test trajectory, compare with the under-resolved DNS and write the report.")
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default: demo_out)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data, the training and the forecasts (default: 0)")
@@ -33,7 +33,17 @@ def run(args: argparse.Namespace) -> int:
 
     from pymsde.workflows.demo import DemoConfig, demo_training, run_demo
 
-    train = dataclasses.replace(demo_training(), device=args.device)
+    from pymsde.training.config import resolve_device
+    from pymsde.util.errors import ConfigError, check_seed
+
+    # refused before the data are simulated: a device that is not there, a seed out of range
+    check_seed(args.seed, "--seed")
+    try:
+        resolve_device(args.device)
+    except ConfigError as err:
+        raise ConfigError(f"--device {args.device}: {err}") from None
+    train = dataclasses.replace(demo_training(), device=args.device, seed=args.seed)
+    train.validate()
     result = run_demo(args.out, DemoConfig(seed=args.seed, backend=args.backend, train=train),
                       overwrite=args.overwrite)
     if args.json:

@@ -32,6 +32,24 @@ def _parse_split(text: str):
     return values
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Every number on the command line, named by its flag, before anything is simulated (the
+    sizes' memory is checked by :func:`pymsde.systems.simulate` before it allocates)."""
+    import math
+
+    from pymsde.util.errors import SEED_MAX, DataError
+
+    if not 0 <= args.seed <= SEED_MAX:
+        raise DataError(f"--seed {args.seed}: expected an integer seed in [0, 2^63 - 1 = {SEED_MAX}]")
+    for flag, value, lo in (("--n-traj", args.n_traj, 1), ("--n-grid", args.n_grid, 2), ("--n-steps", args.n_steps, 2)):
+        if value is not None and value < lo:
+            raise DataError(f"{flag} {value}: expected an integer >= {lo}")
+    if args.t_end is not None and not (math.isfinite(args.t_end) and args.t_end > 0):
+        raise DataError(f"--t-end {args.t_end}: expected a finite positive final time")
+    if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
+        raise DataError(f"--noise {args.noise}: expected a non-negative (finite) standard deviation")
+
+
 def run(args: argparse.Namespace) -> int:
     from pymsde.data.io import file_format, save
     from pymsde.systems import simulate
@@ -46,12 +64,9 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"{flag} {name}: a directory; expected a file name")
         if name and any(p.exists() and not p.is_dir() for p in Path(name).parents):
             raise DataError(f"{flag} {name}: a parent of this path is a file, not a directory")
-    if args.seed < 0:
-        raise DataError(f"--seed {args.seed}: expected a non-negative integer")
+    _check_flags(args)
     extra = {}
     if args.noise is not None:
-        if not args.noise >= 0:
-            raise DataError(f"--noise {args.noise}: expected a non-negative standard deviation")
         extra["noise"] = args.noise
     if args.split is not None:
         extra["split"] = _parse_split(args.split)

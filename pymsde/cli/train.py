@@ -70,15 +70,18 @@ def run(args) -> int:
     from pymsde.data.io import load
     from pymsde.training import fit
     from pymsde.training.checkpoint import load_checkpoint
-    from pymsde.training.run import CHECKPOINT_FILE, check_run_target
+    from pymsde.training.config import resolve_device
+    from pymsde.training.run import CHECKPOINT_FILE, check_not_in_use, check_run_target
     from pymsde.util.errors import ConfigError
 
     # every check comes before anything is written: fit() creates the run directory only
     # once the options, the data and the model fit together
+    check_not_in_use(args.out)                       # another trainer in RUN_DIR: refused now
     check_run_target(args.out, resume=args.resume)   # refuse to overwrite before loading data
-    ckpt = load_checkpoint(Path(args.out) / CHECKPOINT_FILE) if args.resume else None
+    ckpt = load_checkpoint(Path(args.out) / CHECKPOINT_FILE, for_resume=True) if args.resume else None
     architecture, config = merged_config(args, None if ckpt is None else ckpt["train_config"])
     config.validate()
+    resolve_device(config.device)                    # --device cuda without CUDA: refused before the data
     if ckpt is not None:
         _check_resume_architecture(architecture, ckpt["model_config"], args.out)
     elif not architecture.get("coarse_shape"):

@@ -11,17 +11,26 @@ Point placement (the convention every part of pymsde uses):
 A coarse grid divides each axis into blocks of ``s`` consecutive fine points
 (``N_coarse = N / s``, an integer); a coarse value stands for its block and sits at the
 block's centre.
+
+Time: observation times are evenly spaced; :func:`uniform_step` is the one check of that
+(relative tolerance :data:`DT_RTOL`), used by the data layer and by the solvers alike.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from pymsde.util.errors import ConfigError, DataError
 
 BOUNDARY_TYPES = ("periodic", "dirichlet")
+
+#: Relative tolerance of the uniform-step check: every step of a trajectory must lie within
+#: ``DT_RTOL * dt`` of the trajectory's mean step. Loose enough for times stored in float32
+#: (relative rounding ~6e-8 of t, i.e. ~6e-5 of dt for 1000 steps over [0, 1]), tight enough to
+#: catch a missing or duplicated frame (an error of 100 % of dt).
+DT_RTOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,15 @@ class Grid:
     boundary: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        shape = tuple(int(n) for n in self.shape)
-        domain = tuple((float(lo), float(hi)) for lo, hi in np.asarray(self.domain, dtype=float).reshape(-1, 2))
+        try:
+            shape = tuple(int(n) for n in self.shape)
+            integral = all(not isinstance(n, (bool, str)) and float(n) == int(n) for n in self.shape)
+            domain = tuple((float(lo), float(hi)) for lo, hi in np.asarray(self.domain, dtype=float).reshape(-1, 2))
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"grid: shape {self.shape!r} / domain {self.domain!r}; expected integer sizes and "
+                            f"(lo, hi) numbers per axis") from None
+        if not integral:
+            raise DataError(f"grid: shape {tuple(self.shape)!r}; expected integer sizes per axis")
         boundary = tuple(str(b) for b in self.boundary)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "domain", domain)
@@ -121,3 +137,34 @@ class Grid:
         s = self.coarsening_factors(coarse_shape)[axis]
         x = self.coordinates(axis)
         return x.reshape(-1, s).mean(axis=1)
+
+
+def uniform_step(t: Any, what: str = "t", error: type[Exception] = DataError) -> np.ndarray:
+    """The one check of uniformly spaced times, shared by the data layer and the solvers.
+
+    ``t`` is ``(n_t,)`` or ``(n_traj, n_t)``, finite and strictly increasing; every step of a
+    row must lie within ``DT_RTOL`` (relative) of the row's mean step, which admits times
+    stored in float32 (``torch.linspace`` in float32 writes steps off by ~1e-5 relative) and
+    catches a missing or duplicated frame. Returns the mean step of each row (float64,
+    ``(n_traj,)`` or a 0-d array); raises ``error`` naming ``what`` otherwise.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    rows = t.reshape(1, -1) if t.ndim == 1 else t
+    if rows.ndim != 2 or rows.shape[1] < 2:
+        raise error(f"{what}: times of shape {t.shape}; expected at least 2 times (n_t,) or (n_traj, n_t)")
+    if not np.isfinite(rows).all():
+        i, k = np.argwhere(~np.isfinite(rows))[0]
+        raise error(f"{what}: non-finite value {rows[i, k]} at trajectory {i}, time index {k}")
+    steps = np.diff(rows, axis=1)
+    if not (steps > 0).all():
+        i, k = np.argwhere(~(steps > 0))[0]
+        raise error(f"{what}: not strictly increasing in trajectory {i}: t[{k}] = {rows[i, k]!r}, "
+                    f"t[{k + 1}] = {rows[i, k + 1]!r}")
+    mean_step = (rows[:, -1] - rows[:, 0]) / (rows.shape[1] - 1)
+    dev = np.abs(steps - mean_step[:, None]) / mean_step[:, None]
+    if (dev > DT_RTOL).any():
+        i, k = np.unravel_index(int(np.argmax(dev)), dev.shape)
+        raise error(f"{what}: non-uniform time step in trajectory {i}: t[{k + 1}] - t[{k}] = "
+                    f"{steps[i, k]!r}, expected the trajectory's step {mean_step[i]!r} "
+                    f"(relative tolerance {DT_RTOL})")
+    return mean_step if t.ndim == 2 else mean_step.reshape(())

@@ -21,13 +21,18 @@ file round trip is bit-exact. ``load`` falls back to the documented defaults whe
 or ``boundary`` is absent and logs a warning naming the file and the assumed value.
 
 Safety: ``.npz`` is read with ``allow_pickle=False``; an object (pickled) array is refused
-with a DataError naming the key. Writes go through :func:`pymsde.util.atomic_path`: a failed
+with a DataError naming the key; so is a path that is no regular file (a directory, a FIFO,
+a symlink to ``/dev/zero``), and a file whose array headers (``.npz`` headers, HDF5 dataset
+shapes) declare more than the available memory, before anything is read. Arrays in
+big-endian byte order are converted to the native one. Writes go through :func:`pymsde.util.atomic_path`: a failed
 save leaves no file (and an existing file untouched).
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -37,7 +42,7 @@ import numpy as np
 
 from pymsde.data.trajectories import Trajectories, normalise_attrs
 from pymsde.util.atomic import atomic_path
-from pymsde.util.errors import BackendUnavailableError, DataError
+from pymsde.util.errors import BackendUnavailableError, DataError, check_memory, check_readable_file, format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +131,37 @@ def save(traj: Trajectories, path: str | Path) -> Path:
     return path
 
 
+def _check_sizes(path: Path, declared: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+    """Refuse a file whose arrays, as their headers declare them, would not fit in memory (a
+    damaged or crafted header claiming petabytes), before anything is allocated."""
+    total = 0.0
+    for key, (shape, dtype) in declared.items():
+        nbytes = float(math.prod(shape)) * max(1, dtype.itemsize)
+        total += nbytes
+        check_memory(nbytes, f"{path}: key {key!r} declares shape {tuple(shape)} {dtype}, which", error=DataError,
+                     hint=f"the file is {format_bytes(path.stat().st_size)} on disk: damaged, or too large for "
+                          f"this machine")
+    check_memory(total, f"{path}: its arrays ({', '.join(declared)})", error=DataError)
+
+
+def _npz_headers(path: Path, npz) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The shape and dtype of every ``.npy`` member of an open ``.npz``, read from the headers."""
+    from numpy.lib import format as npformat
+
+    out = {}
+    for key in npz.files:
+        name = key if key in npz.zip.namelist() else key + ".npy"
+        try:
+            with npz.zip.open(name) as fh:
+                version = npformat.read_magic(fh)
+                reader = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+                shape, _, dtype = reader(fh)
+        except (ValueError, OSError, KeyError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+            raise DataError(f"{path}: key {key!r} cannot be read ({err})") from None
+        out[key] = (tuple(int(n) for n in shape), np.dtype(dtype))
+    return out
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         npz = np.load(path, allow_pickle=False)
@@ -135,6 +171,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: a single .npy array, not an .npz archive of named arrays")
     out = {}
     with npz:
+        _check_sizes(path, _npz_headers(path, npz))
         for key in npz.files:
             try:
                 out[key] = npz[key]
@@ -159,6 +196,7 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable HDF5 file ({err})") from None
     out = {}
     with h5:
+        _check_sizes(path, {k: (tuple(n.shape or ()), n.dtype) for k, n in _h5_datasets(h5py, h5).items()})
         for key in h5.keys():
             try:
                 node = h5[key]
@@ -178,6 +216,19 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
                 out[key] = _decode_utf8(path, key, np.asarray(node[()]))
             else:
                 out[key] = node[()]
+    return out
+
+
+def _h5_datasets(h5py, h5) -> dict:
+    """The datasets at the root of an open HDF5 file (links that do not open are skipped here)."""
+    out = {}
+    for key in h5.keys():
+        try:
+            node = h5[key]
+        except KeyError:
+            continue
+        if isinstance(node, h5py.Dataset):
+            out[key] = node
     return out
 
 
@@ -207,10 +258,9 @@ def load(path: str | Path) -> Trajectories:
     """
     path = Path(path)
     fmt = _format(path)
-    if path.is_dir():
-        raise DataError(f"{path}: a directory; expected a data file")
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DataError(f"{path}: no such file")
+    check_readable_file(path, "a data file (.npz, .h5 or .hdf5)", max_bytes=math.inf)
     raw = _read_npz(path) if fmt == "npz" else _read_hdf5(path)
     return from_arrays(raw, source=str(path))
 

@@ -26,14 +26,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from pymsde.data.grid import BOUNDARY_TYPES, Grid
+from pymsde.data.grid import BOUNDARY_TYPES, DT_RTOL, Grid, uniform_step
 from pymsde.util.errors import ConfigError, DataError
 
-#: Relative tolerance of the uniform-step check: every step of a trajectory must lie within
-#: ``DT_RTOL * dt`` of the trajectory's mean step. Loose enough for times stored in float32
-#: (relative rounding ~6e-8 of t, i.e. ~6e-5 of dt for 1000 steps over [0, 1]), tight enough to
-#: catch a missing or duplicated frame (an error of 100 % of dt).
-DT_RTOL = 1e-4
 
 #: The reserved attrs key holding the named splits.
 SPLIT_KEY = "split"
@@ -47,13 +42,17 @@ def _as_real_array(value: Any, name: str, allow_int: bool = False) -> np.ndarray
     """``value`` as a numpy array of a real floating dtype (kept as given), else DataError.
 
     With ``allow_int`` integer arrays (times ``np.arange(n)``, a domain ``[[0, 1]]``) become
-    float64; the field ``u`` itself must already be floating point.
+    float64; the field ``u`` itself must already be floating point. Arrays in the other byte
+    order (``>f8`` written on a big-endian machine, or by h5py / numpy on request) are
+    converted to the native order, keeping their precision.
     """
     a = np.asarray(value)
     if a.dtype == object:
         raise DataError(f"{name}: object array (dtype object); expected a real floating-point array")
     if allow_int and a.dtype.kind in "iu":           # not timedelta64 (kind "m"), a subtype of integer
         return a.astype(np.float64)
+    if a.dtype.kind == "f" and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype not in (np.float32, np.float64):     # float16 loses the data; torch has no longdouble
         raise DataError(f"{name}: dtype {a.dtype}; expected a real floating-point dtype (float32 or float64)")
     return a
@@ -142,21 +141,7 @@ class Trajectories:
         if t.shape != (n_traj, n_t):
             raise DataError(f"t: shape {t_shape}; expected ({n_traj}, {n_t}) or ({n_t},) "
                             f"to match u {tuple(u.shape)}")
-        if not np.isfinite(t).all():
-            i, k = np.argwhere(~np.isfinite(t))[0]
-            raise DataError(f"t: non-finite value {t[i, k]} at trajectory {i}, time index {k}")
-        steps = np.diff(t, axis=1)
-        if not (steps > 0).all():
-            i, k = np.argwhere(~(steps > 0))[0]
-            raise DataError(f"t: not strictly increasing in trajectory {i}: t[{k}] = {t[i, k]!r}, "
-                            f"t[{k + 1}] = {t[i, k + 1]!r}")
-        mean_step = (t[:, -1] - t[:, 0]) / (n_t - 1)
-        dev = np.abs(steps - mean_step[:, None]) / mean_step[:, None]
-        if (dev > DT_RTOL).any():
-            i, k = np.unravel_index(int(np.argmax(dev)), dev.shape)
-            raise DataError(f"t: non-uniform time step in trajectory {i}: t[{k + 1}] - t[{k}] = "
-                            f"{steps[i, k]!r}, expected the trajectory's step {mean_step[i]!r} "
-                            f"(relative tolerance {DT_RTOL})")
+        uniform_step(t, "t")
 
         domain = _as_real_array(self.domain, "domain", allow_int=True).astype(np.float64, copy=False)
         if domain.shape != (n_dims, 2):

@@ -1,6 +1,6 @@
 """Training windows: runs of M consecutive observations of one trajectory.
 
-The amortized variational method (METHOD.md section 5) trains on windows of ``M`` consecutive
+The amortized variational method (docs/method.md section 5) trains on windows of ``M`` consecutive
 observations ``t_s .. t_{s+M-1}`` of one trajectory. Consecutive windows of a trajectory share
 ``overlap`` points (one by default), so window starts are ``0, M-1, 2(M-1), ...``; every
 interval ``[t_k, t_{k+1}]`` then lies in exactly one window and the residual integral of the

@@ -1,5 +1,5 @@
 """Predictions of every method on the fine grid, made the same way: the learned model, the
-closure baseline and the under-resolved DNS (METHOD.md section 7).
+closure baseline and the under-resolved DNS (docs/method.md section 7).
 
 Each method turns the initial observation ``u[i, 0]`` of a trajectory (plus its ``mu`` and
 forcing ``f``) into a prediction of the whole trajectory on the fine grid at the data's own

@@ -3,7 +3,7 @@
 Pure functions over numpy arrays or torch tensors (torch inputs are converted to float64
 numpy); ensemble members are on axis 0 of ``samples``, time on axis 0 of a trajectory.
 
-- :func:`nrmse`, :func:`nrmse_per_time`: METHOD.md section 7,
+- :func:`nrmse`, :func:`nrmse_per_time`: docs/method.md section 7,
   ``nRMSE = sqrt( mean_k ||pred_k - truth_k||^2 / ||truth_k||^2 )``, in percent.
 - :func:`crps_ensemble`: continuous ranked probability score of an ensemble, per point
   ``CRPS = E|X - y| - 1/2 E|X - X'|``, averaged over all points. Standard form (default): the
@@ -69,7 +69,7 @@ def nrmse_per_time(pred: Any, truth: Any) -> np.ndarray:
 
 
 def nrmse(pred: Any, truth: Any) -> float:
-    """METHOD.md section 7: ``100 sqrt( mean_k ||pred_k - truth_k||^2 / ||truth_k||^2 )``.
+    """docs/method.md section 7: ``100 sqrt( mean_k ||pred_k - truth_k||^2 / ||truth_k||^2 )``.
 
     Args:
         pred, truth: one trajectory ``(n_t, C, *grid)`` (time first).

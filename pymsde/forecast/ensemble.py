@@ -1,4 +1,4 @@
-"""Ensemble forecasts of a learned multiscale model on the fine grid (METHOD.md section 7).
+"""Ensemble forecasts of a learned multiscale model on the fine grid (docs/method.md section 7).
 
 From an initial observation ``u0``: sample ``z0 = m + exp(l/2) eps`` from the encoder
 (``n_samples`` members per observation), integrate the prior SDE for the whole ensemble in

@@ -1,4 +1,4 @@
-"""The stochastic multiscale model (METHOD.md sections 2-5): coarse-graining kernel,
+"""The stochastic multiscale model (docs/method.md sections 2-5): coarse-graining kernel,
 encoder, Product-of-Experts decoder, multiscale drift, diffusion, GP path posterior."""
 from pymsde.model.config import ModelConfig
 from pymsde.model.decoder import Decoder, MicroDecoder

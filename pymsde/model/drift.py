@@ -2,7 +2,7 @@
 
 The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
 ``(B, C, *coarse_shape)`` (channel slowest, row-major cells) and ``zm`` of shape
-``(B, micro_dim)``. The drift ``g(t, z; mu, f)`` has two parts (METHOD.md section 2):
+``(B, micro_dim)``. The drift ``g(t, z; mu, f)`` has two parts (docs/method.md section 2):
 
 - macroscale, per coarse cell ``j`` and channel: ``g_M[:, j] = h([zM over the stencil of
   radius r around j], zm, mu, f)`` -- one MLP ``h`` (C outputs) shared by every cell. The

@@ -1,4 +1,4 @@
-"""The amortized variational posterior over latent paths (METHOD.md section 5).
+"""The amortized variational posterior over latent paths (docs/method.md section 5).
 
 The encoded means ``m_k`` and log-variances ``l_k`` at a window's times ``T_1 .. T_M`` are
 interpolated in time by a Gaussian process with the learnable kernel

@@ -12,6 +12,7 @@ The numerics live in ``pymsde.numerics.pde`` / ``stencils`` / ``spectral``; the 
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from pymsde.systems.coarse import coarse_grain, refine, solve_coarse
 from pymsde.systems.solvers import (advect_fourier, burgers_dt_limit, gaussian_pulse_advection, integrate_burgers,
                                     integrate_kdv, kdv_dt_limit)
 from pymsde.backends.protocol import BACKEND_NAMES, Backend, resolve_backend
-from pymsde.util.errors import ConfigError
+from pymsde.util.errors import ConfigError, check_memory, check_seed
 
 _COMMON_OPTIONS = {"noise", "u0", "split"}
 _SOLVER_OPTIONS = {"dt", "order", "dealias", "safety", "scheme"}       # time-stepping choices
@@ -67,30 +68,45 @@ def _backend_for(spec: CaseSpec, backend, overrides: dict) -> Backend | None:
     return None
 
 
+def _count(value, name: str, lo: int) -> int:
+    """An integer argument >= ``lo`` (an integral float such as 1e3 is accepted); ConfigError naming it."""
+    try:
+        ok = not isinstance(value, (bool, str)) and float(value) == int(value)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or int(value) < lo:
+        raise ConfigError(f"simulate: {name} = {value!r}; expected an integer >= {lo}")
+    return int(value)
+
+
 def _sizes(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides: dict):
-    """Validated ``(n_traj, grid shape, n_steps, t_end, noise)`` from the arguments and defaults."""
+    """Validated ``(n_traj, grid shape, n_steps, t_end, noise)`` from the arguments and defaults;
+    a size whose data would not fit in memory is refused here, before anything is allocated."""
     if n_traj is None:
         n_traj = len(overrides["u0"]) if "u0" in overrides else spec.n_traj
-    n_traj = int(n_traj)
+    n_traj = _count(n_traj, "n_traj", 1)
     if n_grid is None:
         shape = spec.n_grid
     else:
-        sizes = np.atleast_1d(np.asarray(n_grid))
+        sizes = np.atleast_1d(np.asarray(n_grid, dtype=object))
         if sizes.ndim != 1 or sizes.size not in (1, len(spec.n_grid)):
             raise ConfigError(f"simulate: n_grid = {n_grid!r}; expected an int or {len(spec.n_grid)} sizes "
                               f"for case {spec.name!r}")
-        shape = tuple(int(v) for v in np.broadcast_to(sizes, (len(spec.n_grid),)))
-    n_steps = spec.n_steps if n_steps is None else int(n_steps)
-    t_end = spec.t_end if t_end is None else float(t_end)
-    if n_traj < 1:
-        raise ConfigError(f"simulate: n_traj = {n_traj}; expected at least 1")
-    if n_steps < 2:
-        raise ConfigError(f"simulate: n_steps = {n_steps}; expected at least 2 saved times")
-    if not t_end > 0:
-        raise ConfigError(f"simulate: t_end = {t_end}; expected a positive final time")
-    noise = float(overrides.get("noise", spec.noise))
-    if noise < 0:
-        raise ConfigError(f"simulate: noise = {noise}; expected a non-negative standard deviation")
+        shape = tuple(_count(v, "n_grid", 2) for v in np.broadcast_to(sizes, (len(spec.n_grid),)))
+    n_steps = spec.n_steps if n_steps is None else _count(n_steps, "n_steps", 2)
+    try:
+        t_end = spec.t_end if t_end is None else float(t_end)
+        noise = float(overrides.get("noise", spec.noise))
+    except (TypeError, ValueError):
+        raise ConfigError(f"simulate: t_end = {t_end!r}, noise = {overrides.get('noise')!r}; expected numbers") from None
+    if not (math.isfinite(t_end) and t_end > 0):
+        raise ConfigError(f"simulate: t_end = {t_end}; expected a finite positive final time")
+    if not (math.isfinite(noise) and noise >= 0):
+        raise ConfigError(f"simulate: noise = {noise}; expected a non-negative (finite) standard deviation")
+    # the saved field (float64) and a few fields' worth of solver state per trajectory
+    n_values = n_traj * math.prod(shape)
+    check_memory(8.0 * n_values * (n_steps + 8), f"simulate {spec.name}: n_traj {n_traj} x n_steps {n_steps} x "
+                 f"n_grid {shape} float64 values", hint="lower n_traj, n_steps or n_grid")
     return n_traj, shape, n_steps, t_end, noise
 
 
@@ -202,8 +218,9 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
     if unknown:
         raise ConfigError(f"simulate: unknown option(s) {sorted(unknown)}; expected a subset of {sorted(_OVERRIDES)}")
     spec: CaseSpec = CASES[case]
-    be = _backend_for(spec, backend, overrides)
+    seed = check_seed(seed, "simulate: seed")
     n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides)
+    be = _backend_for(spec, backend, overrides)
     grid = spec.grid(shape)
     rng = np.random.default_rng(seed)
     u0, ic_params = _initial_fields(spec, overrides, rng, n_traj, shape, grid)

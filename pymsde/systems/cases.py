@@ -1,11 +1,11 @@
 """The benchmark cases: PDE, domain, grid, parameters, initial-condition distribution,
 observation noise, split, the coarse grid of the baseline and the scored time steps.
 
-Sources of the defaults: burgers1d and burgers2d follow METHOD.md section 8; kdv1d and wave1d
-follow the final paper's data scripts (FINAL_PAPER.md sections 2.1 and 3.1,
-``datasets/kdv_1d/gen_data.py`` and ``datasets/wave_1d/gen_data.py`` of the paper's
-repository). :func:`pymsde.systems.simulate` overrides any of them by keyword; METHOD.md's
-older KdV draw (10 trajectories split 8/1/1) is ``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``.
+Sources of the defaults: burgers1d and burgers2d follow docs/method.md section 8; kdv1d and wave1d
+follow the final paper's data scripts (``datasets/kdv_1d/gen_data.py`` and
+``datasets/wave_1d/gen_data.py`` of the paper's repository, ailersic/multiscale-visde; docs/method.md
+section 8). :func:`pymsde.systems.simulate` overrides any of them by keyword; the earlier
+KdV draw (10 trajectories split 8/1/1) is ``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``.
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ class CaseSpec:
 CASES: dict[str, CaseSpec] = {
     "burgers1d": CaseSpec("burgers1d", "burgers", ((0.0, 1.0),), ("periodic",), (1000,), (20,),
                           {"nu": 5e-4}, 10, 1.0, 1001, 1e-3, (0.8, 0.1, 0.1), _ic_burgers1d),
-    # final paper: 20 trajectories split 10/5/5 (METHOD.md's older draw: 10, split 8/1/1)
+    # final paper: 20 trajectories split 10/5/5 (the earlier reference draw: 10, split 8/1/1)
     "kdv1d": CaseSpec("kdv1d", "kdv", ((0.0, 10.0),), ("periodic",), (1000,), (20,),
                       {"d": 0.02}, 20, 1.0, 1001, 1e-2, (0.5, 0.25, 0.25), _ic_kdv1d),
     "burgers2d": CaseSpec("burgers2d", "burgers", ((0.0, 1.0), (0.0, 1.0)), ("dirichlet", "dirichlet"),

@@ -1,4 +1,4 @@
-"""The under-resolved DNS baseline (METHOD.md section 7): coarse-grain a fine initial
+"""The under-resolved DNS baseline (docs/method.md section 7): coarse-grain a fine initial
 condition, solve the same PDE on the coarse mesh, map the solution back to the fine grid.
 
 - :func:`coarse_grain`: block average over ``s`` consecutive fine points per axis (the coarse
@@ -43,9 +43,8 @@ from pymsde.backends.protocol import resolve_backend
 from pymsde.systems.cases import CASES, CaseSpec
 from pymsde.backends.protocol import BACKEND_NAMES, Backend
 from pymsde.systems.solvers import (RK4_IMAG, _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit,
-                                    spectral_run)
+                                    march, spectral_run)
 from pymsde.util.errors import ConfigError
-from pymsde.util.progress import progress
 
 REFINE_METHODS = ("linear", "spectral", "constant")
 FV_CFL = 0.5        # SSP-RK3 + MUSCL-minmod: TVD for dt (sum_a max|u| / H_a + sum_a 2 nu / H_a^2) <= 1/2
@@ -211,14 +210,8 @@ def burgers_fv_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
     def rhs(v):
         return pde.burgers_fv_rhs(v, dx, nu, boundary, face_values)
 
-    out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
-    c = c0
-    out[:, 0] = c
-    for i in progress(range(1, int(n_out)), desc="coarse", unit="step", enabled=show_progress):
-        for _ in range(int(n_sub)):
-            c = pde.ssprk3_step(rhs, c, dt)
-        out[:, i] = c
-    return out
+    return march(lambda c: pde.ssprk3_step(rhs, c, dt), c0, n_sub, n_out, show_progress=show_progress,
+                 desc="coarse")
 
 
 def advection_dt_limit(speed: float, cell: float) -> float:
@@ -260,14 +253,8 @@ def advection_cd_run(c0: torch.Tensor, dt: float, n_sub: int, n_out: int, speed:
     def rhs(v):
         return advection_cd_rhs(v, speed, cell)
 
-    out = c0.new_empty((c0.shape[0], int(n_out), *c0.shape[1:]))
-    c = c0
-    out[:, 0] = c
-    for i in progress(range(1, int(n_out)), desc="coarse", unit="step", enabled=show_progress):
-        for _ in range(int(n_sub)):
-            c = pde.rk4_step(rhs, c, dt)
-        out[:, i] = c
-    return out
+    return march(lambda c: pde.rk4_step(rhs, c, dt), c0, n_sub, n_out, show_progress=show_progress,
+                 desc="coarse")
 
 
 def _coarse_burgers(c, u0, h_out, dt, cell, par, grid, factors, be, show_progress):

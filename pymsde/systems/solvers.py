@@ -31,7 +31,7 @@ import contextlib
 import ctypes
 import math
 import os
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -80,26 +80,24 @@ def _substeps(dt_out: float, dt: float | None, limit: float, safety: float, what
 
 
 def _check_times(t_out: np.ndarray, what: str) -> float:
+    """The output step of uniformly spaced times: the data layer's one check
+    (:func:`pymsde.data.grid.uniform_step`, relative tolerance ``DT_RTOL``), so times
+    the data layer accepts (e.g. float32 ones) are accepted here too."""
+    from pymsde.data.grid import uniform_step
+
     t_out = np.asarray(t_out, dtype=np.float64)
     if t_out.ndim != 1 or t_out.size < 2:
         raise ConfigError(f"{what}: output times of shape {t_out.shape}; expected at least 2 times (n_t,)")
-    steps = np.diff(t_out)
-    dt_out = float((t_out[-1] - t_out[0]) / (t_out.size - 1))
-    if not (steps > 0).all() or np.abs(steps - dt_out).max() > 1e-9 * max(1.0, abs(dt_out)):
-        raise ConfigError(f"{what}: output times must be increasing with a uniform step; found steps "
-                          f"between {steps.min():.6g} and {steps.max():.6g}")
-    return dt_out
+    return float(uniform_step(t_out, f"{what}: output times", error=ConfigError))
 
 
 def loop_threads() -> int:
     """torch threads used inside the simulators' time loops: ``PYMSDE_SIM_THREADS`` if set,
     else 1.
 
-    Why one: the loops run thousands of short element-wise ops; on a shared 2-core machine
-    (load ~8) OpenMP's fork/join made them 5x slower with 2 threads than with 1 (Burgers 2-D,
-    20 x 128 x 128, 50 RK4 steps: 39 s vs 8.3 s), and MKL's threaded FFT stalled (~15 ms
-    instead of ~30 us per 10 x 1000 rfft). On an idle machine, ``PYMSDE_SIM_THREADS=2`` may
-    help the 2-D case.
+    Why one: the loops run thousands of short element-wise ops, for which OpenMP's fork/join
+    and MKL's threaded FFT cost more than they give on a shared small machine
+    (docs/simulators.md, "Threads and memory in the time loops", has the measurements).
     """
     value = os.environ.get("PYMSDE_SIM_THREADS", "")
     try:
@@ -133,8 +131,8 @@ def _malloc_for_reuse() -> Iterator[None]:
     Every stage of a time step allocates fresh temporaries of the field's size (5 MB for
     Burgers 2-D); with glibc's defaults these go back to the OS on free and are page-faulted
     in again on the next allocation. Raising ``M_MMAP_THRESHOLD`` (64 MiB) and
-    ``M_TRIM_THRESHOLD`` (512 MiB) for the loop avoids that (docs/simulators.md has the
-    measurement); afterwards the defaults are set again and ``malloc_trim`` returns the memory.
+    ``M_TRIM_THRESHOLD`` (512 MiB) for the loop avoids that (docs/simulators.md, "Threads and
+    memory in the time loops"); afterwards the defaults are set again and ``malloc_trim`` returns the memory.
     """
     tuned = _mallopt(_MALLOC_LOOP)
     try:
@@ -172,6 +170,29 @@ def _check_finite(out: torch.Tensor, what: str, dt: float) -> None:
                              f"reduce dt")
 
 
+def march(step: Callable[[torch.Tensor], torch.Tensor], state: torch.Tensor, n_sub: int, n_out: int,
+          observe: Callable[[torch.Tensor], torch.Tensor] | None = None, *, show_progress: bool = False,
+          desc: str = "run") -> torch.Tensor:
+    """The time loop of every whole-run kernel: ``n_out - 1`` output intervals of ``n_sub`` steps.
+
+    Args:
+        step: one internal time step, ``state -> state``.
+        state: the initial state, batch first.
+        observe: what is stored of a state (default: the state itself), e.g. ``irfft``.
+    Returns:
+        ``(B, n_out, ...)``: ``[:, 0] = observe(state)``, ``[:, i]`` after ``i * n_sub`` steps.
+    """
+    obs = observe if observe is not None else (lambda s: s)
+    first = obs(state)
+    out = first.new_empty((first.shape[0], int(n_out), *first.shape[1:]))
+    out[:, 0] = first
+    for i in progress(range(1, int(n_out)), desc=desc, unit="step", enabled=show_progress):
+        for _ in range(int(n_sub)):
+            state = step(state)
+        out[:, i] = obs(state)
+    return out
+
+
 def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequence[float], nu: float,
                    boundary: Sequence[str], order: int = 4, *, show_progress: bool = False) -> torch.Tensor:
     """A whole finite-difference Burgers run: ``n_out - 1`` output intervals of ``n_sub`` RK4 steps.
@@ -186,14 +207,8 @@ def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
     Returns:
         ``(B, n_out, C, *grid)`` with ``[:, 0] = u0`` and ``[:, i]`` after ``i * n_sub`` steps.
     """
-    out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
-    u = u0
-    out[:, 0] = u
-    for i in progress(range(1, int(n_out)), desc="burgers", unit="step", enabled=show_progress):
-        for _ in range(int(n_sub)):
-            u = pde.burgers_rk4_step(u, dt, dx, nu, boundary, order)
-        out[:, i] = u
-    return out
+    return march(lambda u: pde.burgers_rk4_step(u, dt, dx, nu, boundary, order), u0, n_sub, n_out,
+                 show_progress=show_progress, desc="burgers")
 
 
 def spectral_run(v0_hat: torch.Tensor, coeffs, k: torch.Tensor, mask: torch.Tensor, n: int, dealias: str,
@@ -211,14 +226,8 @@ def spectral_run(v0_hat: torch.Tensor, coeffs, k: torch.Tensor, mask: torch.Tens
     Returns:
         ``(B, n_out, C, n)`` float64 fields ``irfft(v)`` at the outputs.
     """
-    v = v0_hat
-    out = torch.empty((v.shape[0], int(n_out), v.shape[1], int(n)), dtype=torch.float64, device=v.device)
-    out[:, 0] = torch.fft.irfft(v, n=n)
-    for i in progress(range(1, int(n_out)), desc=desc, unit="step", enabled=show_progress):
-        for _ in range(int(n_sub)):
-            v = pde.advection_etdrk4_step(v, coeffs, k, mask, n, dealias)
-        out[:, i] = torch.fft.irfft(v, n=n)
-    return out
+    return march(lambda v: pde.advection_etdrk4_step(v, coeffs, k, mask, n, dealias), v0_hat, n_sub, n_out,
+                 observe=lambda v: torch.fft.irfft(v, n=n), show_progress=show_progress, desc=desc)
 
 
 BURGERS_SCHEMES = ("auto", "spectral", "fd")

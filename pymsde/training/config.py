@@ -20,17 +20,17 @@ on Python 3.10), writing ``tomli_w``.
 """
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import os
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Mapping
 
 import tomli_w
 
 from pymsde.util.atomic import atomic_write_text
-from pymsde.util.errors import ConfigError
+from pymsde.util.errors import ConfigError, check_readable_file, check_seed
 from pymsde.util.options import coerce, from_mapping, option
 
 try:  # Python >= 3.11
@@ -86,7 +86,8 @@ class TrainConfig:
                                        "parts added up)", type=float)
     window: int = option(128, "observations per window M (consecutive windows share one point)")
     batch_windows: int = option(1, "windows per optimiser step (their ELBO terms are averaged)")
-    n_quad: int = option(10, "quadrature times per window for the drift-residual integral")
+    n_quad: int = option(10, "quadrature times per window for the drift-residual integral (0: at the "
+                                 "window's own observation times, as the final paper)")
     n_samples: int = option(1, "reparametrized samples per time (likelihood and residual)", flag="--samples")
     loglik_frames: int | None = option(None, "decode only N random observations per window and step (an "
                                        "unbiased likelihood estimate); default: all", type=int)
@@ -106,7 +107,7 @@ class TrainConfig:
     val_forecast_samples: int = option(8, "ensemble size of the validation forecast")
     checkpoint_every: int = option(500, "checkpoint every N steps (0: only at the end)")
     log_every: int = option(10, "read the ELBO terms every N steps (log.csv, divergence check)")
-    seed: int = option(0, "seed of initialisation, window order and noise")
+    seed: int = option(0, "seed of initialisation, window order and noise (0 to 2^63 - 1)")
     device: str = option("auto", "auto (CUDA when available), cpu or cuda", choices=DEVICES)
     dtype: str = option("float32", "floating-point type of the model and data", choices=DTYPES)
     progress: bool = option(True, "show a progress bar (also off when PYMSDE_NO_PROGRESS is set)", cli=False)
@@ -120,7 +121,7 @@ class TrainConfig:
             _check_float(self.max_minutes, "train.max_minutes", positive=True)
         _check_int(self.window, "train.window", lo=2)
         _check_int(self.batch_windows, "train.batch_windows", lo=1)
-        _check_int(self.n_quad, "train.n_quad", lo=1)
+        _check_int(self.n_quad, "train.n_quad", lo=0)
         _check_int(self.n_samples, "train.n_samples", lo=1)
         if self.loglik_frames is not None:
             _check_int(self.loglik_frames, "train.loglik_frames", lo=1)
@@ -146,7 +147,7 @@ class TrainConfig:
         _check_int(self.val_forecast_samples, "train.val_forecast_samples", lo=1)
         _check_int(self.checkpoint_every, "train.checkpoint_every", lo=0)
         _check_int(self.log_every, "train.log_every", lo=1)
-        _check_int(self.seed, "train.seed", lo=0)
+        check_seed(self.seed, "train.seed")
         _check_choice(self.device, "train.device", DEVICES)
         _check_choice(self.dtype, "train.dtype", DTYPES)
 
@@ -156,10 +157,94 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = "train config") -> "TrainConfig":
         """From a ``[train]`` table (checked key by key: ConfigError naming ``source``)."""
-        return from_mapping(cls, dict(d), source, "train")
+        d = dict(d) if isinstance(d, Mapping) else d
+        names = {f.name: f for f in fields(cls)}
+        for k, v in (d.items() if isinstance(d, dict) else ()):
+            if k in names:
+                checked_value(names[k], v, f"{source}: [train] {k}")
+        return from_mapping(cls, d, source, "train")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def resolve_device(name: str):
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without CUDA -> ConfigError."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"train.device = {name!r}; expected 'auto', 'cpu' or 'cuda'")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device = 'cuda' but torch.cuda.is_available() is False (no CUDA device or a "
+                          "CPU-only torch); use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+# ----------------------------------------------------------------------------- memory
+
+def parameters_lower_bound(model_config) -> int:
+    """A lower bound of the parameter count of a ``MultiscaleModel`` of ``model_config`` (its
+    drift MLPs, encoder CNN and GP MLP: the weight matrices only), from the sizes alone, so
+    that an absurd architecture is refused before anything is allocated."""
+    c = model_config
+    n_cells = math.prod(c.coarse_shape)
+    extra = c.n_mu + c.n_f
+
+    def mlp(n_in: int, hidden, n_out: int) -> int:
+        widths = [n_in, *hidden, n_out]
+        return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+    total = mlp(c.channels * (2 * c.stencil_radius + 1) ** c.ndim + c.micro_dim + extra, c.drift_hidden, c.channels)
+    if c.micro_dim:
+        total += mlp(c.micro_dim + c.channels * n_cells + 2 + extra, c.micro_hidden, c.micro_dim)
+        chans = [c.channels, *c.encoder_channels]
+        total += sum(a * b for a, b in zip(chans[:-1], chans[1:])) * c.encoder_kernel ** c.ndim
+    return total + mlp(1, c.gp_hidden, 1)
+
+
+def kernel_bytes_lower_bound(model_config) -> float:
+    """A lower bound of the bytes the coarse-graining kernel's index tables take (int64 tap and
+    position of every (cell, tap) pair, for the coarse map and its transpose, per axis): a
+    huge ``kernel_n_sigma`` or ``kernel_std`` is refused before they are built."""
+    c = model_config
+    std = c.kernel_std or tuple(float(s) for s in c.factors)
+    total = 0.0
+    for n, s, sd in zip(c.fine_shape, c.factors, std):
+        taps = s + 2 * max(0.0, math.floor(c.kernel_n_sigma * sd - (s - 1) / 2))
+        total += 4 * 8.0 * (n // s) * taps
+    return total
+
+
+def memory_needs(config: TrainConfig, model_config, n_params: int, itemsize: int, n_train_values: int,
+                 n_val_traj: int = 0, val_steps: int = 0, n_windows: int | None = None) -> list[tuple[float, str, str]]:
+    """Lower bounds of the memory a training run needs, as ``(bytes, what, hint)``: the model with
+    its gradients and Adam's moments, the training data on the device, one optimiser step
+    (the encoded windows, the decoded samples, the residual's quadrature points) and the
+    validation forecast. Each is checked against the available memory before any work.
+    ``n_windows``: windows per epoch (a batch holds at most that many)."""
+    B = config.batch_windows if n_windows is None else min(config.batch_windows, n_windows)
+    M, S, Q = config.window, config.n_samples, config.n_quad or config.window
+    K = M if config.loglik_frames is None else min(M, config.loglik_frames)
+    n_fine = model_config.channels * math.prod(model_config.fine_shape)
+    D = model_config.channels * math.prod(model_config.coarse_shape) + model_config.micro_dim
+    needs = [(4.0 * n_params * itemsize, f"the model ({n_params:,} parameters or more, with gradients and "
+                                         f"Adam's moments)", "lower the hidden widths or encoder channels"),
+             (kernel_bytes_lower_bound(model_config), f"the coarse-graining kernel's index tables (kernel_n_sigma "
+              f"{model_config.kernel_n_sigma:g}, kernel_std {list(model_config.kernel_std) or 'default'})",
+              "lower kernel_n_sigma or kernel_std"),
+             (float(n_train_values) * itemsize, f"the training data on the device ({n_train_values:,} values)",
+              "train on fewer trajectories"),
+             (float(itemsize) * (B * M * n_fine + 3 * S * B * K * n_fine + 4 * S * (K + Q) * B * D),
+              f"one training step (train.batch_windows {B} x window {M} (loglik_frames {K}) x n_samples {S} x "
+              f"{n_fine:,} fine values; n_quad {Q})", "lower train.n_samples, batch_windows, n_quad or loglik_frames")]
+    if n_val_traj and val_steps:
+        V = config.val_forecast_samples
+        needs.append((float(itemsize) * n_val_traj * (val_steps + 1) * (V * D + 2 * n_fine),
+                      f"the validation forecast (train.val_forecast_samples {V} x {n_val_traj} trajectories x "
+                      f"{val_steps + 1} times)", "lower train.val_forecast_samples or val_forecast_steps"))
+    return needs
 
 
 # ----------------------------------------------------------------------------- TOML files
@@ -168,20 +253,44 @@ class TrainConfig:
 _LEGACY_MODEL_KEYS = {"coarse": "coarse_shape", "micro": "micro_dim", "radius": "stencil_radius"}
 
 
+#: The largest config file read (a [model] / [train] file is a few hundred bytes; anything this
+#: large is not one, e.g. ``--config /dev/zero`` or a data file given by mistake).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_toml(path: str | os.PathLike) -> dict:
-    """Parse a TOML file; ConfigError naming the file when it is missing, unreadable or malformed."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory; expected a TOML config file")
+    """Parse a TOML file; ConfigError naming the file when it is missing, not a regular file,
+    too large, not UTF-8 text (Latin-1, UTF-16) or malformed. A UTF-8 byte-order mark is skipped."""
+    path = check_readable_file(path, "a TOML config file", ConfigError, max_bytes=MAX_CONFIG_BYTES)
     try:
-        with open(path, "rb") as fh:
-            return _toml.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except _toml.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror}); expected a TOML config file") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in data[:2]:
+        raise ConfigError(f"{path}: UTF-16 text; a TOML config file is UTF-8: save it as UTF-8")
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8") from None
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}: Latin-1 "
+                          f"or another encoding?); a TOML config file is UTF-8: save it as UTF-8") from None
+    try:
+        return _toml.loads(text)
+    except _toml.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({' '.join(str(err).split())})") from None
+
+
+def checked_value(f: dataclasses.Field, value: Any, where: str) -> Any:
+    """:func:`pymsde.util.options.coerce`, with the values it cannot convert (``inf`` or ``nan``
+    for an integer, TOML has both) refused as ConfigError naming ``where`` too."""
+    try:
+        return coerce(f, value, where)
+    except ConfigError:
+        raise
+    except (OverflowError, ValueError, TypeError):
+        raise ConfigError(f"{where} = {value!r}; expected {'integers' if isinstance(value, list) else 'an integer'}"
+                          f" (a finite whole number)") from None
 
 
 def model_table(table: Mapping[str, Any], source: str) -> dict:
@@ -207,7 +316,7 @@ def model_table(table: Mapping[str, Any], source: str) -> dict:
     unknown = sorted(set(flat) - set(arch))
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {unknown} in [model]; expected some of {sorted(arch)}")
-    return {k: coerce(arch[k], v, f"{source}: [model] {k}") for k, v in flat.items()}
+    return {k: checked_value(arch[k], v, f"{source}: [model] {k}") for k, v in flat.items()}
 
 
 def read_config(path: str | os.PathLike) -> tuple[dict, TrainConfig]:

@@ -1,6 +1,6 @@
 """The two schedules of training, as pure functions of the optimiser step (counted from 0).
 
-- KL annealing (METHOD.md section 6): ``beta = 0`` during ``warmup`` steps, then rising
+- KL annealing (docs/method.md section 6): ``beta = 0`` during ``warmup`` steps, then rising
   linearly to 1 over ``ramp`` steps, then 1. Reference: no warm-up, ramp 5000.
 - Learning rate: a smooth per-step exponential decay,
   ``lr(step) = lr0 * decay ** (step / decay_steps)``. Reference: lr0 = 1e-3, decay 0.9 every

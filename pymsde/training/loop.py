@@ -1,0 +1,423 @@
+"""The training loop: a :class:`Trainer` with an explicit :class:`TrainState` (built and checked
+by :func:`pymsde.training.trainer.fit`; see that module for the whole story).
+
+One step gathers its windows by index, runs the model and the optimiser, and appends its
+ELBO terms (device tensors) to a buffer, read in one host synchronisation every ``log_every``
+steps (and at the latest every 1024 steps). :meth:`Trainer.save` commits the run's state
+through :class:`pymsde.training.run.RunFiles` (the checkpoint first, then ``best.pt`` and the
+logs). SIGINT / SIGTERM (:func:`stop_on_signals`) stop the loop at the next step boundary:
+the run is saved, marked ``interrupted``, and :class:`~pymsde.util.errors.TrainingInterrupted`
+is raised.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pymsde.data.trajectories import Trajectories
+from pymsde.data.windows import WindowSampler
+from pymsde.training import run as runmod
+from pymsde.training.checkpoint import LOG_COLUMNS, check_optimizer_fits
+from pymsde.training.config import TrainConfig
+from pymsde.training.device_data import DeviceData
+from pymsde.training.elbo import WeightKL, elbo_terms, residual_factor
+from pymsde.training.schedule import beta_at, lr_at
+from pymsde.training.validation import validate
+from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
+from pymsde.util.progress import progress
+
+log = logging.getLogger(__name__)
+
+#: The ELBO terms logged per step, in ``log.csv`` order after ``step, epoch, beta, lr``.
+TERMS = ("loss", "loglik", "residual", "kl", "grad_norm")
+#: Buffered steps read at the latest (a huge log_every must not hold millions of tensors).
+_MAX_BUFFER = 1024
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        model: the trained model (train mode off: ``eval()``), on the training device.
+        steps: optimiser steps done in total (including those before a resume).
+        epochs: completed epochs.
+        train_time_s: wall time of training in total (s; steps, validation and checkpoints,
+            summed over resumed sessions).
+        history: validation records, one dict per validation (``step``, ``epoch``,
+            ``val_loss``, ``val_loglik``, ``val_residual``, ``val_kl``, ``val_nrmse`` (%),
+            ``val_recon_nrmse`` (%), ``time_s``).
+        log: ``log.csv`` as a dict column name -> float64 array (every step).
+        run_dir: the run directory, or None.
+        config: the training configuration used (the architecture is ``model.config``).
+    """
+
+    model: torch.nn.Module
+    steps: int
+    epochs: int
+    train_time_s: float
+    history: list[dict]
+    log: dict[str, np.ndarray]
+    run_dir: Path | None
+    config: TrainConfig
+
+    @property
+    def final(self) -> dict:
+        """The last validation record ({} without validation)."""
+        return self.history[-1] if self.history else {}
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: everything a checkpoint restores besides weights and optimiser.
+
+    Attributes:
+        step, epoch, pos: optimiser steps done, completed epochs, windows of the current
+            epoch already consumed.
+        history: validation records; log_rows: ``log.csv`` rows so far.
+        best, best_step: the lowest validation forecast nRMSE so far and its step (inf, -1: none).
+        elapsed_before: training wall time (s) of earlier sessions of a resumed run.
+        validation_time_s: time spent validating, all sessions.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    pos: int = 0
+    history: list[dict] = field(default_factory=list)
+    log_rows: list[list[float]] = field(default_factory=list)
+    best: float = math.inf
+    best_step: int = -1
+    elapsed_before: float = 0.0
+    validation_time_s: float = 0.0
+
+    @classmethod
+    def from_checkpoint(cls, state: dict, run: Path) -> "TrainState":
+        history = [dict(h) for h in state.get("history", [])]
+        best, best_step = runmod.best_of(history)
+        return cls(step=int(state["step"]), epoch=int(state["epoch"]), pos=int(state["epoch_pos"]),
+                   history=history, log_rows=runmod.log_rows_of(state, run), best=best,
+                   best_step=int(state.get("best_step", best_step)),
+                   elapsed_before=float(state.get("train_time_s", 0.0)),
+                   validation_time_s=float(state.get("validation_time_s", 0.0)))
+
+
+def _diagnose(term: str, step: int, data_std: float, lr: float, bad_params: list[str]) -> str:
+    """A sentence with the likely cause of a non-finite ``term``."""
+    hints = []
+    if data_std == 0.0 or not math.isfinite(data_std):
+        hints.append(f"the training field is constant (std {data_std:g}): the decoder variance collapses "
+                     f"to zero, so the likelihood diverges")
+    elif data_std > 1e2 or data_std < 1e-3:
+        hints.append(f"the data scale (std {data_std:g}) is far from 1: rescale the field")
+    hints.append({"loglik": "the decoder's variance or reconstruction blew up; lower train.lr",
+                  "residual": "the drift or the posterior drift blew up (sigma near zero, or a too fast GP); "
+                              "lower train.lr, set train.grad_clip, or lengthen train.beta_steps",
+                  "kl": "the weight prior's KL blew up; check the weight_kl hook"}.get(
+        term, "lower train.lr or set train.grad_clip"))
+    hints.append(f"learning rate at that step: {lr:.3g}")
+    where = f" (non-finite gradients in {', '.join(bad_params[:5])})" if bad_params else ""
+    return f"{term}{where} became non-finite at step {step}; likely cause: " + "; ".join(hints)
+
+
+class Trainer:
+    """One training session of a model that fits its data (built and checked by :func:`fit`).
+
+    Args:
+        net: the model, on its device and dtype, in train mode.
+        data, val: training and validation trajectories (val may be None).
+        config: the validated training configuration.
+        run: the run directory (None: nothing written); it exists when the trainer starts.
+        state: where the run stands (a fresh :class:`TrainState`, or one restored from a
+            checkpoint together with ``opt_state`` and ``rng``).
+        weight_kl: optional ``weight_kl(model) -> 0-dim tensor``.
+        meta: the run's metadata dict (written as ``metadata.json``).
+        data_sha256: the data file's SHA-256, recorded in every checkpoint ("" when unknown).
+    """
+
+    def __init__(self, net, data: Trajectories, val: Trajectories | None, config: TrainConfig,
+                 run: Path | None, state: TrainState, weight_kl: WeightKL | None = None, meta: dict | None = None,
+                 opt_state: dict | None = None, rng: dict | None = None, t_wall0: float | None = None,
+                 data_sha256: str = ""):
+        self.net, self.config, self.run, self.state, self.weight_kl = net, config, run, state, weight_kl
+        self.files = runmod.RunFiles(run) if run is not None else None
+        if self.files is not None:
+            self.files.meta = meta if meta is not None else {}
+        self.data_sha256 = data_sha256
+        self.stop_signal: int | None = None
+        self.t_wall0 = time.perf_counter() if t_wall0 is None else t_wall0
+        device = next(net.parameters()).device
+        dtype = next(net.parameters()).dtype
+        self.train_d = DeviceData.from_traj(data, device, dtype)
+        self.val_d = DeviceData.from_traj(val, device, dtype) if val is not None else None
+        if val is not None and config.window > val.n_t:
+            log.warning("validation trajectories (%d times) are shorter than the window; validating on "
+                        "windows of %d", val.n_t, val.n_t)
+        self.data_std = float(np.std(data.u[:, :: max(1, data.n_t // 50)]))
+        self.res_factor = residual_factor(config.residual_scale, data.n_traj * data.n_t, config.window,
+                                          data.channels * int(np.prod(data.grid_shape)))
+        self.sampler = WindowSampler(data, config.window, seed=config.seed)
+        self.offsets = torch.arange(config.window, device=device)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / config.batch_windows)
+        total = self.steps_per_epoch * config.epochs
+        self.total_steps = total if config.max_steps is None else min(total, config.max_steps)
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.gen = torch.Generator(device=device).manual_seed(config.seed)
+        source = f"{run / runmod.CHECKPOINT_FILE}" if run is not None else "checkpoint"
+        if opt_state is not None:
+            check_optimizer_fits(opt_state, self.params, source)
+            try:
+                self.opt.load_state_dict(opt_state)
+            except (ValueError, KeyError, TypeError, RuntimeError) as err:
+                raise DataError(f"{source}: the optimizer state does not fit the model ({err})") from None
+        if rng is not None:
+            self._restore_rng(rng, device, source)
+        self.buf: list[torch.Tensor] = []                      # per-step terms, read in one sync
+        self.buf_meta: list[tuple[int, int, float, float]] = []
+
+    @property
+    def meta(self) -> dict:
+        return self.files.meta if self.files is not None else {}
+
+    # ---------------------------------------------------------------- state and files
+    def _restore_rng(self, rng: dict, device: torch.device, source: str) -> None:
+        try:
+            self.gen.set_state(rng["noise"].to("cpu") if device.type == "cpu" else rng["noise"])
+        except RuntimeError as err:   # a CPU and a CUDA generator state differ in kind and size
+            raise ConfigError(f"resume: the checkpoint's noise-generator state does not fit a {device.type} "
+                              f"generator ({err}); a run resumes only on the device type it was trained on "
+                              f"(cpu or cuda: --device)") from None
+        try:
+            torch.set_rng_state(rng["torch"])
+        except RuntimeError as err:
+            raise DataError(f"{source}: damaged checkpoint: rng['torch'] is not a CPU generator state "
+                            f"({str(err).splitlines()[0]})") from None
+
+    def elapsed(self) -> float:
+        """Training wall time of the run so far (s, all sessions)."""
+        return self.state.elapsed_before + time.perf_counter() - self.t_wall0
+
+    def checkpoint_state(self, status: str = "running") -> dict:
+        """The checkpoint dict (:mod:`pymsde.training.checkpoint`) of the run as it stands."""
+        s, net = self.state, self.net
+        return {"model_state": net.state_dict(), "model_config": net.config.to_dict(),
+                "train_config": self.config.to_dict(),
+                "frozen": [n for n, p in net.named_parameters() if not p.requires_grad],
+                "optimizer": self.opt.state_dict(), "step": s.step, "epoch": s.epoch, "epoch_pos": s.pos,
+                "rng": {"torch": torch.get_rng_state(), "noise": self.gen.get_state()},
+                "history": s.history, "train_time_s": self.elapsed(),
+                "versions": {k: v for k, v in runmod.environment_info().items() if k.endswith("version")},
+                "log": torch.tensor(s.log_rows, dtype=torch.float64).reshape(-1, len(LOG_COLUMNS)),
+                "best_step": s.best_step, "status": status, "validation_time_s": s.validation_time_s,
+                "data_sha256": self.data_sha256}
+
+    def save(self, best_too: bool = False, status: str = "running") -> None:
+        """Commit the run's state: the checkpoint first, then ``best.pt`` (``best_too``) and the logs."""
+        if self.files is None:
+            return
+        self.flush()
+        self.files.commit(self.checkpoint_state(status), best_too, self.state.log_rows, self.state.history)
+
+    def write_meta(self, **updates: Any) -> None:
+        if self.files is not None:
+            self.files.write_meta(**updates)
+
+    def open(self, resumed_state: dict | None, run_config: tuple) -> None:
+        """Open the run directory (locked, every check passed): remove stray temporaries; a new run
+        commits its step-0 checkpoint first, a resumed one rebuilds the derived files from its
+        checkpoint; then ``config.toml`` and ``metadata.json`` (status running)."""
+        if self.files is None:
+            return
+        if resumed_state is None:
+            self.files.clean()
+            self.save()
+        else:
+            self.files.open_resumed(resumed_state)
+            try:
+                self.files.write_logs(self.state.log_rows, self.state.history)
+            except OSError as err:
+                raise self.files.write_error(err, self.state.step) from None
+        try:
+            runmod.write_run_config(self.run, *run_config)
+        except OSError as err:
+            raise self.files.write_error(err, self.state.step) from None
+        self.write_meta(status="running")
+
+    # ---------------------------------------------------------------- the loop
+    def flush(self) -> None:
+        """Read the buffered terms in one host sync into the log; stop on a non-finite one."""
+        if not self.buf:
+            return
+        vals = torch.stack(self.buf).tolist()
+        now = self.elapsed()
+        rows = self.state.log_rows
+        for (s, e, b, lr), v in zip(self.buf_meta, vals):
+            rows.append([s, e, b, lr, *v, now])
+            if not all(math.isfinite(x) for x in v):
+                self.buf.clear()
+                self.buf_meta.clear()
+                self._diverged(s, lr, [n for n, x in zip(TERMS, v) if not math.isfinite(x)])
+        self.buf.clear()
+        self.buf_meta.clear()
+
+    def _diverged(self, step: int, lr: float, names: list[str]) -> None:
+        term = next((n for n in ("loglik", "residual", "kl") if n in names), None)
+        bad_params = []
+        if term is None:
+            term = "a parameter gradient"
+            bad_params = [n for n, p in self.net.named_parameters()
+                          if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        keep = ""
+        if self.files is not None:
+            with contextlib.suppress(OSError):   # the log with the bad row, for the diagnosis
+                self.files.write_logs(self.state.log_rows, self.state.history)
+            ck = self.run / runmod.CHECKPOINT_FILE
+            keep = f"; the last good checkpoint is kept: {ck}" if ck.is_file() else ""
+            self.write_meta(status=f"diverged at step {step}")
+        raise TrainingDivergedError(_diagnose(term, step, self.data_std, lr, bad_params) + keep)
+
+    def validate(self) -> None:
+        """Validate (when there are validation data), record it, save; best.pt when it improved."""
+        if self.val_d is None:
+            return
+        s = self.state
+        t_val = time.perf_counter()
+        rec = {"step": s.step, "epoch": s.epoch}
+        rec.update(validate(self.net, self.val_d, self.config, self.res_factor, self.weight_kl))
+        rec["time_s"] = self.elapsed()
+        s.validation_time_s += time.perf_counter() - t_val
+        s.history.append(rec)
+        score = rec.get("val_nrmse", math.inf)
+        improved = score < s.best
+        if improved:
+            s.best, s.best_step = score, s.step
+        log.info("validation at step %d: %s", s.step, {k: round(v, 5) for k, v in rec.items()})
+        self.save(best_too=improved)
+
+    def train_step(self, batch: np.ndarray) -> None:
+        """One optimiser step on the windows ``batch`` (``(n, 2)``: trajectory, start)."""
+        s, cfg, net = self.state, self.config, self.net
+        idx = torch.from_numpy(batch).to(self.offsets.device, non_blocking=True)
+        u, t, mu, f = self.train_d.windows(idx[:, 0], idx[:, 1], self.offsets)
+        beta = beta_at(s.step, cfg.beta_steps, cfg.beta_warmup)
+        lr = lr_at(s.step, cfg.lr, cfg.lr_decay, cfg.lr_decay_steps)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        terms = elbo_terms(net, u, t, mu, f, beta=beta, res_factor=self.res_factor, n_quad=cfg.n_quad,
+                           n_samples=cfg.n_samples, stratified=cfg.quadrature == "stratified",
+                           generator=self.gen, weight_kl=self.weight_kl, loglik_frames=cfg.loglik_frames)
+        self.opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        gnorm = torch.nn.utils.get_total_norm(grads, foreach=True)
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.params, cfg.grad_clip, gnorm, foreach=True)
+        self.opt.step()
+        self.buf.append(torch.stack([terms["loss"].detach(), terms["loglik"].detach(),
+                                     terms["residual"].detach(), terms["kl"].detach(), gnorm.detach()]))
+        self.buf_meta.append((s.step, s.epoch, beta, lr))
+        s.step += 1
+        s.pos += batch.shape[0]
+
+    def _epoch(self, bar, budget_s: float | None) -> bool:
+        """Steps through the rest of the current epoch; True when the epoch completed."""
+        s, cfg = self.state, self.config
+        for batch in self.sampler.batches(cfg.batch_windows, epoch=s.epoch, start_at=s.pos):
+            if s.step >= self.total_steps or self.stop_signal is not None or (
+                    budget_s is not None and self.elapsed() >= budget_s):
+                return False
+            self.train_step(batch)
+            if s.step % cfg.log_every == 0:
+                self.flush()
+                last = s.log_rows[-1]
+                bar.set_postfix(loss=f"{last[4]:.4g}", beta=f"{last[2]:.3f}", lr=f"{last[3]:.2e}", refresh=False)
+            elif len(self.buf) >= _MAX_BUFFER:
+                self.flush()
+            bar.update(1)
+            if cfg.checkpoint_every and s.step % cfg.checkpoint_every == 0:
+                self.save()
+        return True
+
+    def run_loop(self) -> None:
+        """Train to the step budget (or the time budget), validating every ``validate_every`` epochs."""
+        s, cfg = self.state, self.config
+        budget_s = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
+        bar = progress(total=self.total_steps, initial=s.step, desc="train", unit="step", enabled=cfg.progress)
+        last_val_step = s.history[-1]["step"] if s.history else -1
+        try:
+            while s.step < self.total_steps and self.stop_signal is None:
+                if not self._epoch(bar, budget_s):
+                    break
+                s.epoch += 1
+                s.pos = 0
+                if cfg.validate_every and s.epoch % cfg.validate_every == 0:
+                    self.flush()
+                    self.validate()
+                    last_val_step = s.step
+            self.flush()
+        finally:
+            bar.close()
+        if self.stop_signal is not None:
+            self._interrupted()
+        if self.val_d is not None and last_val_step != s.step:
+            self.validate()
+        self.save(status="done")
+
+    def _interrupted(self) -> None:
+        """Save the run as it stands, mark it interrupted, raise TrainingInterrupted."""
+        s, name = self.state, signal.Signals(self.stop_signal).name
+        self.save(status="interrupted")
+        self.write_meta(status="interrupted", interrupted_by=name, steps=s.step, epochs=s.epoch,
+                        train_time_s=self.elapsed())
+        where = (f"; checkpoint saved: {self.run / runmod.CHECKPOINT_FILE} (continue with --resume)"
+                 if self.run is not None else " (no run directory: nothing saved)")
+        raise TrainingInterrupted(f"interrupted by {name} at step {s.step} of {self.total_steps}{where}",
+                                  self.stop_signal)
+
+    def result(self) -> TrainResult:
+        """Finish the run's metadata and return the :class:`TrainResult`."""
+        s = self.state
+        self.net.eval()
+        total = self.elapsed()
+        self.write_meta(status="done", steps=s.step, epochs=s.epoch, train_time_s=total,
+                        validation_time_s=s.validation_time_s, final=s.history[-1] if s.history else {},
+                        best_val_nrmse=None if not math.isfinite(s.best) else s.best)
+        cols = np.asarray(s.log_rows, dtype=np.float64).reshape(-1, len(LOG_COLUMNS))
+        return TrainResult(model=self.net, steps=s.step, epochs=s.epoch, train_time_s=total, history=s.history,
+                           log={c: cols[:, i] for i, c in enumerate(LOG_COLUMNS)}, run_dir=self.run,
+                           config=self.config)
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer):
+    """While training: SIGINT / SIGTERM ask ``trainer`` to stop at the next step boundary (a
+    second signal stops at once, as KeyboardInterrupt). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if trainer.stop_signal is not None:
+            raise KeyboardInterrupt
+        trainer.stop_signal = signum
+        log.info("%s: stopping at the next step boundary (again: stop at once)", signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h if h is not None else signal.SIG_DFL)
+
+
+__all__ = ["Trainer", "TrainState", "TrainResult", "TERMS", "stop_on_signals"]
