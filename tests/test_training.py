@@ -67,6 +67,12 @@ def test_fit_is_deterministic_for_a_seed():
     c = fit(data, TINY_MODEL, cfg.replace(seed=1)).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+    # the seed is the run's own: the caller's global RNG state does not matter and is not touched
+    torch.manual_seed(12345)
+    before = torch.get_rng_state()
+    d = fit(data, TINY_MODEL, cfg).model.state_dict()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert all(torch.equal(a[k], d[k]) for k in a)
 
 
 def test_fit_accepts_a_built_model_and_the_design_doc_argument_order():

@@ -11,7 +11,7 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain Python co
 ``optimizer``            ``torch.optim.Adam.state_dict()``
 ``step``                 optimiser steps done (the schedules are pure functions of it)
 ``epoch``, ``epoch_pos``  sampler position: epoch, and windows of it already consumed
-``rng``                  ``{"torch": CPU RNG state, "noise": training noise generator state}``
+``rng``                  ``{"noise": the training noise generator's state, "torch": the CPU RNG state (recorded only: training draws nothing from it)}``
 ``history``              validation records so far (list of dicts of floats)
 ``frozen``               names of parameters excluded from training (requires_grad False)
 ``versions``             pymsde / torch versions that wrote it

@@ -197,11 +197,6 @@ class Trainer:
             raise ConfigError(f"resume: the checkpoint's noise-generator state does not fit a {device.type} "
                               f"generator ({err}); a run resumes only on the device type it was trained on "
                               f"(cpu or cuda: --device)") from None
-        try:
-            torch.set_rng_state(rng["torch"])
-        except RuntimeError as err:
-            raise DataError(f"{source}: damaged checkpoint: rng['torch'] is not a CPU generator state "
-                            f"({str(err).splitlines()[0]})") from None
 
     def elapsed(self) -> float:
         """Training wall time of the run so far (s, all sessions)."""

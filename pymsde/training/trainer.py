@@ -27,8 +27,8 @@ stops at once). A full disk is a one-line :class:`~pymsde.util.errors.RunWriteEr
 the last good checkpoint. Every size is checked against the available memory before anything
 is allocated (:func:`pymsde.training.config.memory_needs`).
 
-Reproducibility: ``seed`` seeds the model initialisation (the global torch RNG, just before
-the model is built), the window order (a pure function of ``(seed, epoch)``) and a private
+Reproducibility: ``seed`` seeds the model initialisation (inside ``torch.random.fork_rng``,
+so the caller's global RNG is left as it was), the window order (a pure function of ``(seed, epoch)``) and a private
 ``torch.Generator`` for every random number of the objective. On CPU a run is deterministic
 for a fixed thread count, and a run resumed from a checkpoint follows the uninterrupted run
 exactly (parameters and ``log.csv``; the validation history of the resumed run has one more
@@ -142,8 +142,11 @@ def _make_net(model: Any, cfg: ModelConfig | None, state: dict | None, data: Tra
     elif isinstance(model, torch.nn.Module):
         net = model
     else:
-        torch.manual_seed(config.seed)
-        net = MultiscaleModel(cfg)
+        # the initialisation draws from the global RNG (nn.init): seed it inside a fork, so the
+        # process-wide RNG is left as the caller had it
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            net = MultiscaleModel(cfg)
     net = net.to(device=device, dtype=dtype)
     check_data_fits(net.config, data, "training data", "the model")
     return net.train()
