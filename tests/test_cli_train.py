@@ -102,3 +102,27 @@ def test_refusal_after_loading_the_data_leaves_no_run_directory(tmp_path, data_f
     assert main(["train", str(data_file), "--coarse", "4", "--micro", "1", "--epochs", "1",
                  "--validate-every", "0", "--out", str(out), *SMALL]) == 0
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_init_from_warm_starts_with_more_micro_dims_and_the_recipe_warm_stage(tmp_path, data_file, capsys):
+    """--init-from builds the model from a trained run (micro 0 -> 2) and --recipe final-paper with it
+    trains at the warm stage's learning rate; the metadata names the run it came from."""
+    base = tmp_path / "closure"
+    assert main(["train", str(data_file), "--coarse", "4", "--micro", "0", "--epochs", "1", "--out", str(base),
+                 *SMALL]) == 0
+    warm = tmp_path / "warm"
+    assert main(["train", str(data_file), "--init-from", str(base), "--micro", "2", "--recipe", "final-paper",
+                 "--epochs", "1", "--out", str(warm), "--window", "11", "--no-progress"]) == 0
+    cfg = read_toml(warm / "config.toml")
+    assert cfg["model"]["micro_dim"] == 2 and cfg["model"]["coarse_shape"] == [4]
+    assert cfg["train"]["lr"] == pytest.approx(1e-4) and cfg["train"]["n_quad"] == 0
+    assert cfg["model"]["drift_hidden"] == [16]                # the trained run's architecture is kept
+    meta = read_json(warm / "metadata.json")
+    assert meta["init_from"]["micro_dim"] == 0 and meta["init_from"]["run"].endswith("closure")
+    capsys.readouterr()
+    assert main(["train", str(data_file), "--init-from", str(base), "--micro", "0", "--out",
+                 str(tmp_path / "same")]) == 2
+    assert "not larger than the run's micro_dim = 0" in capsys.readouterr().err
+    assert not (tmp_path / "same").exists()
+    assert main(["train", str(data_file), "--init-from", str(base), "--resume", "--out", str(warm)]) == 2
+    assert "exclude each other" in capsys.readouterr().err

@@ -206,3 +206,114 @@ def test_batched_windows_equal_window_by_window_reference():
             res.append(c * length * (0.5 * ((fq - gq) / sigma).square().sum(-1)).mean())
     assert got["loglik"].item() == pytest.approx(torch.stack(ll).mean().item(), rel=1e-10)
     assert got["residual"].item() == pytest.approx(torch.stack(res).mean().item(), rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- n_quad = 0
+
+class _FixedPosterior:
+    """A GP stand-in: m = 0, log-variance 0 (sd 1) and zero derivatives at any time."""
+
+    def condition(self, t_rel, mean_cols, logvar_cols):
+        self.cols = mean_cols.shape[1]
+        return self
+
+    def evaluate(self, times):
+        z = torch.zeros(times.shape[0], self.cols, dtype=times.dtype)
+        return z, z, z, z
+
+
+class KnownIntegrand(nn.Module):
+    """A model whose residual integrand is a known function of time, whatever the samples.
+
+    Posterior ``m = 0, l = 0`` gives ``f_q = -sigma^2 eps / 2``; the drift
+    ``g = -sigma^2 z / 2 + h(t) + f`` with ``z = eps`` leaves ``f_q - g = -(h(t) + f)``, so the
+    integrand is ``r(t) = 0.5 sum_d (h_d(t) + f(t))^2 / sigma_d^2``.
+    """
+
+    sigma = torch.tensor([1.0, 0.5], dtype=torch.float64)
+
+    def __init__(self):
+        super().__init__()
+        self.posterior = _FixedPosterior()
+
+    @staticmethod
+    def h(t):
+        return torch.stack([torch.sin(3.0 * t) + t ** 2, torch.cos(t)], -1)
+
+    def encode(self, u):
+        return torch.zeros(u.shape[0], 2, dtype=u.dtype), torch.zeros(u.shape[0], 2, dtype=u.dtype)
+
+    def decode(self, z):
+        return torch.zeros(z.shape[0], 1, 3, dtype=z.dtype), torch.ones(1, 3, dtype=z.dtype)
+
+    def drift(self, t, z, mu=None, f=None):
+        return -0.5 * self.sigma ** 2 * z + self.h(t) + f
+
+    def diffusion(self, mu=None):
+        return self.sigma
+
+
+def test_n_quad_zero_is_the_equal_weight_rule_on_the_observation_grid():
+    """With ``n_quad = 0`` the residual of a known integrand is ``T * mean_k r(t_k)`` over the
+    window's observation times (the paper's rule, not the trapezoid), for any seed or setting,
+    with the forcing taken as stored at those times."""
+    model = KnownIntegrand()
+    B, M, dt = 2, 7, 0.1
+    t = (torch.arange(M, dtype=torch.float64) * dt)[None] + torch.tensor([[0.0], [0.45]], dtype=torch.float64)
+    u = torch.zeros(B, M, 1, 3, dtype=torch.float64)
+    f = torch.rand(B, M, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)  # not linear in t
+    r = 0.5 * ((model.h(t) + f) ** 2 / model.sigma ** 2).sum(-1)                              # (B, M)
+    T = (t[:, -1] - t[:, 0])[:, None]
+    want = (0.3 * T * r.mean(1, keepdim=True)).mean().item()
+    trapezoid = (0.3 * T * (r[:, 1:] + r[:, :-1]).mean(1, keepdim=True) / 2).mean().item()
+    assert abs(want - trapezoid) > 1e-3 * abs(want)          # the two rules are told apart here
+    for seed, stratified in ((0, True), (1, False), (2, True)):
+        got = elbo_terms(model, u, t, None, f, res_factor=0.3, n_quad=0, n_samples=3, stratified=stratified,
+                         generator=torch.Generator().manual_seed(seed))
+        assert got["residual"].item() == pytest.approx(want, rel=1e-12)
+
+
+def test_n_quad_zero_loss_is_deterministic_and_matches_a_window_by_window_reference():
+    """With ``n_quad = 0`` nothing but the reparametrization noise is random: the same
+    generator state gives the same loss bit for bit (stratified or not, no times drawn), and the
+    batched terms equal a per-window computation at the observation times with the same noise."""
+    torch.manual_seed(0)
+    grid = Grid((40,), ((0.0, 1.0),), ("periodic",))
+    model = MultiscaleModel.build(grid, (4,), micro_dim=2, encoder_channels=(2, 4), drift_hidden=(8,),
+                                  micro_hidden=(8,)).double()
+    B, M, S = 2, 9, 2
+    g = torch.Generator().manual_seed(5)
+    u = torch.randn(B, M, 1, 40, generator=g, dtype=torch.float64) * 0.2
+    t = (torch.arange(M, dtype=torch.float64) * 0.01)[None] + torch.tensor([[0.0], [0.5]], dtype=torch.float64)
+    c = 0.01
+    runs = [elbo_terms(model, u, t, beta=0.7, res_factor=c, n_quad=0, n_samples=S, stratified=strat,
+                       generator=torch.Generator().manual_seed(11)) for strat in (True, False, True)]
+    for other in runs[1:]:
+        for k in ("loss", "loglik", "residual"):
+            assert torch.equal(other[k], runs[0][k])
+
+    D = model.latent_dim
+    rep = torch.Generator().manual_seed(11)
+    torch.randn((S, M, B * D), generator=rep, dtype=torch.float64)            # the likelihood's noise first
+    eps_q = torch.randn((S, M, B, D), generator=rep, dtype=torch.float64)     # no quadrature jitter drawn
+    sigma = model.diffusion()
+    res = []
+    with torch.no_grad():
+        for b in range(B):
+            mean, logvar = model.encode(u[b])
+            post = model.posterior.condition(t[b] - t[b, 0], mean, logvar.expand_as(mean))
+            m, l, dm, dl = post.evaluate(t[b] - t[b, 0])
+            for s_ in range(S):
+                z = m + torch.exp(0.5 * l) * eps_q[s_, :, b]
+                fq = posterior_drift(z, m, l, dm, dl, sigma)
+                r = 0.5 * ((fq - model.drift(t[b], z)) / sigma).square().sum(-1)           # (M,)
+                res.append(c * (t[b, -1] - t[b, 0]) * r.mean())
+    assert runs[0]["residual"].item() == pytest.approx(torch.stack(res).mean().item(), rel=1e-10)
+
+
+def test_train_config_accepts_n_quad_zero():
+    from pymsde.training.config import TrainConfig
+
+    TrainConfig(n_quad=0).validate()
+    with pytest.raises(ConfigError, match="train.n_quad"):
+        TrainConfig(n_quad=-1).validate()

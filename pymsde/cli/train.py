@@ -39,6 +39,12 @@ def register(subparsers) -> None:
                    help="split validated on (default: val, if present; 'none' to skip; a name not in the file "
                         "is an error)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="a named training recipe as the base of the [train] options: reference, final-paper "
+                        "(the config file and the command line override it; with --init-from its warm stage)")
+    p.add_argument("--init-from", default=None, metavar="RUN_DIR",
+                   help="warm-start from this run's final checkpoint: its weights in the leading slices, the new "
+                        "microscale dimensions initialised afresh (--micro: larger than the run's; default +1)")
     g = p.add_argument_group("model (table [model]; --coarse is required unless --config or --resume gives it)")
     p.set_defaults(model_fields=add_options(g, ModelConfig, "model_", required=("coarse_shape",)))
     g = p.add_argument_group("training (table [train])")
@@ -46,9 +52,10 @@ def register(subparsers) -> None:
 
 
 def merged_config(args, checkpoint_train: dict | None = None):
-    """(ModelConfig architecture fields, TrainConfig) from defaults < checkpoint < TOML file < command line."""
+    """(ModelConfig architecture fields, TrainConfig) from defaults < recipe < checkpoint < TOML file < command line."""
     from pymsde.cli._options import given
     from pymsde.training.config import TrainConfig, read_config, read_toml
+    from pymsde.training.recipes import recipe_fields
 
     model_d: dict = {}
     train_d: dict = dict(checkpoint_train or {})
@@ -61,6 +68,10 @@ def merged_config(args, checkpoint_train: dict | None = None):
     train_d.update(given(args, "train_", args.train_fields))
     if args.no_progress:
         train_d["progress"] = False
+    if args.recipe is not None:
+        # the recipe is the base; what the checkpoint, the file and the command line set wins (an
+        # overridden window carries the final paper's residual balance 1 / window along)
+        train_d = recipe_fields(args.recipe, warm=args.init_from is not None, **train_d)
     return model_d, TrainConfig.from_dict(train_d, source="command line/config")
 
 
@@ -76,14 +87,23 @@ def run(args) -> int:
 
     # every check comes before anything is written: fit() creates the run directory only
     # once the options, the data and the model fit together
+    if args.init_from is not None and args.resume:
+        raise ConfigError("--init-from and --resume exclude each other: continue a run (--resume), or start a "
+                          "new one from a trained run (--init-from)")
     check_not_in_use(args.out)                       # another trainer in RUN_DIR: refused now
     check_run_target(args.out, resume=args.resume)   # refuse to overwrite before loading data
     ckpt = load_checkpoint(Path(args.out) / CHECKPOINT_FILE, for_resume=True) if args.resume else None
     architecture, config = merged_config(args, None if ckpt is None else ckpt["train_config"])
     config.validate()
     resolve_device(config.device)                    # --device cuda without CUDA: refused before the data
+    init = None
     if ckpt is not None:
         _check_resume_architecture(architecture, ckpt["model_config"], args.out)
+    elif args.init_from is not None:
+        from pymsde.training.run import load_run
+
+        init = load_run(args.init_from, which="last").model      # the final checkpoint, as the paper
+        architecture = _init_architecture(architecture, init.config, args.init_from)
     elif not architecture.get("coarse_shape"):
         raise ConfigError("model.coarse_shape: no coarse grid given; expected e.g. --coarse 20 (or "
                           "coarse_shape = [20] in [model] of --config)")
@@ -98,8 +118,21 @@ def run(args) -> int:
     val_split = args.val_split if args.val_split is not None else ("val" if "val" in splits else "none")
     val = None if val_split == "none" else data.get_split(
         val_split, args.data, " for --val-split; pass --val-split none to train without validation")
-    result = fit(train, None if args.resume else architecture, config, val=val, run_dir=args.out,
-                 resume=args.resume, data_path=args.data)
+    model = None if args.resume else architecture
+    if init is not None:
+        from pymsde.model.warm_start import check_warm_start_compatible, warm_start
+
+        check_warm_start_compatible(init.config, train, coarse_shape=architecture["coarse_shape"],
+                                    source=f"--init-from {args.init_from}")
+        model = warm_start(init, architecture["micro_dim"], seed=config.seed)
+    result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data)
+    if init is not None:                              # record where the initial weights came from
+        from pymsde.training.run import METADATA_FILE, read_json, write_json
+
+        meta = read_json(Path(args.out) / METADATA_FILE)
+        meta["init_from"] = {"run": str(Path(args.init_from).resolve()), "micro_dim": int(init.config.micro_dim),
+                             "checkpoint": "last", "rule": "pymsde.model.warm_start (FINAL_PAPER.md 1.4)"}
+        write_json(Path(args.out) / METADATA_FILE, meta)
     final = result.final
     msg = (f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_time_s:.1f} s; "
            f"run directory: {args.out}")
@@ -128,3 +161,19 @@ def _check_resume_architecture(given: dict, model_config: dict, run_dir) -> None
         raise ConfigError(f"--resume: the run in {run_dir} was built with other model options "
                           f"({'; '.join(diff)}); a resumed run keeps its architecture (drop these options, "
                           f"or start a new run with another --out)")
+
+
+def _init_architecture(given: dict, old, run_dir) -> dict:
+    """--init-from: the trained run's architecture with more microscale dimensions (--micro, default
+    the run's + 1); --coarse may be given (it must match); other model options are refused."""
+    from pymsde.util.errors import ConfigError
+
+    other = sorted(set(given) - {"micro_dim", "coarse_shape"})
+    if other:
+        raise ConfigError(f"--init-from {run_dir}: the warm-started model keeps the run's architecture; drop the "
+                          f"model option(s) {other} (only --micro and --coarse may be given)")
+    micro = int(given.get("micro_dim", old.micro_dim + 1))
+    if micro <= old.micro_dim:
+        raise ConfigError(f"--init-from {run_dir}: --micro {micro} is not larger than the run's micro_dim = "
+                          f"{old.micro_dim}; expected more microscale dimensions")
+    return {"coarse_shape": given.get("coarse_shape", list(old.coarse_shape)), "micro_dim": micro}

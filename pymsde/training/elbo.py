@@ -25,6 +25,24 @@ integral that never aliases with the observation grid) or the bin midpoints. The
 times are shared by the windows of a batch (still unbiased for each window), so the GP is
 evaluated once per step: for all windows, at the observation and quadrature times together.
 
+``n_quad = 0`` is the final paper's rule (its ``n_tquad = 0``, ``visde/sde.py``
+``_residual_norm``): the residual at the window's own ``M`` observation times, weighted
+equally, ``(t_M - t_1) * mean_k r(t_k)`` (not the trapezoid rule: the end points weigh
+``1/M`` each). No random times are drawn; ``f`` is used at the observation times as stored;
+the residual's samples ``z`` are drawn independently of the likelihood's, as there.
+
+Two options make a step cheaper where the decoder and encoder dominate (2-D fields; both
+off by default, see docs/cost_2d.md):
+
+- ``loglik_frames = K``: the likelihood at ``K`` of the ``M`` frames, drawn uniformly without
+  replacement each step: an unbiased estimate of the likelihood term at ``K/M`` of the decoder's cost.
+- ``encode_stride = s``: the posterior is conditioned on every ``s``-th observation of the window
+  and its last one (:func:`encoded_frames`), so the encoder sees ``ceil((M-1)/s) + 1`` frames.
+  This is not an estimator shortcut but a different variational family (``q`` amortized from
+  fewer frames, its GP length floor one encoded step); the objective stays a lower bound and is
+  estimated exactly as before, and the likelihood still scores every (or ``K`` random) frames at
+  the GP's interpolated latents.
+
 Everything returned is a tensor (no host synchronisation): log them in blocks.
 """
 from __future__ import annotations
@@ -75,6 +93,46 @@ def quadrature_times(n_quad: int, length: float, stratified: bool, generator: to
     return (j + u) * (length / n_quad)
 
 
+def residual_times(n_quad: int, t_rel: torch.Tensor, stratified: bool,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The times of the residual quadrature, relative to the window's first observation.
+
+    Args:
+        n_quad: quadrature times; 0 means the window's observation times themselves.
+        t_rel: ``(M,)`` the observation times minus the first (ascending, ``t_rel[0] = 0``).
+        stratified, generator: see :func:`quadrature_times` (unused when ``n_quad = 0``).
+
+    Returns:
+        ``(Q,)`` ascending times in ``[0, t_rel[-1]]``: ``t_rel`` itself (``Q = M``) when
+        ``n_quad = 0``, else :func:`quadrature_times` scaled to the window (``Q = n_quad``).
+        The residual integral is ``t_rel[-1] * mean over these times`` in both cases.
+    """
+    if n_quad == 0:
+        return t_rel
+    return quadrature_times(n_quad, 1.0, stratified, generator, t_rel.dtype, t_rel.device) * t_rel[-1]
+
+
+def encoded_frames(window: int, stride: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """The frames of a window the posterior is conditioned on: ``0, s, 2s, ...`` and ``M - 1``.
+
+    Args:
+        window: ``M``, observations per window.
+        stride: ``s >= 1``; 1 means every frame (returns None).
+
+    Returns:
+        ``(M_e,)`` ascending int64 indices that include both ends of the window, or None.
+
+    Raises:
+        ConfigError: ``stride`` is not an integer >= 1.
+    """
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ConfigError(f"encode_stride = {stride!r}; expected an integer >= 1")
+    if stride == 1 or window <= 2:
+        return None
+    idx = list(range(0, window - 1, stride)) + [window - 1]
+    return torch.tensor(idx, dtype=torch.long, device=device)
+
+
 def interp_forcing(f: torch.Tensor, tau: torch.Tensor, dt: float) -> torch.Tensor:
     """Linear interpolation of per-step values at relative times ``tau`` of a window.
 
@@ -101,11 +159,38 @@ def gaussian_loglik(u: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> t
     return -0.5 * (_LOG_2PI + torch.log(var) + (u - mean).square() / var).mean()
 
 
+def condition_posterior(model, u: torch.Tensor, frames: torch.Tensor, t_rel: torch.Tensor, enc_idx: torch.Tensor | None):
+    """Encode the windows' frames (all, or those of ``enc_idx``) and condition the GP posterior.
+
+    Args:
+        model: see :func:`elbo_terms`.
+        u: ``(B, M, C, *grid)`` the windows; frames: ``u.flatten(0, 1)``.
+        t_rel: ``(M,)`` times relative to the windows' first.
+        enc_idx: the frames to encode (:func:`encoded_frames`), or None for all.
+
+    Returns:
+        the conditioned posterior (columns ``b * D + d``) and the latent size ``D``.
+    """
+    B = u.shape[0]
+    if enc_idx is not None:
+        frames, t_rel = u[:, enc_idx].flatten(0, 1), t_rel[enc_idx]
+    Me = t_rel.shape[0]
+    mean, logvar = model.encode(frames)                           # (B*Me, D) each
+    D = mean.shape[-1]
+    logvar = torch.broadcast_to(logvar, mean.shape)
+    # The windows share their relative times, so one GP conditioning serves all of them:
+    # the B windows' latent dimensions become B*D columns of one (Me, B*D) problem.
+    mean_cols = mean.reshape(B, Me, D).transpose(0, 1).reshape(Me, B * D)
+    logvar_cols = logvar.reshape(B, Me, D).transpose(0, 1).reshape(Me, B * D)
+    return model.posterior.condition(t_rel, mean_cols, logvar_cols), D
+
+
 def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None = None,
                f: torch.Tensor | None = None, *, beta: float | torch.Tensor = 1.0,
                res_factor: float = 1.0, n_quad: int = 10, n_samples: int = 1,
                stratified: bool = True, generator: torch.Generator | None = None,
-               weight_kl: WeightKL | None = None, loglik_frames: int | None = None) -> dict[str, torch.Tensor]:
+               weight_kl: WeightKL | None = None, loglik_frames: int | None = None,
+               encode_stride: int = 1) -> dict[str, torch.Tensor]:
     """The ELBO terms of a batch of windows (module docstring), as 0-dim tensors.
 
     Args:
@@ -117,13 +202,17 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
         mu: ``(B, n_mu)`` or None; f: ``(B, M, n_f)`` or None.
         beta: KL-annealing weight of the residual and KL terms.
         res_factor: the balance ``c`` (:func:`residual_factor`).
-        n_quad, n_samples: quadrature times and reparametrized samples per time.
-        stratified: stratified random quadrature times (else the bin midpoints).
+        n_quad, n_samples: quadrature times (0: the window's ``M`` observation times,
+            deterministic, see the module docstring) and reparametrized samples per time.
+        stratified: stratified random quadrature times (else the bin midpoints); unused
+            when ``n_quad = 0``.
         generator: the source of every random number (quadrature times, eps).
         weight_kl: ``weight_kl(model) -> 0-dim tensor``, KL of priors on network weights.
         loglik_frames: decode only this many observations per window, drawn at random
             without replacement each step (an unbiased estimate of the likelihood term at a
             fraction of the decoder's cost); None = every observation.
+        encode_stride: condition the posterior on every ``encode_stride``-th observation of
+            the window and its last one (:func:`encoded_frames`); 1 = every observation.
 
     Returns:
         dict with ``loss``, ``loglik``, ``residual`` and ``kl`` (0-dim tensors; ``residual``
@@ -132,18 +221,11 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
     B, M = u.shape[:2]
     S = n_samples
     frames = u.flatten(0, 1)                                      # (B*M, C, *grid)
-    mean, logvar = model.encode(frames)                           # (B*M, D) each
-    D = mean.shape[-1]
-    logvar = torch.broadcast_to(logvar, mean.shape)
-    # The windows share their relative times, so one GP conditioning serves all of them:
-    # the B windows' latent dimensions become B*D columns of one (M, B*D) problem.
-    mean_cols = mean.reshape(B, M, D).transpose(0, 1).reshape(M, B * D)
-    logvar_cols = logvar.reshape(B, M, D).transpose(0, 1).reshape(M, B * D)
     # relative times in the model's dtype; ``t`` may be float64 so that late absolute times
     # (t ~ 1e4) keep their resolution before the subtraction
     t_rel = (t[0] - t[0, 0]).to(u.dtype)                          # (M,)
     length = t_rel[-1]
-    post = model.posterior.condition(t_rel, mean_cols, logvar_cols)
+    post, D = condition_posterior(model, u, frames, t_rel, encoded_frames(M, encode_stride, u.device))
 
     # ---- likelihood at the observation times (all of them, or a random subset of K)
     if loglik_frames is None or loglik_frames >= M:
@@ -157,7 +239,7 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
     eps = torch.randn((S, K, B * D), generator=generator, dtype=u.dtype, device=u.device)
     # quadrature times drawn here (after eps: the order of the random draws is unchanged) so
     # that one GP evaluation serves both sets of times: its cost is many small ops per call
-    tau = quadrature_times(n_quad, 1.0, stratified, generator, u.dtype, u.device) * length   # (Q,)
+    tau = residual_times(n_quad, t_rel, stratified, generator)   # (Q,): Q = n_quad, or M when n_quad = 0
     Q = tau.shape[0]
     m_all, l_all, dm_all, dl_all = post.evaluate(torch.cat([t_obs, tau]))   # (K + Q, B*D)
     m_o, l_o = m_all[:K], l_all[:K]                               # (K, B*D)
@@ -180,11 +262,14 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
     z_q = m_q + sd * eps_q                                        # (S, Q, B, D)
     # f_q = m' - B (z - m), B = 0.5 (sigma^2 / exp(l) - l'), and z - m = sd * eps
     f_q = dm_q - 0.5 * (sig2 * torch.exp(-l_q) - dl_q) * sd * eps_q
-    t_abs = (t[:, 0][None, :] + tau[:, None].to(t.dtype)).to(u.dtype).expand(S, Q, B).reshape(-1)   # (S*Q*B,)
+    # absolute times (Q, B) and forcing (Q, B, n_f): with n_quad = 0 the observations' own, as stored
+    t_qb = t.transpose(0, 1) if n_quad == 0 else t[:, 0][None, :] + tau[:, None].to(t.dtype)
+    t_abs = t_qb.to(u.dtype).expand(S, Q, B).reshape(-1)                                    # (S*Q*B,)
     mu_q = None if mu is None else mu[None, None].expand(S, Q, B, mu.shape[-1]).reshape(-1, mu.shape[-1])
     f_in = None
     if f is not None:
-        f_in = interp_forcing(f, tau, dt)[None].expand(S, Q, B, f.shape[-1]).reshape(-1, f.shape[-1])
+        f_tau = f.transpose(0, 1) if n_quad == 0 else interp_forcing(f, tau, dt)
+        f_in = f_tau[None].expand(S, Q, B, f.shape[-1]).reshape(-1, f.shape[-1])
     g = model.drift(t_abs, z_q.reshape(-1, D), mu_q, f_in).reshape(S, Q, B, D)
     r = 0.5 * ((f_q - g).square() / sig2).sum(-1)                # (S, Q, B)
     residual = res_factor * length * r.mean()                     # mean over windows = mean over B

@@ -1,0 +1,67 @@
+"""``pymsde benchmark CASE --out DIR``: one row of the final paper's table, measured next to the published one.
+
+Simulate the case (or ``--data FILE``), train the implicit-scale model (``micro_dim = 0``)
+with the final paper's recipe, warm-start the multiscale model (``n_eta = 5``, directly or
+with ``--chain`` through 1..4) and train it at lr 1e-4, evaluate the five methods and write
+``DIR/benchmark.json`` and ``DIR/benchmark.md``. See :mod:`pymsde.workflows.benchmark`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+_DESCRIPTION = """one row of the final paper's table (FINAL_PAPER.md section 0).
+
+    pymsde benchmark kdv1d --out bench/kdv1d                 # the paper's budget (epochs)
+    pymsde benchmark wave1d --out bench/wave1d --minutes 60  # a wall-clock budget for all trainings
+    pymsde benchmark kdv1d --out bench/k --chain             # warm start 0 -> 1 -> ... -> 5
+    python benchmarks/paper_table.py bench                   # collect DIR/*/benchmark.json
+
+Writes DIR/closure, DIR/multiscale (and DIR/micro1..4 with --chain): the training runs;
+DIR/report: the evaluation report; DIR/benchmark.json and DIR/benchmark.md: the row. How long
+a row takes has not been measured yet.
+"""
+
+
+def register(subparsers) -> None:
+    from pymsde.workflows.benchmark import BENCHMARK_CASES, PUBLISHED
+
+    cases = ", ".join(BENCHMARK_CASES)
+    only = ", ".join(c for c in PUBLISHED if c not in BENCHMARK_CASES)
+    p = subparsers.add_parser("benchmark", help="one row of the final paper's table (train, warm start, evaluate)",
+                              description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("case", metavar="CASE", help=f"the case: {cases} (published rows only: {only})")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--minutes", type=float, default=None, metavar="M",
+                   help="wall-clock budget of all trainings together, split evenly between them (default: the "
+                        "paper's epochs)")
+    p.add_argument("--data", default=None, metavar="FILE", help="use this data file (train/val/test splits) "
+                                                                 "instead of simulating")
+    p.add_argument("--chain", action="store_true", help="warm-start through micro_dim 1, 2, 3, 4 as the paper "
+                                                         "(default: 0 -> 5 directly)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, trainings, warm starts, forecasts (default: 0)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device (default: auto)")
+    p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
+                   help="backend of simulation, DNS and forecasts (default: torch)")
+    p.add_argument("--overwrite", action="store_true", help="replace runs already in --out (default: refuse)")
+    p.add_argument("--no-plots", action="store_true", help="no PNGs in the report")
+    p.add_argument("--json", action="store_true", help="print the row's JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from pymsde.workflows.benchmark import markdown_rows, run_benchmark
+
+    res = run_benchmark(args.case, args.out, minutes=args.minutes, data=args.data, chain=args.chain,
+                        seed=args.seed, device=args.device, backend=args.backend, overwrite=args.overwrite,
+                        plots=not args.no_plots)
+    if args.json:
+        print(json.dumps(res.row, indent=2, default=str))
+    else:
+        print(markdown_rows(res.row), end="")
+        print(f"row: {res.json_path} and {res.markdown_path}")
+    for note in res.row.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
+    return 0

@@ -1,0 +1,327 @@
+"""One row of the final paper's table (FINAL_PAPER.md section 0): ``pymsde benchmark CASE --out DIR``.
+
+:func:`run_benchmark`:
+
+1. simulates the case (:func:`pymsde.systems.simulate`, saved as ``OUT/data.npz``) or loads
+   ``data`` (a file with train / val / test splits);
+2. trains the implicit-scale model (``micro_dim = 0``, ``OUT/closure``) from scratch with the
+   ``"final-paper"`` recipe (:mod:`pymsde.training.recipes`) and the paper's architecture of
+   the case where pymsde has it (:data:`BENCHMARK_CASES`);
+3. warm-starts the multiscale model from it (:func:`pymsde.model.warm_start.warm_start`),
+   ``n_eta = 5`` directly from 0, or with ``chain`` through 1, 2, 3, 4 (``OUT/micro1`` ..
+   ``OUT/micro4``) as the paper does, and trains it (``OUT/multiscale``) at lr 1e-4;
+4. evaluates all five methods (multiscale, closure = the implicit-scale model, dns, dmd,
+   sindy) with :func:`pymsde.workflows.evaluation.evaluate_run` on the test split, on the
+   final checkpoints (the paper evaluates the last Lightning checkpoint), into ``OUT/report``;
+   a case scored on its first times only (wave1d: ``attrs["score_steps"]`` = 201) is
+   evaluated on the trajectories cut to those times, since ``evaluate_run`` scores every time;
+5. writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``: the measured row next to the
+   published one (:data:`PUBLISHED`, fractions as in the paper; pymsde's scores are percent).
+
+A wall-clock budget (``minutes``) is split evenly between the trainings (``max_minutes``
+of each); simulation and evaluation are outside it. ``benchmarks/paper_table.py`` collects
+the JSON rows into ``benchmarks/paper_table.md``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pymsde.util.atomic import atomic_write_text
+from pymsde.util.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: Source of :data:`PUBLISHED`.
+PUBLISHED_SOURCE = ("FINAL_PAPER.md section 0: the README of each case, ER/<case>/README.md of "
+                    "ailersic/multiscale-visde at c45b02b (relative error, mean ± std, fractions)")
+#: The paper's table, (mean, std) of the pooled relative error as a fraction, per case and method.
+PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
+    "kdv1d": {"dns": (0.523, 0.196), "dmd": (0.163, 0.046), "sindy": (0.057, 0.028),
+              "closure": (0.324, 0.078), "multiscale": (0.042, 0.017)},
+    "wave1d": {"dns": (1.381, 0.382), "dmd": (0.492, 0.066), "sindy": (0.469, 0.054),
+               "closure": (0.565, 0.116), "multiscale": (0.079, 0.031)},
+    "burgers2d": {"dns": (0.560, 0.273), "dmd": (0.097, 0.039), "sindy": (0.057, 0.045),
+                  "closure": (0.141, 0.040), "multiscale": (0.028, 0.019)},
+    "cylinder2d": {"dns": (0.130, 0.040), "dmd": (0.016, 0.006), "sindy": (0.051, 0.024),
+                   "closure": (0.063, 0.005), "multiscale": (0.009, 0.001)},
+    "shallow_water2d": {"dns": (0.861, 0.190), "dmd": (0.531, 0.227), "sindy": (0.535, 0.210),
+                        "closure": (0.426, 0.099), "multiscale": (0.152, 0.047)},
+}
+#: The paper's case names.
+PAPER_NAMES = {"kdv1d": "kdv_1d", "wave1d": "wave_1d", "burgers2d": "burgers_2d", "cylinder2d": "cylinder_2d",
+               "shallow_water2d": "shallow_water_2d"}
+#: The table's columns: (method, heading), in the paper's order.
+COLUMNS = (("dns", "Coarse DNS"), ("dmd", "DMD"), ("sindy", "POD-SINDy"), ("closure", "Implicit-scale (n_η=0)"),
+           ("multiscale", "Multiscale (n_η=5)"))
+METHODS = tuple(m for m, _ in COLUMNS)
+#: The microscale dimension of the table's multiscale model.
+TARGET_MICRO = 5
+
+# The paper's 1-D architecture where ModelConfig has it (FINAL_PAPER.md section 2.2): macro drift
+# 128-128-128, micro drift 128-512-128, micro encoder 4-16-64 channels with kernel 25, GP warp
+# MLP 128-128, diffusion softplus(0) = log 2. LeakyReLU is not in pymsde: relu.
+_ARCH_1D = {"coarse_shape": (20,), "stencil_radius": 2, "drift_hidden": (128, 128, 128),
+            "micro_hidden": (128, 512, 128), "encoder_channels": (4, 16, 64), "encoder_kernel": 25,
+            "gp_hidden": (128, 128), "diffusion_init": math.log(2.0)}
+
+
+@dataclass(frozen=True)
+class BenchmarkCase:
+    """A runnable row: the paper's architecture (ModelConfig fields) and forecast ensemble size.
+
+    Attributes:
+        name: case key of :data:`pymsde.systems.CASES`.
+        model: ModelConfig architecture fields (``micro_dim`` is set per stage).
+        n_samples: forecast ensemble size (the paper's SDE paths ``N_enc``; at least 2 here).
+        sources: where the settings come from.
+    """
+
+    name: str
+    model: dict
+    n_samples: int
+    sources: str = ""
+
+
+BENCHMARK_CASES: dict[str, BenchmarkCase] = {
+    "kdv1d": BenchmarkCase("kdv1d", {**_ARCH_1D, "kernel_n_sigma": 2.0}, 64,
+                           "FINAL_PAPER.md 2.2 (n_sigma 2), 2.4 (64 SDE paths)"),
+    # the paper forecasts one SDE path (N_enc = 1); pymsde's ensembles have at least 2 members
+    "wave1d": BenchmarkCase("wave1d", {**_ARCH_1D, "kernel_n_sigma": 3.0}, 2,
+                            "FINAL_PAPER.md 3.2 (n_sigma 3), 3.4 (1 SDE path; 2 here)"),
+}
+
+
+@dataclass
+class BenchmarkResult:
+    """What :func:`run_benchmark` returns: the row (the JSON's content), its files, the evaluation."""
+
+    row: dict
+    json_path: Path
+    markdown_path: Path
+    evaluation: Any = field(repr=False, default=None)
+
+
+def get_case(case: str) -> BenchmarkCase:
+    """The runnable case; ConfigError (one line listing the cases) for an unknown or a published-only one."""
+    if case in BENCHMARK_CASES:
+        return BENCHMARK_CASES[case]
+    runnable = ", ".join(BENCHMARK_CASES)
+    if case in PUBLISHED:
+        raise ConfigError(f"benchmark: case {case!r} has only its published row here (not yet runnable); "
+                          f"runnable cases: {runnable}")
+    raise ConfigError(f"benchmark: unknown case {case!r}; expected one of {runnable} (published rows only: "
+                      f"{', '.join(c for c in PUBLISHED if c not in BENCHMARK_CASES)})")
+
+
+def stage_names(chain: bool) -> list[tuple[int, str]]:
+    """``(micro_dim, run folder)`` of the trainings, in order."""
+    micro = [0] + (list(range(1, TARGET_MICRO + 1)) if chain else [TARGET_MICRO])
+    return [(k, "closure" if k == 0 else "multiscale" if k == TARGET_MICRO else f"micro{k}") for k in micro]
+
+
+def _prepare(out: Path, stages, overwrite: bool) -> None:
+    for _, name in stages:
+        if (out / name / "checkpoint.pt").exists():
+            if not overwrite:
+                raise ConfigError(f"{out / name} already holds a trained run; choose another --out or pass "
+                                  f"--overwrite to train again from scratch")
+            shutil.rmtree(out / name)
+
+
+def _data(case: str, data, out: Path, seed: int, sizes: dict, backend: str, progress: bool):
+    """``(trajectories, data file)``: loaded from ``data``, or simulated and saved to ``OUT/data.npz``."""
+    from pymsde.data.io import load, save
+    from pymsde.systems import simulate
+
+    if data is not None:
+        traj = load(data)
+        found = traj.attrs.get("case")
+        if found is not None and found != case:
+            raise ConfigError(f"benchmark {case}: the data file {data} holds case {found!r}; expected {case!r}")
+        return traj, Path(data)
+    traj = simulate(case, seed=seed, backend=backend, progress=progress, **sizes)
+    path = out / "data.npz"
+    save(traj, path)
+    return traj, path
+
+
+def score_steps(traj, case: str) -> int | None:
+    """Leading times the paper scores (``attrs["score_steps"]``, else the case's rule); None: all."""
+    from pymsde.systems import CASES
+
+    n = traj.attrs.get("score_steps")
+    if n is None and CASES[case].score_t_end is not None:
+        t = traj.t[0]
+        n = int((t - t[0] <= CASES[case].score_t_end + 1e-9 * (t[1] - t[0])).sum())
+    return None if n is None or int(n) >= traj.n_t else int(n)
+
+
+def _scored(traj, data_path: Path, n: int | None):
+    """The data to evaluate: the file itself, or the trajectories cut to their first ``n`` times."""
+    if n is None:
+        return data_path
+    attrs = {**traj.attrs, "source": f"{data_path} (first {n} of {traj.n_t} times)"}
+    return dataclasses.replace(traj, u=traj.u[:, :n], t=traj.t[:, :n], f=None if traj.f is None else traj.f[:, :n],
+                               attrs=attrs)
+
+
+def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages, base: dict, minutes, seed: int,
+                  device: str, model_overrides: dict) -> list[dict]:
+    """Train the implicit-scale model, then each warm-started stage; one record per stage."""
+    from pymsde.model.warm_start import check_warm_start_compatible, warm_start
+    from pymsde.training import fit
+    from pymsde.training import run as runmod
+    from pymsde.training.recipes import recipe
+
+    train = traj.get_split("train", str(data_path), " (the benchmark trains on it)")
+    val = traj.get_split("val") if "val" in traj.splits else None
+    each = None if minutes is None else float(minutes) / len(stages)
+    arch = {**spec.model, **model_overrides}
+    records, model = [], None
+    for k, name in stages:
+        cfg = recipe("final-paper", case=spec.name, warm=k > 0,
+                     **{"seed": seed, "device": device, "max_minutes": each, **base})
+        if k == 0:
+            what = {**arch, "micro_dim": 0}
+        else:
+            check_warm_start_compatible(model.config, train)
+            what = warm_start(model, k, generator=torch.Generator().manual_seed(seed + k))
+        log.info("benchmark: training %s (micro_dim %d, lr %g)", name, k, cfg.lr)
+        t0 = time.perf_counter()
+        res = fit(train, what, cfg, val=val, run_dir=out / name, data_path=data_path)
+        model = res.model
+        if k > 0:                                        # say where the run's initial weights came from
+            meta = runmod.read_json(out / name / runmod.METADATA_FILE)
+            meta["init_from"] = {"run": str(out / records[-1]["run"]), "micro_dim": records[-1]["micro_dim"],
+                                 "checkpoint": "last", "rule": "pymsde.model.warm_start (FINAL_PAPER.md 1.4)"}
+            runmod.write_json(out / name / runmod.METADATA_FILE, meta)
+        records.append({"run": name, "micro_dim": k, "warm_start_from": None if k == 0 else records[-1]["run"],
+                        "steps": int(res.steps), "epochs": int(res.epochs), "lr": cfg.lr,
+                        "max_minutes": each, "train_time_s": round(float(res.train_time_s), 3),
+                        "wall_time_s": round(time.perf_counter() - t0, 3)})
+    return records
+
+
+def _row(case: str, metrics: dict, stages: list[dict], notes: list[str], extra: dict) -> dict:
+    """The JSON row: published and measured (fractions), pymsde's metrics (percent), the settings."""
+    rel = metrics.get("relative_error", {})
+    measured = {m: (None if m not in rel or rel[m]["mean"] is None else
+                    {"mean": rel[m]["mean"] / 100.0, "std": rel[m]["std"] / 100.0}) for m in METHODS}
+    return {"case": case, "paper_case": PAPER_NAMES[case],
+            "published": {m: {"mean": v[0], "std": v[1]} for m, v in PUBLISHED[case].items()},
+            "published_source": PUBLISHED_SOURCE, "measured": measured,
+            "relative_error": {m: rel.get(m) for m in METHODS}, "units": {"published": "fraction",
+                                                                         "measured": "fraction",
+                                                                         "relative_error": "percent"},
+            "stages": stages, "notes": notes, **extra, "metrics": metrics}
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "n/a"
+    mean, std = (v["mean"], v["std"]) if isinstance(v, dict) else v
+    if mean is None or not math.isfinite(mean):
+        return "diverged"
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def markdown_rows(row: dict, header: bool = True) -> str:
+    """The published and the measured line of one JSON row (with the table header)."""
+    lines = []
+    if header:
+        lines += ["| Case | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    name = row.get("paper_case", row["case"])
+    lines.append(f"| {name} (published) | " + " | ".join(_cell(row["published"].get(m)) for m in METHODS) + " |")
+    if row.get("measured") is not None:
+        lines.append(f"| {name} (pymsde) | " + " | ".join(_cell(row["measured"].get(m)) for m in METHODS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _write(out: Path, row: dict) -> tuple[Path, Path]:
+    js, md = out / "benchmark.json", out / "benchmark.md"
+    atomic_write_text(js, json.dumps(row, indent=2, allow_nan=False, default=str) + "\n")
+    notes = "".join(f"\n- {n}" for n in row["notes"])
+    atomic_write_text(md, f"# {row['paper_case']}: pymsde and the published row\n\n"
+                          f"Relative error, mean ± std over every (test trajectory, time) pair, as fractions. "
+                          f"Published: {row['published_source']}.\n\n{markdown_rows(row)}"
+                          + (f"\nNotes:{notes}\n" if notes else ""))
+    return js, md
+
+
+def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = None,
+                  data: str | os.PathLike | None = None, chain: bool = False, seed: int = 0, device: str = "auto",
+                  backend: str = "torch", overwrite: bool = False, sizes: dict | None = None,
+                  model_overrides: dict | None = None, train_overrides: dict | None = None,
+                  n_samples: int | None = None, plots: bool = True, progress: bool = True) -> BenchmarkResult:
+    """Run one row of the paper's table into ``out`` (module docstring).
+
+    Args:
+        case: a key of :data:`BENCHMARK_CASES` (``"kdv1d"``, ``"wave1d"``).
+        out: output folder (runs, ``data.npz``, ``report/``, ``benchmark.json``, ``benchmark.md``).
+        minutes: wall-clock budget of all trainings together, split evenly between them.
+        data: a data file to use instead of simulating (train / val / test splits).
+        chain: warm-start through ``micro_dim`` 1..4 (the paper) instead of 0 -> 5 directly.
+        seed: seeds the data, every training, the warm starts and the forecasts.
+        device, backend: training device; backend of simulation, DNS and forecasts.
+        overwrite: replace runs already in ``out`` (else ConfigError before any work).
+        sizes: :func:`pymsde.systems.simulate` keywords (``n_traj``, ``n_grid``, ``n_steps``...).
+        model_overrides, train_overrides: ModelConfig / TrainConfig fields over the case's and the
+            recipe's (every stage), e.g. small sizes for a test.
+        n_samples: forecast ensemble size (default: the case's).
+        plots, progress: write the report's PNGs; show progress bars.
+
+    Raises:
+        ConfigError: unknown case (one line listing the cases), a bad budget, runs already in
+            ``out``, an impossible recipe override; DataError: a data file without the splits.
+    """
+    from pymsde.evaluate.report import BASELINES
+    from pymsde.workflows.evaluation import evaluate_run
+
+    spec = get_case(case)
+    if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
+        raise ConfigError(f"benchmark: --minutes {minutes!r}; expected a positive number")
+    out = Path(out)
+    stages = stage_names(chain)
+    _prepare(out, stages, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    traj, data_path = _data(case, data, out, seed, dict(sizes or {}), backend, progress)
+    t_data = time.perf_counter() - t0
+    base = {**({} if progress else {"progress": False}), **(train_overrides or {})}
+    records = _train_stages(traj, data_path, out, spec, stages, base, minutes, seed, device,
+                            dict(model_overrides or {}))
+    n = score_steps(traj, case)
+    notes = [] if n is None else [f"scored on the first {n} of {traj.n_t} times of each test trajectory (the "
+                                  f"paper's rule for {PAPER_NAMES[case]}); evaluate_run scores every time, so the "
+                                  f"benchmark evaluates the trajectories cut to those times (DMD and POD-SINDy are "
+                                  f"fitted on the cut training trajectories too)"]
+    result = evaluate_run(out / "multiscale", _scored(traj, data_path, n), split="test", baselines=BASELINES,
+                          closure_run=out / "closure", n_samples=n_samples or spec.n_samples, out=out / "report",
+                          backend=backend, seed=seed, plots=plots, show_progress=progress, checkpoint="last")
+    metrics = result.metrics()
+    notes += list(metrics.get("notes") or [])
+    extra = {"recipe": "final-paper", "chain": bool(chain), "minutes": minutes, "seed": int(seed),
+             "data": str(data_path), "data_time_s": round(t_data, 3), "score_steps": n, "n_t": int(traj.n_t),
+             "model": {k: list(v) if isinstance(v, tuple) else v for k, v in {**spec.model,
+                                                                              **(model_overrides or {})}.items()},
+             "train_overrides": dict(train_overrides or {}), "case_sources": spec.sources,
+             "report": str(result.report_path) if getattr(result, "report_path", None) else None,
+             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    row = _row(case, metrics, records, notes, extra)
+    js, md = _write(out, row)
+    return BenchmarkResult(row=row, json_path=js, markdown_path=md, evaluation=result)
+
+
+__all__ = ["run_benchmark", "BenchmarkResult", "BenchmarkCase", "BENCHMARK_CASES", "PUBLISHED", "PUBLISHED_SOURCE",
+           "PAPER_NAMES", "COLUMNS", "METHODS", "get_case", "markdown_rows", "score_steps", "stage_names"]
