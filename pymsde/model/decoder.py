@@ -31,13 +31,16 @@ class MicroDecoder(nn.Module):
     (``output_padding`` chosen per layer so that the sizes retrace the encoder's exactly),
     activation between layers, none after the last. Zero padding at the edges (the expert
     is a generic function of ``zm``; the macro expert carries the boundary behaviour).
+    ``channels_last`` (2-D only): the feature maps are channels-last (same function, other round-off).
     """
 
     def __init__(self, fine_shape: Sequence[int], channels: int, micro_dim: int,
-                 hidden_channels: Sequence[int], kernel_size: int, activation: str = "relu"):
+                 hidden_channels: Sequence[int], kernel_size: int, activation: str = "relu",
+                 channels_last: bool = False):
         super().__init__()
         self.ndim = len(fine_shape)
         self.activation = activation
+        self.channels_last = bool(channels_last) and self.ndim == 2
         convt_cls = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}[self.ndim]
         sizes = conv_sizes(fine_shape, len(hidden_channels))
         widths = [channels, *hidden_channels]
@@ -57,6 +60,8 @@ class MicroDecoder(nn.Module):
     def forward(self, zm: torch.Tensor) -> torch.Tensor:
         act = activation_fn(self.activation)
         x = act(self.linear(zm)).view(zm.shape[0], *self.first_shape)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         n = len(self.convs)
         for k, conv in enumerate(self.convs):
             x = conv(x)

@@ -38,12 +38,13 @@ class MicroEncoder(nn.Module):
 
     Each layer pads every axis by ``k // 2`` (periodic wrap or edge repeat), convolves with
     stride 2 and applies the activation; a final linear layer maps the flattened features
-    to ``d_m``. Weights: Xavier-normal, zero biases.
+    to ``d_m``. Weights: Xavier-normal, zero biases. ``channels_last`` (2-D only) runs the
+    convolutions on channels-last copies of the padded maps: the same function, other round-off.
     """
 
     def __init__(self, fine_shape: Sequence[int], channels: int, micro_dim: int,
                  hidden_channels: Sequence[int], kernel_size: int, boundary: Sequence[str],
-                 activation: str = "relu"):
+                 activation: str = "relu", channels_last: bool = False):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"micro encoder: kernel size {kernel_size}; expected an odd number")
@@ -51,6 +52,7 @@ class MicroEncoder(nn.Module):
         self.periodic = tuple(b == "periodic" for b in boundary)
         self.kernel_size = int(kernel_size)
         self.activation = activation
+        self.channels_last = bool(channels_last) and self.ndim == 2
         conv_cls = {1: nn.Conv1d, 2: nn.Conv2d}[self.ndim]
         widths = [channels, *hidden_channels]
         self.convs = nn.ModuleList(conv_cls(i, o, kernel_size, stride=2) for i, o in zip(widths[:-1], widths[1:]))
@@ -67,6 +69,8 @@ class MicroEncoder(nn.Module):
         for conv in self.convs:
             for a in range(self.ndim):
                 x = pad_axis(x, 2 + a, h, h, self.periodic[a])
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             x = act(conv(x))
         return self.linear(x.flatten(1))
 

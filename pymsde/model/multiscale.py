@@ -43,10 +43,11 @@ class MultiscaleModel(nn.Module):
         self.kernel = CoarseGrainingKernel(c.fine_shape, c.channels, c.factors, c.boundary,
                                            c.kernel_n_sigma, c.kernel_std or None)
         if c.micro_dim > 0:
+            cl = c.conv_memory_format == "channels_last"
             micro_enc = MicroEncoder(c.fine_shape, c.channels, c.micro_dim, c.encoder_channels,
-                                     c.encoder_kernel, c.boundary, c.encoder_activation)
+                                     c.encoder_kernel, c.boundary, c.encoder_activation, cl)
             micro_dec = MicroDecoder(c.fine_shape, c.channels, c.micro_dim, c.encoder_channels,
-                                     c.encoder_kernel, c.encoder_activation)
+                                     c.encoder_kernel, c.encoder_activation, cl)
         else:
             micro_enc = micro_dec = None
         self.encoder = Encoder(self.kernel, micro_enc, c.latent_dim, c.encoder_var_init)
