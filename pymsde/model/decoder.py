@@ -21,7 +21,7 @@ from torch import nn
 
 from pymsde.model.mlp import activation_fn
 from pymsde.model.encoder import conv_sizes, inverse_softplus
-from pymsde.model.kernel import CoarseGrainingKernel
+from pymsde.model.coarse_graining import CoarseGrainingKernel
 
 
 class MicroDecoder(nn.Module):

@@ -16,7 +16,7 @@ from torch import nn
 
 from pymsde.model.mlp import activation_fn
 from pymsde.numerics.padding import pad_axis
-from pymsde.model.kernel import CoarseGrainingKernel
+from pymsde.model.coarse_graining import CoarseGrainingKernel
 
 
 

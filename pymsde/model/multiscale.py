@@ -18,7 +18,7 @@ from pymsde.model.decoder import Decoder, MicroDecoder
 from pymsde.model.diffusion import Diffusion
 from pymsde.model.drift import MultiscaleDrift
 from pymsde.model.encoder import Encoder, MicroEncoder
-from pymsde.model.kernel import CoarseGrainingKernel
+from pymsde.model.coarse_graining import CoarseGrainingKernel
 from pymsde.model.posterior import GPPosterior
 
 
