@@ -544,3 +544,19 @@ def test_cli_missing_split_and_package_exit_2_with_one_line(tiny_run, tmp_path, 
     rc = main(["evaluate", str(tiny_run / "run"), "--data", str(tiny_run / "data.npz"), "--baselines", "dmd"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "pip install pymsde[baselines]" in err and "\n" not in err
+
+
+def test_an_ensemble_that_cannot_fit_is_refused_before_forecasting(tiny_run, tmp_path, capsys):
+    """evaluate --n-samples 1e8: one line with the memory it would need, in well under a second."""
+    import time
+
+    from pymsde.cli import main
+
+    start = time.perf_counter()
+    rc = main(["evaluate", str(tiny_run / "run"), "--data", str(tiny_run / "data.npz"), "--n-samples",
+               "100000000", "--baselines", "none", "--no-plots", "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "forecast ensembles of 100000000 members" in err and "would need" in err and "lower --n-samples" in err
+    assert time.perf_counter() - start < 5.0
+    assert not (tmp_path / "ev").exists()

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pymsde.util.errors import ConfigError, DataError
+from pymsde.util.errors import ConfigError, DataError, check_memory
 from pymsde.util.progress import progress
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,19 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def _check_forecast_memory(model, traj, n_samples: int, n_score: int) -> None:
+    """Refuse an ensemble that cannot fit before forecasting: per trajectory the latent paths
+    ``(n_t, S, D)`` and the members kept at the scoring times ``(S, n_score, fine)``, and for all
+    trajectories the float64 mean, std and members of the prediction."""
+    ref = next(model.parameters(), None)
+    itemsize = 4 if ref is None else ref.element_size()
+    fine = int(np.prod(traj.u.shape[2:]))
+    per_traj = itemsize * n_samples * (traj.n_t * int(model.config.latent_dim) + 2 * n_score * fine)
+    kept = 8 * traj.n_traj * (2 * traj.n_t * fine + n_samples * n_score * fine)
+    check_memory(per_traj + kept, f"forecast ensembles of {n_samples} members ({traj.n_traj} trajectories x "
+                 f"{traj.n_t} times x {fine} values)", hint="lower --n-samples")
+
+
 def model_prediction(model, traj, *, name: str = "multiscale", n_samples: int = 32, seed: int = 0,
                      backend: str = "torch", solver: str = "em", n_score: int = DEFAULT_SCORE_TIMES,
                      show_progress: bool = True) -> Prediction:
@@ -113,6 +126,9 @@ def model_prediction(model, traj, *, name: str = "multiscale", n_samples: int = 
     """
     from pymsde.forecast import forecast
 
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
+        raise ConfigError(f"n_samples = {n_samples!r}; expected an integer >= 2")
+    _check_forecast_memory(model, traj, n_samples, min(int(n_score), traj.n_t))
     if n_samples < 2:
         raise ConfigError(f"n_samples = {n_samples}; an ensemble forecast needs at least 2 samples")
     idx = score_indices(traj.n_t, n_score)
