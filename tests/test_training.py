@@ -67,6 +67,9 @@ def test_fit_is_deterministic_for_a_seed():
     c = fit(data, TINY_MODEL, cfg.replace(seed=1)).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+    # encode_stride reaches the objective: another variational family, another path
+    e = fit(data, TINY_MODEL, cfg.replace(encode_stride=4)).model.state_dict()
+    assert any(not torch.equal(a[k], e[k]) for k in a)
     # the seed is the run's own: the caller's global RNG state does not matter and is not touched
     torch.manual_seed(12345)
     before = torch.get_rng_state()
@@ -161,6 +164,7 @@ def test_diagnosis_points_at_a_constant_field_and_the_data_scale():
     (dict(coarse_shape=(4,)), {"epochs": -1}, "train.epochs"),
     (dict(coarse_shape=(4,)), {"batch_windows": 0}, "train.batch_windows"),
     (dict(coarse_shape=(4,)), {"n_quad": -1}, "train.n_quad"),
+    (dict(coarse_shape=(4,)), {"encode_stride": 0}, "train.encode_stride"),
     (dict(coarse_shape=(4,)), {"lr": -1e-3}, "train.lr"),
     (dict(coarse_shape=(4,)), {"lr_decay": 1.5}, "train.lr_decay"),
     (dict(coarse_shape=(4,)), {"residual_scale": "per_window"}, "train.residual_scale"),

@@ -91,6 +91,8 @@ class TrainConfig:
     n_samples: int = option(1, "reparametrized samples per time (likelihood and residual)", flag="--samples")
     loglik_frames: int | None = option(None, "decode only N random observations per window and step (an "
                                        "unbiased likelihood estimate); default: all", type=int)
+    encode_stride: int = option(1, "condition the GP posterior on every s-th observation of a window and "
+                                "its last (1: all; a cheaper variational family, docs/cost_2d.md)")
     quadrature: str = option("stratified", "quadrature of the residual: a random time per bin, or the bin "
                              "centres", choices=("stratified", "midpoint"))
     residual_scale: str | float = option("per_dataset", "balance of the residual against the likelihood: "
@@ -125,6 +127,7 @@ class TrainConfig:
         _check_int(self.n_samples, "train.n_samples", lo=1)
         if self.loglik_frames is not None:
             _check_int(self.loglik_frames, "train.loglik_frames", lo=1)
+        _check_int(self.encode_stride, "train.encode_stride", lo=1)
         _check_choice(self.quadrature, "train.quadrature", QUADRATURES)
         if isinstance(self.residual_scale, str):
             _check_choice(self.residual_scale, "train.residual_scale", RESIDUAL_SCALES)

@@ -310,7 +310,8 @@ class Trainer:
             g["lr"] = lr
         terms = elbo_terms(net, u, t, mu, f, beta=beta, res_factor=self.res_factor, n_quad=cfg.n_quad,
                            n_samples=cfg.n_samples, stratified=cfg.quadrature == "stratified",
-                           generator=self.gen, weight_kl=self.weight_kl, loglik_frames=cfg.loglik_frames)
+                           generator=self.gen, weight_kl=self.weight_kl, loglik_frames=cfg.loglik_frames,
+                           encode_stride=cfg.encode_stride)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         grads = [p.grad for p in self.params if p.grad is not None]

@@ -59,7 +59,8 @@ from pymsde.util.errors import ConfigError, DataError, check_memory
 log = logging.getLogger(__name__)
 
 #: Training-config fields that change the optimisation path: a resumed run must keep them.
-_PATH_FIELDS = ("window", "batch_windows", "n_quad", "n_samples", "loglik_frames", "quadrature", "residual_scale", "lr",
+_PATH_FIELDS = ("window", "batch_windows", "n_quad", "n_samples", "loglik_frames", "encode_stride", "quadrature",
+                "residual_scale", "lr",
                 "lr_decay", "lr_decay_steps", "beta_warmup", "beta_steps", "grad_clip", "weight_decay",
                 "seed", "dtype")
 

@@ -65,7 +65,8 @@ def validate(model, val: DeviceData, config: TrainConfig, res_factor: float,
         p = pairs[i:i + bw]
         u, t, mu, f = val.windows(p[:, 0], p[:, 1], offsets)
         terms = elbo_terms(model, u, t, mu, f, beta=1.0, res_factor=res_factor, n_quad=config.n_quad,
-                           n_samples=config.n_samples, stratified=False, generator=gen, weight_kl=weight_kl)
+                           n_samples=config.n_samples, stratified=False, generator=gen, weight_kl=weight_kl,
+                           encode_stride=config.encode_stride)
         acc += torch.stack([terms[k] for k in ("loss", "loglik", "residual", "kl")]) * p.shape[0]
     for k, v in zip(("val_loss", "val_loglik", "val_residual", "val_kl"), (acc / pairs.shape[0]).tolist()):
         out[k] = v
