@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from pymsde.data.grid import Grid
-from pymsde.training.elbo import (elbo_terms, gaussian_loglik, interp_forcing, quadrature_times,
+from pymsde.sde.forcing import interp_forcing
+from pymsde.training.elbo import (elbo_terms, gaussian_loglik, quadrature_times,
                                    residual_factor)
 from pymsde.model import GPPosterior, MultiscaleModel, posterior_drift
 from pymsde.util.errors import ConfigError

@@ -80,3 +80,25 @@ def interp_linear(t: torch.Tensor | float, times: torch.Tensor, values: torch.Te
     lo = values.index_select(-2, i).squeeze(-2)
     hi = values.index_select(-2, i + 1).squeeze(-2)
     return torch.lerp(lo, hi, w.to(values.dtype))
+
+
+def interp_forcing(f: torch.Tensor, tau: torch.Tensor, dt: float) -> torch.Tensor:
+    """Linear interpolation of per-step values at relative times ``tau`` of a window (training's
+    residual quadrature; the values sit on the uniform grid ``k * dt``, so the bracket is found
+    by division instead of :func:`interp_linear`'s search).
+
+    Args:
+        f: ``(B, M, n_f)`` values at the window's observation times ``k * dt``.
+        tau: ``(Q,)`` times relative to the window's first observation, in ``[0, (M-1) dt]``.
+        dt: the observation step.
+
+    Returns:
+        ``(Q, B, n_f)``.
+    """
+    m = f.shape[1]
+    x = (tau / dt).clamp(0, m - 1)
+    i0 = x.floor().long().clamp(max=m - 2)
+    w = (x - i0.to(x.dtype))[:, None, None]            # (Q, 1, 1)
+    f0 = f[:, i0].transpose(0, 1)                        # (Q, B, n_f)
+    f1 = f[:, i0 + 1].transpose(0, 1)
+    return f0 + w * (f1 - f0)

@@ -52,6 +52,7 @@ from typing import Callable
 
 import torch
 
+from pymsde.sde.forcing import interp_forcing
 from pymsde.util.errors import ConfigError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -131,26 +132,6 @@ def encoded_frames(window: int, stride: int, device: torch.device | str = "cpu")
         return None
     idx = list(range(0, window - 1, stride)) + [window - 1]
     return torch.tensor(idx, dtype=torch.long, device=device)
-
-
-def interp_forcing(f: torch.Tensor, tau: torch.Tensor, dt: float) -> torch.Tensor:
-    """Linear interpolation of per-step values at relative times ``tau`` of a window.
-
-    Args:
-        f: ``(B, M, n_f)`` values at the window's observation times ``k * dt``.
-        tau: ``(Q,)`` times relative to the window's first observation, in ``[0, (M-1) dt]``.
-        dt: the observation step.
-
-    Returns:
-        ``(Q, B, n_f)``.
-    """
-    m = f.shape[1]
-    x = (tau / dt).clamp(0, m - 1)
-    i0 = x.floor().long().clamp(max=m - 2)
-    w = (x - i0.to(x.dtype))[:, None, None]            # (Q, 1, 1)
-    f0 = f[:, i0].transpose(0, 1)                        # (Q, B, n_f)
-    f1 = f[:, i0 + 1].transpose(0, 1)
-    return f0 + w * (f1 - f0)
 
 
 def gaussian_loglik(u: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
