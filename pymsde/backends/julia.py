@@ -196,7 +196,7 @@ def _check_periodic(widths: Sequence[int], shape: Sequence[int], boundary: Seque
     ``stencils.ghost_extend``: this ValueError; the Julia kernels throw the same text)."""
     for w, n, bc in zip(widths, shape, boundary):
         if bc == "periodic" and w > n:
-            raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
+            raise ConfigError(f"periodic padding of {w} points on an axis of {n} points")
 
 
 # ---------------------------------------------------------------- the mirrored kernels
@@ -399,7 +399,7 @@ def _face_args(c: torch.Tensor, boundary: Sequence[str], face_values) -> list:
         raise ConfigError(f"burgers_fv (julia): {len(face_values)} face entries for {nd} axes")
     for a in range(nd):                   # the MUSCL stencil reaches two cells out (Julia refuses fewer)
         if c.shape[2 + a] < 2:
-            raise ValueError(f"burgers_fv (julia): axis {a} has {c.shape[2 + a]} cells; the MUSCL stencil "
+            raise ConfigError(f"burgers_fv (julia): axis {a} has {c.shape[2 + a]} cells; the MUSCL stencil "
                              f"needs at least 2")
     args: list = []
     for a in reversed(range(nd)):

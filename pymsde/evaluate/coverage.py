@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from pymsde.util.errors import ConfigError
+
 #: statistic name -> function of the initial fields ``(n_traj, C, *grid)`` returning ``(n_traj,)``
 STATISTICS = {
     "rms": lambda u0: np.sqrt(np.mean(u0.reshape(u0.shape[0], -1) ** 2, axis=1)),
@@ -45,9 +47,9 @@ def initial_coverage(train_u0: np.ndarray, eval_u0: np.ndarray) -> dict[str, Any
     train_u0 = np.asarray(train_u0, dtype=np.float64)
     eval_u0 = np.asarray(eval_u0, dtype=np.float64)
     if train_u0.shape[0] == 0:
-        raise ValueError("initial_coverage: no training trajectories")
+        raise ConfigError("initial_coverage: no training trajectories")
     if train_u0.shape[1:] != eval_u0.shape[1:]:
-        raise ValueError(f"initial_coverage: training fields {train_u0.shape[1:]} but evaluated fields "
+        raise ConfigError(f"initial_coverage: training fields {train_u0.shape[1:]} but evaluated fields "
                          f"{eval_u0.shape[1:]}; expected the same (C, *grid)")
     stats: dict[str, Any] = {}
     outside_any = np.zeros(eval_u0.shape[0], dtype=bool)

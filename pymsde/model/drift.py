@@ -34,6 +34,7 @@ from torch import nn
 
 from pymsde.model.mlp import ACTIVATIONS, INPLACE_ACTIVATIONS, activation_fn, dense, init_mlp, mlp_layers
 from pymsde.numerics.padding import gather_stencil
+from pymsde.util.errors import ConfigError
 
 
 class LatentSizes:
@@ -93,15 +94,15 @@ class DriftParams(LatentSizes):
     def __post_init__(self) -> None:
         # cheap integer checks only: this object is rebuilt on every model.drift call
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"DriftParams.activation {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
+            raise ConfigError(f"DriftParams.activation {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
         if len(self.boundary) != len(self.coarse_shape):
-            raise ValueError(f"DriftParams: boundary has {len(self.boundary)} axes, coarse_shape "
+            raise ConfigError(f"DriftParams: boundary has {len(self.boundary)} axes, coarse_shape "
                              f"{self.coarse_shape} has {len(self.coarse_shape)}")
         _check_layers("macro", self.macro_weights, self.macro_biases, self.macro_in, self.channels)
         if self.micro_dim > 0:
             _check_layers("micro", self.micro_weights, self.micro_biases, self.micro_in, self.micro_dim)
         elif self.micro_weights:
-            raise ValueError("DriftParams: micro_dim is 0 but micro weights were given")
+            raise ConfigError("DriftParams: micro_dim is 0 but micro weights were given")
 
     @property
     def ndim(self) -> int:
@@ -139,16 +140,16 @@ class DriftParams(LatentSizes):
 def _check_layers(name: str, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
                   n_in: int, n_out: int) -> None:
     if len(weights) == 0 or len(weights) != len(biases):
-        raise ValueError(f"DriftParams.{name}: {len(weights)} weight matrices and {len(biases)} bias "
+        raise ConfigError(f"DriftParams.{name}: {len(weights)} weight matrices and {len(biases)} bias "
                          f"vectors; expected the same positive number")
     width = n_in
     for k, (w, b) in enumerate(zip(weights, biases)):
         if w.dim() != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
-            raise ValueError(f"DriftParams.{name} layer {k}: weight {tuple(w.shape)}, bias {tuple(b.shape)}; "
+            raise ConfigError(f"DriftParams.{name} layer {k}: weight {tuple(w.shape)}, bias {tuple(b.shape)}; "
                              f"expected (out, {width}) and (out,)")
         width = w.shape[0]
     if width != n_out:
-        raise ValueError(f"DriftParams.{name}: last layer has {width} outputs; expected {n_out}")
+        raise ConfigError(f"DriftParams.{name}: last layer has {width} outputs; expected {n_out}")
 
 
 def _time_features(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -215,7 +216,7 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
         act_inplace = None
     else:
         if batch != workspace.batch:   # integer compare: out= would silently resize the buffers
-            raise ValueError(f"multiscale_drift: workspace built for batch {workspace.batch}, called with {batch}")
+            raise ConfigError(f"multiscale_drift: workspace built for batch {workspace.batch}, called with {batch}")
         buffers, act_inplace = workspace.hidden, workspace.act_inplace
     act = activation_fn(p.activation)
     macro_dim = p.macro_dim
@@ -224,11 +225,11 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
     extras = []                                            # per-sample inputs shared by all cells
     if p.n_mu:
         if mu is None:
-            raise ValueError(f"multiscale_drift: the model takes n_mu = {p.n_mu} parameters but mu is None")
+            raise ConfigError(f"multiscale_drift: the model takes n_mu = {p.n_mu} parameters but mu is None")
         extras.append(mu)
     if p.n_f:
         if f is None:
-            raise ValueError(f"multiscale_drift: the model takes n_f = {p.n_f} forcing values but f is None")
+            raise ConfigError(f"multiscale_drift: the model takes n_f = {p.n_f} forcing values but f is None")
         extras.append(f)
 
     # macroscale: stencil gather, then one shared MLP over all B * n_cells rows

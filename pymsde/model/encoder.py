@@ -17,6 +17,7 @@ from torch import nn
 from pymsde.model.mlp import activation_fn
 from pymsde.numerics.padding import pad_axis
 from pymsde.model.coarse_graining import CoarseGrainingKernel
+from pymsde.util.errors import ConfigError
 
 
 
@@ -47,7 +48,7 @@ class MicroEncoder(nn.Module):
                  activation: str = "relu", channels_last: bool = False):
         super().__init__()
         if kernel_size % 2 == 0:
-            raise ValueError(f"micro encoder: kernel size {kernel_size}; expected an odd number")
+            raise ConfigError(f"micro encoder: kernel size {kernel_size}; expected an odd number")
         self.ndim = len(fine_shape)
         self.periodic = tuple(b == "periodic" for b in boundary)
         self.kernel_size = int(kernel_size)

@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from pymsde.util.errors import ConfigError
+
 #: Activation names understood by :func:`mlp_forward` (and by the Julia port).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
@@ -31,7 +33,7 @@ def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     try:
         return ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(f"activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
+        raise ConfigError(f"activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
 
 
 #: in-place versions of the activations (softplus has none: it runs out of place)

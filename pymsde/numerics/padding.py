@@ -24,6 +24,8 @@ from typing import Sequence
 
 import torch
 
+from pymsde.util.errors import ConfigError
+
 DIRICHLET_PAD_MODES = ("edge", "zeros")
 
 
@@ -59,7 +61,7 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
     nd = len(boundary)
     widths = [int(width)] * nd if isinstance(width, int) else [int(w) for w in width]
     if dirichlet_mode not in DIRICHLET_PAD_MODES:
-        raise ValueError(f"dirichlet_mode {dirichlet_mode!r}; expected one of {DIRICHLET_PAD_MODES}")
+        raise ConfigError(f"dirichlet_mode {dirichlet_mode!r}; expected one of {DIRICHLET_PAD_MODES}")
     for i, (w, bc) in enumerate(zip(widths, boundary)):
         if w == 0:
             continue
@@ -67,10 +69,10 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
         n = x.shape[dim]
         if bc == "periodic":
             if w > n:
-                raise ValueError(f"periodic padding of {w} points on an axis of {n} points")
+                raise ConfigError(f"periodic padding of {w} points on an axis of {n} points")
             x = pad_axis(x, dim, w, w, True)
         elif bc != "dirichlet":
-            raise ValueError(f"unknown boundary type {bc!r}; expected 'periodic' or 'dirichlet'")
+            raise ConfigError(f"unknown boundary type {bc!r}; expected 'periodic' or 'dirichlet'")
         elif dirichlet_mode == "edge":
             x = pad_axis(x, dim, w, w, False)
         else:

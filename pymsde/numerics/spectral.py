@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from pymsde.util.errors import ConfigError
+
 
 def wavenumbers(n: int, length: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """rfft angular wavenumbers ``2 pi m / length``, ``m = 0 .. n // 2``; shape ``(n // 2 + 1,)``."""
@@ -39,7 +41,7 @@ def dealias_mask(n: int, rule: str = "2/3") -> torch.Tensor:
         if n % 2 == 0:
             keep[-1] = False
         return keep
-    raise ValueError(f"dealiasing rule {rule!r}; expected '2/3', '3/2' or 'none'")
+    raise ConfigError(f"dealiasing rule {rule!r}; expected '2/3', '3/2' or 'none'")
 
 
 def padded_square(v_hat: torch.Tensor, n: int) -> torch.Tensor:

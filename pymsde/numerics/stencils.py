@@ -26,6 +26,7 @@ from typing import Sequence
 import torch
 
 from pymsde.numerics.padding import pad_axis
+from pymsde.util.errors import ConfigError
 
 
 ACCURACY_ORDERS = (2, 4, 6)
@@ -40,7 +41,7 @@ def fd_weights(deriv: int, offsets: tuple[int, ...]) -> tuple[float, ...]:
     """
     n = len(offsets)
     if deriv >= n:
-        raise ValueError(f"fd_weights: derivative {deriv} needs more than {n} points")
+        raise ConfigError(f"fd_weights: derivative {deriv} needs more than {n} points")
     # Moment conditions sum_i w_i x_i^k = k! [k == deriv], k = 0..n-1, solved exactly by
     # Gauss-Jordan elimination in rationals (n <= 7, so cost is irrelevant).
     fact = 1
@@ -63,10 +64,10 @@ def fd_weights(deriv: int, offsets: tuple[int, ...]) -> tuple[float, ...]:
 def central_weights(deriv: int, order: int) -> tuple[float, ...]:
     """Central stencil weights for offsets ``-r .. r``, ``r = order // 2`` (unit spacing)."""
     if order not in ACCURACY_ORDERS:
-        raise ValueError(f"accuracy order {order}; expected one of {ACCURACY_ORDERS}")
+        raise ConfigError(f"accuracy order {order}; expected one of {ACCURACY_ORDERS}")
     r = order // 2
     if deriv > 2 * r:
-        raise ValueError(f"derivative {deriv} needs a wider stencil than order {order}")
+        raise ConfigError(f"derivative {deriv} needs a wider stencil than order {order}")
     return fd_weights(deriv, tuple(range(-r, r + 1)))
 
 
@@ -113,13 +114,13 @@ def ghost_extend(u: torch.Tensor, dim: int, order: int, boundary: str) -> torch.
     n = u.shape[dim]
     if boundary == "periodic":
         if r > n:
-            raise ValueError(f"periodic padding of {r} points on an axis of {n} points")
+            raise ConfigError(f"periodic padding of {r} points on an axis of {n} points")
         return pad_axis(u, dim, r, r, True)
     if boundary != "dirichlet":
-        raise ValueError(f"unknown boundary type {boundary!r}; expected 'periodic' or 'dirichlet'")
+        raise ConfigError(f"unknown boundary type {boundary!r}; expected 'periodic' or 'dirichlet'")
     m = order + 1
     if n < m:
-        raise ValueError(f"Dirichlet axis of {n} points; the order-{order} closure needs at least {m}")
+        raise ConfigError(f"Dirichlet axis of {n} points; the order-{order} closure needs at least {m}")
     w_lo, w_hi = _ghost_tensors(order, u.dtype)
     lo = (u.narrow(dim, 0, m).movedim(dim, -1) @ w_lo).movedim(-1, dim)
     hi = (u.narrow(dim, n - m, m).movedim(dim, -1) @ w_hi).movedim(-1, dim)
