@@ -12,8 +12,8 @@ import pytest
 from pymsde.cli import main
 from pymsde.data.trajectories import Trajectories
 from pymsde.evaluate.baselines import Prediction, score_indices
-from pymsde.evaluate.report import (EvaluationResult, parse_baselines, parse_metrics_table, score_prediction,
-                                    write_report)
+from pymsde.evaluate.report import EvaluationResult, parse_baselines, parse_metrics_table, score_prediction
+from pymsde.evaluate.writer import write_report
 from pymsde.model.config import check_data_fits as check_grid_matches
 from pymsde.training.run import check_run_dir
 from pymsde.util.errors import ConfigError, DataError

@@ -8,8 +8,8 @@ from pymsde.evaluate.baselines import (Prediction, dmd_prediction, dns_predictio
                                       sindy_prediction)
 from pymsde.evaluate.metrics import (crps_ensemble, nrmse, nrmse_per_time, relative_error, relative_error_summary,
                                      spread_skill)
-from pymsde.evaluate.report import (EvaluationResult, MethodScores, parse_metrics_table, score_prediction,
-                                    write_report)
+from pymsde.evaluate.report import EvaluationResult, MethodScores, parse_metrics_table, score_prediction
+from pymsde.evaluate.writer import write_report
 
 __all__ = ["EvaluationResult", "MethodScores", "score_prediction", "write_report",
            "parse_metrics_table", "Prediction", "model_prediction", "dns_prediction", "dmd_prediction",

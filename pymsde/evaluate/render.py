@@ -2,7 +2,7 @@
 
 :func:`render_report` builds it from an :class:`~pymsde.evaluate.report.EvaluationResult`
 (scores and metadata), the evaluated ``Trajectories`` and the figures
-(:func:`pymsde.evaluate.report.write_plots`). Its sections, in order:
+(:func:`pymsde.evaluate.writer.write_plots`). Its sections, in order:
 
 1. a one-line **verdict**, computed from the scores: the multiscale model's pooled relative
    error and how it compares with the best baseline (saying so when a baseline wins);

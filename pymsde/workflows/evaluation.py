@@ -6,7 +6,7 @@ forecasts every trajectory of the chosen split with the model and each baseline
 (:mod:`pymsde.evaluate.baselines`: closure, under-resolved DNS, and on request the final
 paper's DMD and POD-SINDy, fitted on the same data file's ``train`` / ``val`` splits), scores
 them against the stored observations (:func:`pymsde.evaluate.report.score_prediction`)
-and writes ``report.md`` plus PNG plots (:func:`pymsde.evaluate.report.write_report`). The
+and writes ``report.md`` plus PNG plots (:func:`pymsde.evaluate.writer.write_report`). The
 scores and the metrics JSON are described in :mod:`pymsde.evaluate.report`.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ from pymsde.evaluate.baselines import (DEFAULT_SCORE_TIMES, Prediction, check_dm
 from pymsde.evaluate.coverage import coverage_notes, initial_coverage
 from pymsde.evaluate.linear_baselines import require_baseline_packages
 from pymsde.evaluate.report import (DEFAULT_BASELINES, EvaluationResult, divergence_notes, parse_baselines,
-                                    score_prediction, write_report)
+                                    score_prediction)
+from pymsde.evaluate.writer import write_report
 from pymsde.model.config import check_data_fits
 from pymsde.training.run import check_run_dir, load_run
 from pymsde.util.errors import ConfigError
