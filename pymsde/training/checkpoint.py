@@ -157,6 +157,8 @@ def _resume_problem(state: dict) -> str | None:
     if not (isinstance(rng, dict) and all(isinstance(rng.get(k), torch.Tensor) and rng[k].dtype == torch.uint8
                                           for k in ("torch", "noise"))):
         return "rng is not {'torch': uint8 tensor, 'noise': uint8 tensor}"
+    if rng["torch"].numel() != torch.get_rng_state().numel():      # recorded only, but must be one
+        return f"rng['torch'] is not a CPU generator state ({rng['torch'].numel()} bytes)"
     return None
 
 
