@@ -180,7 +180,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     else:
         data_name = str(data.attrs.get("source", "<in-memory data>"))
         traj_all = data
-    backend_name = _resolve_backend_name(backend)
+    backend_name = resolve_backend(backend).name      # checks the name; resolves Julia once
     model, metadata = _load(run, checkpoint)
     check_data_fits(model.config, traj_all, data_name, f"run {run}")
     traj = traj_all.get_split(split, data_name, "; pass --split all to evaluate every trajectory")
@@ -240,12 +240,3 @@ def _merge_meta(meta: dict[str, Any], extra: dict[str, Any]) -> None:
             meta[k] = {**meta[k], **v}
         else:
             meta[k] = v
-
-
-def _resolve_backend_name(backend: str) -> str:
-    """The backend that will run: ``"torch"`` as asked, else what the backend switch resolves."""
-    if backend not in ("torch", "julia", "auto"):
-        raise ConfigError(f"backend {backend!r}; expected torch, julia or auto")
-    if backend == "torch":
-        return "torch"
-    return str(resolve_backend(backend).name)
