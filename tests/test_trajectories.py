@@ -182,3 +182,38 @@ def test_split_in_attrs_is_validated():
     with pytest.raises(DataError, match="trajectory 1 is in both 'train' and 'test'"):
         make(attrs={"split": {"train": [0, 1], "test": [1]}})
     assert make(attrs={"split": {"train": [0, 1, 2], "test": [3]}}).splits["test"].tolist() == [3]
+
+
+def test_time_split_selects_frame_windows_of_every_trajectory():
+    tr = make(n_traj=2, n_t=11, f=np.arange(2 * 11 * 3.0).reshape(2, 11, 3),
+              attrs={"time_split": {"train": [0, 7], "val": [7, 9], "test": [9, 11]}})
+    assert tr.time_splits == {"train": (0, 7), "val": (7, 9), "test": (9, 11)}
+    assert {k: v.tolist() for k, v in tr.splits.items()} == {"train": [0, 1], "val": [0, 1], "test": [0, 1]}
+    val = tr.get_split("val", source="d.npz")
+    assert val.u.shape == (2, 2, 1, 16) and np.shares_memory(val.u, tr.u)
+    assert np.array_equal(val.u, tr.u[:, 7:9]) and val.t[0].tolist() == pytest.approx([0.7, 0.8])
+    assert val.f[0, :, 0].tolist() == [21.0, 24.0]
+    assert val.attrs["time_window"] == [7, 9] and "time_split" not in val.attrs
+    assert tr.get_split("all") is tr
+    assert tr.subset([1]).time_splits == tr.time_splits             # a subset keeps the frames' split
+    with pytest.raises(DataError, match=r"d.npz: no time split named 'holdout'; recorded time splits: \['test'"):
+        tr.get_split("holdout", source="d.npz")
+    with pytest.raises(ConfigError, match="split in time"):
+        tr.split((0.5, 0.5))
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ({"train": [0, 7], "val": [6, 9]}, "'train' [0, 7] and 'val' [6, 9] overlap"),
+    ({"train": [0, 12]}, "[0, 12] out of range; expected 0 <= first < stop <= n_t = 11"),
+    ({"train": [3, 4]}, "[3, 4] holds 1 frame(s); expected at least 2"),
+    ({"train": [0, 5.0]}, "expected [first, stop], two integer frame indices"),
+    ({"train": 5}, "expected [first, stop]"),
+    ({}, "expected a non-empty dict"),
+    ([0, 5], "expected a non-empty dict"),
+])
+def test_bad_time_splits_are_one_line_data_errors(value, fragment):
+    with pytest.raises(DataError) as err:
+        make(attrs={"time_split": value})
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(DataError, match="both 'split'"):
+        make(attrs={"time_split": {"train": [0, 5]}, "split": {"train": [0]}})

@@ -1,9 +1,10 @@
 """``pymsde simulate CASE --out FILE [...]``: generate a benchmark data set and save it.
 
-CASE is one of burgers1d, kdv1d, burgers2d, wave1d; options left out take the case's
-defaults (the paper's sizes: METHOD.md section 8 for Burgers, the final paper for kdv1d --
-20 trajectories split 10/5/5 -- and wave1d -- 30 split 20/5/5). METHOD.md's older KdV draw is
-``--n-traj 10 --split 8,1,1``. The file is written atomically; a one-line summary is printed;
+CASE is one of burgers1d, kdv1d, burgers2d, wave1d, swe2d, cylinder2d; options left out take
+the case's defaults (the paper's sizes: METHOD.md section 8 for Burgers, the final paper for
+kdv1d -- 20 trajectories split 10/5/5 --, wave1d -- 30 split 20/5/5 --, swe2d -- 1000 dam
+breaks split 900/50/50 -- and cylinder2d -- one trajectory of 1501 frames split in time
+1301/100/100). METHOD.md's older KdV draw is ``--n-traj 10 --split 8,1,1``. The file is written atomically; a one-line summary is printed;
 ``--plot PNG`` also draws trajectory 0 (as ``pymsde plot``).
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import argparse
 import time
 from pathlib import Path
 
-CASES = ("burgers1d", "kdv1d", "burgers2d", "wave1d")
+CASES = ("burgers1d", "kdv1d", "burgers2d", "wave1d", "swe2d", "cylinder2d")
 
 
 def _parse_split(text: str):
@@ -41,7 +42,9 @@ def _check_flags(args: argparse.Namespace) -> None:
 
     if not 0 <= args.seed <= SEED_MAX:
         raise DataError(f"--seed {args.seed}: expected an integer seed in [0, 2^63 - 1 = {SEED_MAX}]")
-    for flag, value, lo in (("--n-traj", args.n_traj, 1), ("--n-grid", args.n_grid, 2), ("--n-steps", args.n_steps, 2)):
+    sizes = [("--n-traj", args.n_traj, 1), ("--n-steps", args.n_steps, 2)]
+    sizes += [("--n-grid", n, 2) for n in (args.n_grid or [])]
+    for flag, value, lo in sizes:
         if value is not None and value < lo:
             raise DataError(f"{flag} {value}: expected an integer >= {lo}")
     if args.t_end is not None and not (math.isfinite(args.t_end) and args.t_end > 0):
@@ -71,11 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if args.split is not None:
         extra["split"] = _parse_split(args.split)
     start = time.perf_counter()
-    traj = simulate(args.case, n_traj=args.n_traj, seed=args.seed, n_grid=args.n_grid,
+    n_grid = None if args.n_grid is None else (args.n_grid[0] if len(args.n_grid) == 1 else tuple(args.n_grid))
+    traj = simulate(args.case, n_traj=args.n_traj, seed=args.seed, n_grid=n_grid,
                     n_steps=args.n_steps, t_end=args.t_end, backend=args.backend, progress=True, **extra)
     elapsed = time.perf_counter() - start
     path = save(traj, args.out)
-    splits = ", ".join(f"{k} {len(v)}" for k, v in traj.splits.items())
+    splits = (", ".join(f"{k} frames [{a}, {b})" for k, (a, b) in traj.time_splits.items())
+              or ", ".join(f"{k} {len(v)}" for k, v in traj.splits.items()))
     print(f"wrote {path}: {args.case}, {traj.n_traj} trajectories x {traj.n_t} times, grid {traj.grid_shape} "
           f"({', '.join(traj.boundary)}), dt {traj.dt:.6g}, u in [{traj.u.min():.4g}, {traj.u.max():.4g}]"
           f"{', split ' + splits if splits else ''}; {path.stat().st_size / 1e6:.3g} MB, simulated in {elapsed:.2f} s")
@@ -87,20 +92,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d, wave1d)",
+    p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d, wave1d, "
+                                               "swe2d, cylinder2d)",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("case", choices=CASES, help="the benchmark case")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.npz, .h5 or .hdf5)")
     p.add_argument("--n-traj", type=int, default=None, metavar="N", help="number of trajectories (case default)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the initial conditions (default 0)")
-    p.add_argument("--n-grid", type=int, default=None, metavar="N", help="fine grid points per axis (case default)")
+    p.add_argument("--n-grid", type=int, nargs="+", default=None, metavar="N",
+                   help="fine grid points per axis, one size or one per axis (case default; cylinder2d: "
+                        "NX NY with NX = 4 NY, e.g. 320 80)")
     p.add_argument("--n-steps", type=int, default=None, metavar="K", help="saved times including t = 0, output step T / (K - 1) (case default 1001)")
     p.add_argument("--t-end", type=float, default=None, metavar="T", help="final time (case default)")
     p.add_argument("--noise", type=float, default=None, metavar="SIGMA",
                    help="std of the Gaussian observation noise, 0 for clean data (case default)")
     p.add_argument("--split", default=None, metavar="A,B,C",
                    help="train,val,test counts summing to the trajectories (e.g. 8,1,1) or fractions "
-                        "(case default: burgers1d 8/1/1, kdv1d 10/5/5, burgers2d 18/1/1, wave1d 20/5/5)")
+                        "(case default: burgers1d 8/1/1, kdv1d 10/5/5, burgers2d 18/1/1, wave1d 20/5/5, "
+                        "swe2d 900/50/50 consecutive); cylinder2d: frame counts of its one trajectory "
+                        "(default 1301,100,100)")
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
                    help="compute backend of the simulator (default torch)")
     p.add_argument("--plot", default=None, metavar="PNG", help="also draw trajectory 0 to this PNG")

@@ -10,8 +10,10 @@ A :class:`Trajectories` holds ``n_traj`` trajectories of a ``C``-channel field o
 - ``boundary``: ``"periodic"`` or ``"dirichlet"`` per spatial axis;
 - ``mu`` ``(n_traj, n_mu)`` or ``None``: parameters, one row per trajectory;
 - ``f``  ``(n_traj, n_t, n_f)`` or ``None``: forcing values at the observation times;
-- ``attrs``: free JSON-serialisable metadata (case name, viscosity, seed, ...). The key
-  ``"split"`` is reserved: ``{name: [trajectory indices]}``, e.g. train/val/test.
+- ``attrs``: free JSON-serialisable metadata (case name, viscosity, seed, ...). Two keys are
+  reserved, one of them at most: ``"split"`` = ``{name: [trajectory indices]}`` (e.g.
+  train/val/test trajectories) and ``"time_split"`` = ``{name: [first, stop]}`` (frame
+  intervals of every trajectory; the cylinder's one trajectory). See ``pymsde.data.splits``.
 
 Everything is validated on construction (ranks, dtypes, finiteness, time steps, lengths,
 boundary names); a bad field raises :class:`~pymsde.util.errors.DataError` naming the field,
@@ -27,11 +29,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from pymsde.data.grid import BOUNDARY_TYPES, DT_RTOL, Grid, uniform_step
+from pymsde.data.splits import (SPLIT_KEY, TIME_SPLIT_KEY, check_split_attrs, select_split, split_counts,
+                                split_names)
 from pymsde.util.errors import ConfigError, DataError
-
-
-#: The reserved attrs key holding the named splits.
-SPLIT_KEY = "split"
 
 
 def _describe(a: np.ndarray) -> str:
@@ -53,9 +53,15 @@ def _as_real_array(value: Any, name: str, allow_int: bool = False) -> np.ndarray
         return a.astype(np.float64)
     if a.dtype.kind == "f" and not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))
-    if a.dtype not in (np.float32, np.float64):     # float16 loses the data; torch has no longdouble
-        raise DataError(f"{name}: dtype {a.dtype}; expected a real floating-point dtype (float32 or float64)")
+    check_real_dtype(a.dtype, name)
     return a
+
+
+def check_real_dtype(dtype: np.dtype, name: str) -> None:
+    """DataError unless ``dtype`` is float32 or float64 (either byte order)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or dtype.itemsize not in (4, 8):   # float16 loses the data; torch has no longdouble
+        raise DataError(f"{name}: dtype {dtype}; expected a real floating-point dtype (float32 or float64)")
 
 
 def _first_nonfinite(a: np.ndarray, lead: int) -> tuple[int, ...] | None:
@@ -102,6 +108,76 @@ def normalise_attrs(attrs: Mapping[str, Any] | None, name: str = "attrs") -> dic
     return out
 
 
+def _u_shape(shape: tuple[int, ...], dtype) -> None:
+    """DataError unless ``u``'s ``shape`` / ``dtype`` is a valid ``(n_traj, n_t, C, *grid)`` field."""
+    desc = f"shape {tuple(shape)} dtype {np.dtype(dtype)}"
+    if not 4 <= len(shape) <= 6:
+        raise DataError(f"u: rank {len(shape)} ({desc}); expected (n_traj, n_t, C, *grid) "
+                        f"with 1 to 3 spatial axes, i.e. rank 4 to 6")
+    check_real_dtype(dtype, "u")
+    n_traj, n_t, n_c = shape[:3]
+    if n_traj < 1 or n_t < 2 or n_c < 1:
+        raise DataError(f"u: shape {tuple(shape)}; expected at least 1 trajectory, 2 times "
+                        f"and 1 channel (n_traj, n_t, C) = ({n_traj}, {n_t}, {n_c})")
+    if min(shape[3:]) < 2:
+        raise DataError(f"u: shape {tuple(shape)}; expected at least 2 grid points on every spatial "
+                        f"axis, found {tuple(shape[3:])}")
+
+
+def validate_fields(shape: tuple[int, ...], dtype, t, domain, boundary, mu=None, f=None, attrs=None):
+    """Every check of :class:`Trajectories` except the scan of ``u``'s values, from ``u``'s
+    ``shape`` and ``dtype`` alone (a lazily read file validates its metadata with it).
+
+    Returns ``(t (n_traj, n_t) float64, domain float64, boundary tuple, mu, f, attrs)``
+    normalised; raises DataError naming the field, the expected and the found value.
+    """
+    shape = tuple(int(n) for n in shape)
+    _u_shape(shape, dtype)
+    n_traj, n_t = shape[:2]
+    n_dims = len(shape) - 3
+    t = _as_real_array(t, "t", allow_int=True).astype(np.float64, copy=False)
+    t_shape = tuple(t.shape)
+    if t.ndim == 1 and t.shape[0] == n_t:
+        t = np.repeat(t[None, :], n_traj, axis=0)
+    if t.shape != (n_traj, n_t):
+        raise DataError(f"t: shape {t_shape}; expected ({n_traj}, {n_t}) or ({n_t},) to match u {shape}")
+    uniform_step(t, "t")
+
+    domain = _as_real_array(domain, "domain", allow_int=True).astype(np.float64, copy=False)
+    if domain.shape != (n_dims, 2):
+        raise DataError(f"domain: shape {tuple(domain.shape)}; expected ({n_dims}, 2), one (lo, hi) "
+                        f"per spatial axis of u {shape}")
+    if not (np.isfinite(domain).all() and (domain[:, 1] > domain[:, 0]).all()):
+        raise DataError(f"domain: {domain.tolist()}; expected finite (lo, hi) with lo < hi per axis")
+
+    if isinstance(boundary, str):
+        boundary = (boundary,)
+    boundary = tuple(str(b) for b in np.asarray(boundary).reshape(-1).tolist())
+    if len(boundary) != n_dims:
+        raise DataError(f"boundary: {len(boundary)} entries {boundary}; expected {n_dims}, one per "
+                        f"spatial axis of u {shape}")
+    for axis, b in enumerate(boundary):
+        if b not in BOUNDARY_TYPES:
+            raise DataError(f"boundary: unknown type {b!r} on axis {axis}; expected one of {BOUNDARY_TYPES}")
+
+    if mu is not None:
+        mu = _as_real_array(mu, "mu", allow_int=True)
+        if mu.ndim != 2 or mu.shape[0] != n_traj:
+            raise DataError(f"mu: {_describe(mu)}; expected (n_traj, n_mu) with n_traj = {n_traj}")
+        if not np.isfinite(mu).all():
+            i, j = np.argwhere(~np.isfinite(mu))[0]
+            raise DataError(f"mu: non-finite value {mu[i, j]} at trajectory {i}, parameter {j}")
+    if f is not None:
+        f = _as_real_array(f, "f", allow_int=True)
+        if f.ndim != 3 or f.shape[:2] != (n_traj, n_t):
+            raise DataError(f"f: {_describe(f)}; expected (n_traj, n_t, n_f) with (n_traj, n_t) = ({n_traj}, {n_t})")
+        bad = _first_nonfinite(f, 2)
+        if bad is not None:
+            raise DataError(f"f: non-finite value at trajectory {bad[0]}, time index {bad[1]}")
+    attrs = check_split_attrs(normalise_attrs(attrs), n_traj, n_t)
+    return t, domain, boundary, mu, f, attrs
+
+
 @dataclass(frozen=True, eq=False)
 class Trajectories:
     """Trajectories of a field on a fine grid (see the module docstring for the fields).
@@ -122,73 +198,12 @@ class Trajectories:
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
         u = _as_real_array(self.u, "u")
-        if not 4 <= u.ndim <= 6:
-            raise DataError(f"u: rank {u.ndim} ({_describe(u)}); expected (n_traj, n_t, C, *grid) "
-                            f"with 1 to 3 spatial axes, i.e. rank 4 to 6")
-        n_traj, n_t, n_c = u.shape[:3]
-        n_dims = u.ndim - 3
-        if n_traj < 1 or n_t < 2 or n_c < 1:
-            raise DataError(f"u: shape {tuple(u.shape)}; expected at least 1 trajectory, 2 times "
-                            f"and 1 channel (n_traj, n_t, C) = ({n_traj}, {n_t}, {n_c})")
-        if min(u.shape[3:]) < 2:
-            raise DataError(f"u: shape {tuple(u.shape)}; expected at least 2 grid points on every spatial "
-                            f"axis, found {tuple(u.shape[3:])}")
-
-        t = _as_real_array(self.t, "t", allow_int=True).astype(np.float64, copy=False)
-        t_shape = tuple(t.shape)
-        if t.ndim == 1 and t.shape[0] == n_t:
-            t = np.repeat(t[None, :], n_traj, axis=0)
-        if t.shape != (n_traj, n_t):
-            raise DataError(f"t: shape {t_shape}; expected ({n_traj}, {n_t}) or ({n_t},) "
-                            f"to match u {tuple(u.shape)}")
-        uniform_step(t, "t")
-
-        domain = _as_real_array(self.domain, "domain", allow_int=True).astype(np.float64, copy=False)
-        if domain.shape != (n_dims, 2):
-            raise DataError(f"domain: shape {tuple(domain.shape)}; expected ({n_dims}, 2), one (lo, hi) "
-                            f"per spatial axis of u {tuple(u.shape)}")
-        if not (np.isfinite(domain).all() and (domain[:, 1] > domain[:, 0]).all()):
-            raise DataError(f"domain: {domain.tolist()}; expected finite (lo, hi) with lo < hi per axis")
-
-        boundary = self.boundary
-        if isinstance(boundary, str):
-            boundary = (boundary,)
-        boundary = tuple(str(b) for b in np.asarray(boundary).reshape(-1).tolist())
-        if len(boundary) != n_dims:
-            raise DataError(f"boundary: {len(boundary)} entries {boundary}; expected {n_dims}, one per "
-                            f"spatial axis of u {tuple(u.shape)}")
-        for axis, b in enumerate(boundary):
-            if b not in BOUNDARY_TYPES:
-                raise DataError(f"boundary: unknown type {b!r} on axis {axis}; expected one of {BOUNDARY_TYPES}")
-
-        mu = self.mu
-        if mu is not None:
-            mu = _as_real_array(mu, "mu", allow_int=True)
-            if mu.ndim != 2 or mu.shape[0] != n_traj:
-                raise DataError(f"mu: {_describe(mu)}; expected (n_traj, n_mu) with n_traj = {n_traj}")
-            if not np.isfinite(mu).all():
-                i, j = np.argwhere(~np.isfinite(mu))[0]
-                raise DataError(f"mu: non-finite value {mu[i, j]} at trajectory {i}, parameter {j}")
-
-        f = self.f
-        if f is not None:
-            f = _as_real_array(f, "f", allow_int=True)
-            if f.ndim != 3 or f.shape[:2] != (n_traj, n_t):
-                raise DataError(f"f: {_describe(f)}; expected (n_traj, n_t, n_f) with "
-                                f"(n_traj, n_t) = ({n_traj}, {n_t})")
-            bad = _first_nonfinite(f, 2)
-            if bad is not None:
-                raise DataError(f"f: non-finite value at trajectory {bad[0]}, time index {bad[1]}")
-
+        t, domain, boundary, mu, f, attrs = validate_fields(u.shape, u.dtype, self.t, self.domain, self.boundary,
+                                                            self.mu, self.f, self.attrs)
         bad = _first_nonfinite(u, 2)
         if bad is not None:
             raise DataError(f"u: non-finite value (NaN or inf) at trajectory {bad[0]}, time index {bad[1]} "
                             f"(t = {t[bad]!r})")
-
-        attrs = normalise_attrs(self.attrs)
-        if SPLIT_KEY in attrs:
-            attrs[SPLIT_KEY] = _check_splits(attrs[SPLIT_KEY], n_traj)
-
         object.__setattr__(self, "u", u)
         object.__setattr__(self, "t", t)
         object.__setattr__(self, "domain", domain)
@@ -269,8 +284,16 @@ class Trajectories:
 
     @property
     def splits(self) -> dict[str, np.ndarray]:
-        """The named splits recorded in ``attrs["split"]``: name -> trajectory indices (int64)."""
-        return {k: np.asarray(v, dtype=np.int64) for k, v in self.attrs.get(SPLIT_KEY, {}).items()}
+        """The named splits: name -> trajectory indices (int64) from ``attrs["split"]``; for data
+        split in time (``attrs["time_split"]``) every name maps to all trajectories (see
+        :attr:`time_splits` for the frames)."""
+        return split_names(self.attrs, self.n_traj)
+
+    @property
+    def time_splits(self) -> dict[str, tuple[int, int]]:
+        """The frame intervals ``name -> (first, stop)`` of ``attrs["time_split"]`` (empty when
+        the data are split by trajectory or not at all)."""
+        return {k: (int(a), int(b)) for k, (a, b) in self.attrs.get(TIME_SPLIT_KEY, {}).items()}
 
     def coarse_factors(self, coarse_shape: Sequence[int]) -> tuple[int, ...]:
         """Integer factor ``s`` per axis with ``grid_shape = s * coarse_shape``.
@@ -289,7 +312,8 @@ class Trajectories:
         """The trajectories ``indices`` (ints, a boolean mask of length n_traj, or a slice), in that order.
 
         Recorded splits are carried over: each keeps the selected trajectories under their new
-        positions; splits left empty are dropped. Consecutive increasing indices give views of
+        positions; splits left empty are dropped. A time split applies to every trajectory and
+        is kept as it is. Consecutive increasing indices give views of
         the arrays (no copy); any other selection copies.
         """
         idx = np.arange(self.n_traj)[indices] if isinstance(indices, slice) else np.asarray(indices)
@@ -306,10 +330,10 @@ class Trajectories:
             raise ConfigError(f"subset: index out of range [{-self.n_traj}, {self.n_traj}) in {idx.tolist()}")
         idx = idx % self.n_traj
         attrs = {k: v for k, v in self.attrs.items() if k != SPLIT_KEY}
-        if self.splits:
+        if self.attrs.get(SPLIT_KEY):
             new_pos = {int(old): new for new, old in enumerate(idx)}
             carried = {name: [new_pos[int(i)] for i in members if int(i) in new_pos]
-                       for name, members in self.splits.items()}
+                       for name, members in self.attrs[SPLIT_KEY].items()}
             carried = {k: v for k, v in carried.items() if v}
             if carried:
                 attrs[SPLIT_KEY] = carried
@@ -330,16 +354,19 @@ class Trajectories:
             seed: seed of the permutation (``numpy.random.default_rng(seed)``); same seed, same split.
 
         The indices (sorted within each part) go to ``attrs["split"]``; the arrays are shared,
-        not copied. Raises ConfigError when sizes are negative, exceed the data, or a part
-        asked for (size > 0) would receive no trajectory.
+        not copied. Raises ConfigError when sizes are negative, exceed the data, a part asked
+        for (size > 0) would receive no trajectory, or the data are already split in time.
         """
+        if TIME_SPLIT_KEY in self.attrs:
+            raise ConfigError(f"split: the data are split in time (attrs['time_split'] = "
+                              f"{self.attrs[TIME_SPLIT_KEY]}); expected data without a time split")
         if not isinstance(sizes, Mapping):
             sizes = list(sizes)
             if len(sizes) > 3:
                 raise ConfigError(f"split: {len(sizes)} sizes given as a sequence; expected at most 3 "
                                   f"(train, val, test) or a dict name -> size")
             sizes = dict(zip(("train", "val", "test"), sizes))
-        counts = _split_counts(dict(sizes), self.n_traj)
+        counts = split_counts(dict(sizes), self.n_traj)
         perm = np.random.default_rng(seed).permutation(self.n_traj)
         parts, start = {}, 0
         for name, c in counts.items():
@@ -353,71 +380,25 @@ class Trajectories:
     def get_split(self, name: str, source: str = "attrs['split']", purpose: str = "") -> "Trajectories":
         """The trajectories of split ``name`` (see :meth:`split`); ``"all"`` or ``"*"``: every one.
 
-        The one place a split is selected by name (training, validation, evaluation, the demo).
+        The one place a split is selected by name (training, validation, evaluation, the demo),
+        through :func:`pymsde.data.splits.select_split`. For data split in time
+        (``attrs["time_split"]``) it returns the frames ``first <= k < stop`` of every
+        trajectory (views, no copy), with ``attrs["time_window"] = [first, stop]`` in place of
+        the time split.
 
         Args:
-            name: a split recorded in ``attrs["split"]``, or ``"all"``.
+            name: a split recorded in ``attrs["split"]`` or ``attrs["time_split"]``, or ``"all"``.
             source: names the data in the error (e.g. the file).
             purpose: appended to the error (e.g. the flag that asked for the split).
 
         Raises:
             DataError: the split is not recorded, or it is empty.
         """
-        if name in ("all", "*"):
-            return self
-        splits = self.splits
-        if name not in splits:
-            raise DataError(f"{source}: no split named {name!r}; recorded splits: {sorted(splits) or 'none'}"
-                            f"{purpose}")
-        if len(splits[name]) == 0:
-            raise DataError(f"{source}: split {name!r} is empty (attrs['split'][{name!r}] = []); expected at "
-                            f"least one trajectory{purpose}")
-        return self.subset(splits[name])
-
-
-def _check_splits(value: Any, n_traj: int) -> dict[str, list[int]]:
-    """Validate ``attrs["split"]``: names -> disjoint lists of trajectory indices in range."""
-    if not isinstance(value, Mapping):
-        raise DataError(f"attrs['split']: {type(value).__name__}; expected a dict name -> list of indices")
-    seen: dict[int, str] = {}
-    out = {}
-    for name, members in value.items():
-        if not isinstance(members, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in members):
-            raise DataError(f"attrs['split'][{name!r}]: {members!r}; expected a list of trajectory indices")
-        for i in members:
-            if not 0 <= i < n_traj:
-                raise DataError(f"attrs['split'][{name!r}]: index {i} out of range; expected 0 <= i < {n_traj}")
-            if i in seen:
-                raise DataError(f"attrs['split']: trajectory {i} is in both {seen[i]!r} and {name!r}; "
-                                f"expected disjoint splits")
-            seen[i] = name
-        out[str(name)] = list(members)
-    return out
-
-
-def _split_counts(sizes: dict[str, float], n: int) -> dict[str, int]:
-    """Trajectory counts per named part from counts or fractions (largest-remainder rounding)."""
-    if not sizes:
-        raise ConfigError("split: no sizes given")
-    values = np.asarray([float(v) for v in sizes.values()])
-    if (values < 0).any() or not np.isfinite(values).all():
-        raise ConfigError(f"split: sizes {sizes}; expected non-negative numbers")
-    all_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in sizes.values())
-    if all_int:
-        counts = values.astype(np.int64)
-        if counts.sum() > n:
-            raise ConfigError(f"split: counts {sizes} sum to {int(counts.sum())}; the data has {n} trajectories")
-    else:
-        if (values > 1).any() or values.sum() > 1 + 1e-9:
-            raise ConfigError(f"split: fractions {sizes} sum to {values.sum():g}; expected fractions in [0, 1] "
-                              f"summing to at most 1 (or integer counts)")
-        exact = values * n
-        counts = np.floor(exact + 1e-9).astype(np.int64)
-        target = min(n, int(round(values.sum() * n)))
-        order = np.argsort(-(exact - counts), kind="stable")
-        for j in order[: max(0, target - int(counts.sum()))]:
-            counts[j] += 1
-    for (name, v), c in zip(sizes.items(), counts):
-        if float(v) > 0 and c == 0:
-            raise ConfigError(f"split: part {name!r} (size {v}) would receive 0 of {n} trajectories")
-    return {name: int(c) for name, c in zip(sizes, counts)}
+        indices, window = select_split(self.attrs, name, source, purpose)
+        if window is not None:
+            a, b = window
+            attrs = {k: v for k, v in self.attrs.items() if k != TIME_SPLIT_KEY}
+            attrs["time_window"] = [a, b]
+            return Trajectories._trusted(self.u[:, a:b], self.t[:, a:b], self.domain, self.boundary, self.mu,
+                                         None if self.f is None else self.f[:, a:b], attrs)
+        return self if indices is None else self.subset(indices)

@@ -1,9 +1,10 @@
 """Fine-grid simulators of the benchmark PDEs and the coarse-grid (under-resolved DNS) solver.
 
 - :func:`simulate` draws initial conditions of a case of :data:`CASES` (METHOD.md section 8;
-  kdv1d and wave1d: the final paper, FINAL_PAPER.md sections 2-3), solves the PDE on the fine
-  grid (wave1d: writes the exact advected pulse) and returns a :class:`~pymsde.data.trajectories.Trajectories`
-  with observation noise, the case parameters in ``attrs`` and a train/val/test split.
+  kdv1d and wave1d: the final paper, FINAL_PAPER.md sections 2-3; swe2d and cylinder2d: sections
+  5-6, through ``pymsde.systems.flows``), solves the PDE on the fine grid (wave1d: writes the
+  exact advected pulse) and returns a :class:`~pymsde.data.trajectories.Trajectories` with
+  observation noise, the case parameters in ``attrs`` and a train/val/test split.
 - :func:`coarse_grain`, :func:`refine`, :func:`solve_coarse`: the baseline of METHOD.md
   section 7 (see ``pymsde.systems.coarse``).
 
@@ -18,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from pymsde.data.trajectories import Trajectories
-from pymsde.systems.cases import CASES, CaseSpec
+from pymsde.systems.cases import CASES, CaseSpec, split_sizes
+from pymsde.systems import flows
 from pymsde.systems.coarse import coarse_grain, refine, solve_coarse
 from pymsde.systems.solvers import (advect_fourier, burgers_dt_limit, gaussian_pulse_advection, integrate_burgers,
                                     integrate_kdv, kdv_dt_limit)
@@ -30,28 +32,10 @@ _SOLVER_OPTIONS = {"dt", "order", "dealias", "safety", "scheme"}       # time-st
 _OVERRIDES = {"nu", "d", "c"} | _COMMON_OPTIONS | _SOLVER_OPTIONS
 
 
-def _split_counts(n: int, fractions: tuple[float, float, float]) -> dict[str, int]:
-    # Counts rather than fractions so that small data sets (tests, demos) still get a split:
-    # val and test get at least one trajectory each once there are three or more.
-    if n < 3:
-        return {"train": n}
-    n_val = max(1, int(round(fractions[1] * n)))
-    n_test = max(1, int(round(fractions[2] * n)))
-    return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
-
-
 def _record_split(traj: Trajectories, split, n_traj: int, seed: int) -> Trajectories:
     """Record the train/val/test split: three integer counts summing to ``n_traj`` are used as
-    given (e.g. ``(8, 1, 1)``); fractions are rounded by :func:`_split_counts`."""
-    split = tuple(split)
-    if len(split) != 3:
-        raise ConfigError(f"simulate: split = {split!r}; expected three sizes (train, val, test)")
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in split):
-        if min(split) < 0 or sum(split) != n_traj:
-            raise ConfigError(f"simulate: split counts {split} sum to {sum(split)}; expected non-negative "
-                              f"counts summing to n_traj = {n_traj}")
-        return traj.split({k: int(v) for k, v in zip(("train", "val", "test"), split)}, seed=seed)
-    return traj.split(_split_counts(n_traj, tuple(float(v) for v in split)), seed=seed)
+    given (e.g. ``(8, 1, 1)``); fractions are rounded by :func:`~pymsde.systems.cases.split_sizes`."""
+    return traj.split(split_sizes(split, n_traj), seed=seed)
 
 
 def _backend_for(spec: CaseSpec, backend, overrides: dict) -> Backend | None:
@@ -104,9 +88,11 @@ def _sizes(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides: dict):
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"simulate: noise = {noise}; expected a non-negative (finite) standard deviation")
     # the saved field (float64) and a few fields' worth of solver state per trajectory
-    n_values = n_traj * math.prod(shape)
+    n_values = n_traj * math.prod(shape) * (2 if spec.pde == "incompressible" else 1)
+    hint = "lower n_traj, n_steps or n_grid" + (f", or stream it to HDF5 (pymsde simulate {spec.name} --out FILE.h5)"
+                                               if spec.pde == "swe" else "")
     check_memory(8.0 * n_values * (n_steps + 8), f"simulate {spec.name}: n_traj {n_traj} x n_steps {n_steps} x "
-                 f"n_grid {shape} float64 values", hint="lower n_traj, n_steps or n_grid")
+                 f"n_grid {shape} float64 values", hint=hint)
     return n_traj, shape, n_steps, t_end, noise
 
 
@@ -176,8 +162,10 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
     """Simulate trajectories of a benchmark case on the fine grid.
 
     Args:
-        case: ``"burgers1d"``, ``"kdv1d"``, ``"burgers2d"`` or ``"wave1d"`` (keys of :data:`CASES`).
-        n_traj: number of trajectories (default: the case's, 10 / 20 / 20 / 30).
+        case: ``"burgers1d"``, ``"kdv1d"``, ``"burgers2d"``, ``"wave1d"``, ``"swe2d"`` or
+            ``"cylinder2d"`` (keys of :data:`CASES`; the last two: ``pymsde.systems.flows``,
+            whose options are ``flows.FLOW_OPTIONS``).
+        n_traj: number of trajectories (default: the case's, 10 / 20 / 20 / 30 / 1000 / 1).
         seed: seed of ``numpy.random.default_rng``: initial-condition parameters, then noise,
             then the split permutation. Same arguments, same data (bit for bit).
         n_grid: fine points per axis (an int applies to every axis).
@@ -214,12 +202,19 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
     """
     if case not in CASES:
         raise ConfigError(f"simulate: unknown case {case!r}; expected one of {sorted(CASES)}")
-    unknown = set(overrides) - _OVERRIDES
-    if unknown:
-        raise ConfigError(f"simulate: unknown option(s) {sorted(unknown)}; expected a subset of {sorted(_OVERRIDES)}")
     spec: CaseSpec = CASES[case]
+    if spec.pde in flows.FLOW_OPTIONS:
+        flows.check_options(spec, overrides)
+    else:
+        unknown = set(overrides) - _OVERRIDES
+        if unknown:
+            raise ConfigError(f"simulate: unknown option(s) {sorted(unknown)}; expected a subset of "
+                              f"{sorted(_OVERRIDES)}")
     seed = check_seed(seed, "simulate: seed")
     n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides)
+    if spec.pde in flows.FLOW_OPTIONS:
+        flows.check_backend(spec, backend)
+        return flows.simulate_flow(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, progress)
     be = _backend_for(spec, backend, overrides)
     grid = spec.grid(shape)
     rng = np.random.default_rng(seed)

@@ -4,8 +4,15 @@ observation noise, split, the coarse grid of the baseline and the scored time st
 Sources of the defaults: burgers1d and burgers2d follow docs/method.md section 8; kdv1d and wave1d
 follow the final paper's data scripts (``datasets/kdv_1d/gen_data.py`` and
 ``datasets/wave_1d/gen_data.py`` of the paper's repository, ailersic/multiscale-visde; docs/method.md
-section 8). :func:`pymsde.systems.simulate` overrides any of them by keyword; the earlier
-KdV draw (10 trajectories split 8/1/1) is ``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``.
+section 8); swe2d and cylinder2d follow FINAL_PAPER.md sections 6.1 and 5.1 (generated in-house by
+``systems.swe`` and ``systems.cylinder``, docs/swe_cylinder.md). :func:`pymsde.systems.simulate`
+overrides any of them by keyword; the earlier KdV draw (10 trajectories split 8/1/1) is
+``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``.
+
+The two flow cases are stored at cell centres: each axis is a ``"dirichlet"`` axis on the
+physical domain shrunk by half a cell (``cell_centred=True``), so ``Grid.coordinates`` gives the
+cell centres ``lo + (j + 1/2) dx``; their physical boundary kinds are in ``boundary_physical``
+(recorded as ``attrs["boundary_physical"]``).
 """
 from __future__ import annotations
 
@@ -16,6 +23,8 @@ import numpy as np
 
 from pymsde.data.grid import Grid
 from pymsde.systems.solvers import gaussian_pulse_advection
+from pymsde.systems.swe import sample_dam_break
+from pymsde.util.errors import ConfigError
 
 
 def _positive_normal(rng: np.random.Generator, mean: float, std: float, n: int) -> np.ndarray:
@@ -58,6 +67,11 @@ def _ic_burgers2d(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndar
     return u0[:, None], {"c1": c1.tolist(), "c2": c2.tolist()}
 
 
+def _ic_none(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndarray, dict]:
+    raise ConfigError("cylinder2d: the run starts from uniform flow plus a fixed perturbation; it draws no "
+                      "initial condition (simulate it with pymsde.systems.simulate)")
+
+
 def _ic_wave1d(rng: np.random.Generator, n: int, grid: Grid) -> tuple[np.ndarray, dict]:
     # u0 = exp(-(d(x, 0) / w)^2), d the periodic (nearest-image) distance, w ~ U(0.01, 0.02);
     # the paper stores mu = 0, so the width is an initial-condition parameter, not a mu
@@ -84,13 +98,19 @@ class CaseSpec:
         n_traj, t_end, n_steps: trajectories, final time, saved times (``n_steps`` includes t = 0,
             so the output step is ``t_end / (n_steps - 1)``).
         noise: standard deviation of the Gaussian observation noise added to the saved data.
-        split: train/val/test fractions, rounded per part by ``systems._split_counts``
+        split: train/val/test fractions, rounded per part by :func:`split_sizes`
             (10 -> 8/1/1 with 0.8/0.1/0.1, 20 -> 18/1/1 with 0.9/0.05/0.05, 20 -> 10/5/5 with
             0.5/0.25/0.25, 30 -> 20/5/5 with 2/3, 1/6, 1/6).
         sample_ic: ``(rng, n, grid) -> (u0 (n, 1, *grid), {parameter: list})``.
         score_steps: the paper scores the case's forecasts on the first ``score_steps`` saved
             times only (wave1d: 201 of 1001, t in [0, 0.2]); None: every saved time. The
             simulator records it as ``attrs["score_steps"]`` (see ``simulate``).
+        cell_centred: the grid holds cell centres of ``domain`` (each axis stored as Dirichlet
+            on the domain shrunk by half a cell; see :meth:`grid`).
+        boundary_physical: the physical boundary kind of each side, ``((lo, hi), ...)`` per
+            axis (``"outflow"``, ``"inflow"``, ``"slip"``), or None.
+        split_by: ``"trajectory"`` (``split`` divides the trajectories) or ``"time"``
+            (``split`` divides the frames of every trajectory: ``attrs["time_split"]``).
     """
 
     name: str
@@ -107,10 +127,18 @@ class CaseSpec:
     split: tuple[float, float, float]
     sample_ic: Callable[[np.random.Generator, int, Grid], tuple[np.ndarray, dict]] = field(repr=False)
     score_steps: int | None = None
+    cell_centred: bool = False
+    boundary_physical: tuple | None = None
+    split_by: str = "trajectory"
 
     def grid(self, n_grid: tuple[int, ...] | None = None) -> Grid:
-        """The fine :class:`Grid` (default size or ``n_grid``)."""
-        return Grid(tuple(n_grid or self.n_grid), self.domain, self.boundary)
+        """The fine :class:`Grid` (default size or ``n_grid``). For a cell-centred case the
+        domain of each axis is ``(lo + dx/2, hi - dx/2)``, ``dx = (hi - lo) / N``."""
+        shape = tuple(n_grid or self.n_grid)
+        if not self.cell_centred:
+            return Grid(shape, self.domain, self.boundary)
+        domain = tuple((lo + 0.5 * (hi - lo) / n, hi - 0.5 * (hi - lo) / n) for n, (lo, hi) in zip(shape, self.domain))
+        return Grid(shape, domain, self.boundary)
 
     @property
     def score_t_end(self) -> float | None:
@@ -133,6 +161,37 @@ CASES: dict[str, CaseSpec] = {
     "wave1d": CaseSpec("wave1d", "advection", ((0.0, 1.0),), ("periodic",), (1000,), (20,),
                        {"c": 1.0}, 30, 1.0, 1001, 1e-3, (20 / 30, 5 / 30, 5 / 30), _ic_wave1d,
                        score_steps=201),
+    # final paper, section 6: PDEBench's radial dam break, u = h - 1, mu[:, 0] = the dam radius
+    "swe2d": CaseSpec("swe2d", "swe", ((-2.5, 2.5), (-2.5, 2.5)), ("dirichlet", "dirichlet"), (128, 128), (8, 8),
+                      {"g": 1.0}, 1000, 1.0, 101, 1e-2, (0.9, 0.05, 0.05), sample_dam_break, cell_centred=True,
+                      boundary_physical=(("outflow", "outflow"), ("outflow", "outflow"))),
+    # final paper, section 5: the wake at Re = 160, (u, v), one trajectory split in time
+    "cylinder2d": CaseSpec("cylinder2d", "incompressible", ((0.0, 4.0), (0.0, 1.0)), ("dirichlet", "dirichlet"),
+                           (320, 80), (32, 8), {"nu": 1.0 / 1280.0, "u_in": 1.0}, 1, 15.0, 1501, 0.0,
+                           (1301 / 1501, 100 / 1501, 100 / 1501), _ic_none, cell_centred=True,
+                           boundary_physical=(("inflow", "outflow"), ("slip", "slip")), split_by="time"),
 }
 
-__all__ = ["CaseSpec", "CASES"]
+
+def split_sizes(split, n: int, what: str = "n_traj") -> dict[str, int]:
+    """Train/val/test counts of ``n`` items (trajectories, or frames for a time split): three
+    integer counts summing to ``n`` are used as given (e.g. ``(8, 1, 1)``); fractions are
+    rounded per part, val and test getting at least one item each once ``n >= 3``
+    (10 -> 8/1/1 with 0.8/0.1/0.1, 20 -> 18/1/1 with 0.9/0.05/0.05, 1501 -> 1301/100/100
+    with 1301/1501, 100/1501, 100/1501). ConfigError for anything else (``what`` names ``n``)."""
+    split = tuple(split)
+    if len(split) != 3:
+        raise ConfigError(f"simulate: split = {split!r}; expected three sizes (train, val, test)")
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in split):
+        if min(split) < 0 or sum(split) != n:
+            raise ConfigError(f"simulate: split counts {split} sum to {sum(split)}; expected non-negative "
+                              f"counts summing to {what} = {n}")
+        return {k: int(v) for k, v in zip(("train", "val", "test"), split)}
+    fractions = tuple(float(v) for v in split)
+    if n < 3:
+        return {"train": n}
+    n_val = max(1, int(round(fractions[1] * n)))
+    n_test = max(1, int(round(fractions[2] * n)))
+    return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
+
+__all__ = ["CaseSpec", "CASES", "split_sizes"]

@@ -1,0 +1,98 @@
+"""The two generated flow cases registered in CASES: swe2d and cylinder2d (pymsde.systems.flows)."""
+import numpy as np
+import pytest
+
+from pymsde.cli import main
+from pymsde.data import load
+from pymsde.systems import CASES, flows, simulate, swe
+from pymsde.util.errors import ConfigError, DataError
+
+#: a small cylinder channel: 20 cells per unit, no refinement, the output box as the whole channel
+SMALL_CYL = dict(n_grid=(80, 20), t_end=1.0, n_steps=41, refine=1, length=4.0, progress=False)
+
+
+def test_swe2d_defaults_are_the_papers():
+    spec = CASES["swe2d"]
+    assert (spec.n_traj, spec.n_grid, spec.n_steps, spec.t_end, spec.noise, spec.coarse) == \
+        (1000, (128, 128), 101, 1.0, 1e-2, (8, 8))
+    split = flows.swe_split(spec, None, 1000)                 # consecutive, as the paper's assemble script
+    assert split["train"] == list(range(900)) and split["val"] == list(range(900, 950))
+    assert split["test"] == list(range(950, 1000))
+    grid = spec.grid()
+    assert grid.domain[0] == (-2.48046875, 2.48046875) and grid.spacing[0] == pytest.approx(5 / 128, rel=1e-14)
+    assert np.abs(grid.coordinates(1) - swe.cell_centres(128, -2.5, 2.5)).max() < 1e-15
+
+
+def test_swe2d_small_matches_the_generator_bit_for_bit():
+    tr = simulate("swe2d", n_traj=4, n_grid=32, n_steps=11, seed=3, progress=False)
+    ref = swe.generate_swe(4, seed=3, n_grid=32, n_steps=11, show_progress=False)
+    assert tr.u.shape == (4, 11, 1, 32, 32) and tr.u.dtype == np.float64
+    assert np.array_equal(tr.u, ref["u"]) and np.array_equal(tr.mu, ref["mu"])
+    assert np.abs(tr.grid.coordinates(0) - ref["x"]).max() < 1e-15
+    assert {k: v.tolist() for k, v in tr.splits.items()} == {"train": [0, 1], "val": [2], "test": [3]}
+    assert tr.attrs["boundary_physical"] == [["outflow", "outflow"], ["outflow", "outflow"]]
+    assert tr.attrs["ic"]["radius"] == tr.mu[:, 0].tolist() and tr.attrs["g"] == 1.0
+    assert np.std(tr.u[:, 0] - np.round(tr.u[:, 0])) == pytest.approx(0.01, rel=0.05)   # u0 in {0, 1} + noise
+    clean = simulate("swe2d", n_traj=2, n_grid=32, n_steps=3, seed=3, noise=0.0, progress=False)
+    r = np.hypot(*clean.grid.mesh())
+    for u0, radius in zip(clean.u[:, 0, 0], clean.mu[:, 0]):
+        assert np.array_equal(u0, np.where(r <= radius, 1.0, 0.0))
+    assert np.array_equal(clean.mu, tr.mu[:2])                # the radii do not depend on n_traj
+
+
+def test_cylinder2d_defaults_and_time_split():
+    spec = CASES["cylinder2d"]
+    assert (spec.n_traj, spec.n_grid, spec.n_steps, spec.t_end, spec.coarse) == (1, (320, 80), 1501, 15.0, (32, 8))
+    assert flows.time_split(spec, None, 1501) == {"train": [0, 1301], "val": [1301, 1401], "test": [1401, 1501]}
+    assert flows.time_split(spec, (1301, 100, 100), 1501)["val"] == [1301, 1401]
+    grid = spec.grid()
+    assert grid.domain == ((0.00625, 3.99375), (0.00625, 0.99375))
+    assert np.abs(grid.coordinates(0) - (np.arange(320) + 0.5) / 80).max() < 1e-14
+
+
+def test_cylinder2d_small_run_is_split_in_time():
+    tr = simulate("cylinder2d", **SMALL_CYL)
+    assert tr.u.shape == (1, 41, 2, 80, 20) and tr.channels == 2
+    assert tr.time_splits == {"train": (0, 35), "val": (35, 38), "test": (38, 41)}
+    assert np.abs(tr.u[0, :, 0, 0].mean(axis=-1) - 1.0).max() < 1e-12      # the first column carries the inflow
+    assert np.abs(tr.u[0, :, 1, :, [0, -1]]).max() < 0.05                   # slip walls: v ~ 0 next to them
+    assert tr.attrs["reynolds"] == pytest.approx(160.0) and tr.attrs["max_div_internal"] < 1e-11
+    test = tr.get_split("test")
+    assert test.n_t == 3 and test.t[0].tolist() == pytest.approx([0.95, 0.975, 1.0])
+    assert np.shares_memory(test.u, tr.u) and test.attrs["time_window"] == [38, 41]
+    assert "time_split" not in test.attrs
+
+
+def test_flow_cases_refuse_bad_requests():
+    with pytest.raises(ConfigError, match="expected 1"):
+        simulate("cylinder2d", n_traj=2, **SMALL_CYL)
+    with pytest.raises(ConfigError, match="square cells"):
+        simulate("cylinder2d", **{**SMALL_CYL, "n_grid": (80, 21)})
+    with pytest.raises(ConfigError, match="at least 2|each >= 2"):
+        simulate("cylinder2d", **{**SMALL_CYL, "n_steps": 11})            # val would get 1 frame
+    with pytest.raises(ConfigError, match="square grid"):
+        simulate("swe2d", n_traj=1, n_grid=(32, 16), n_steps=3, progress=False)
+    with pytest.raises(ConfigError, match=r"unknown option\(s\) \['nu'\] for case 'swe2d'"):
+        simulate("swe2d", n_traj=1, n_grid=16, n_steps=3, nu=1.0, progress=False)
+    with pytest.raises(ConfigError, match="torch only"):
+        simulate("swe2d", n_traj=1, n_grid=16, n_steps=3, backend="julia", progress=False)
+    with pytest.raises(ConfigError, match="stream it to HDF5"):
+        simulate("swe2d", n_traj=10 ** 7, progress=False)
+
+
+def test_cli_simulate_both_cases(tmp_path, capsys):
+    out = tmp_path / "swe.npz"
+    assert main(["simulate", "swe2d", "--out", str(out), "--n-traj", "3", "--n-grid", "16", "--n-steps", "5",
+                 "--noise", "0"]) == 0
+    assert "swe2d, 3 trajectories x 5 times, grid (16, 16)" in capsys.readouterr().out
+    tr = load(out)
+    assert tr.attrs["noise"] == 0.0 and set(np.unique(tr.u[:, 0])) <= {0.0, 1.0}
+    out = tmp_path / "cyl.npz"
+    assert main(["simulate", "cylinder2d", "--out", str(out), "--n-grid", "80", "20", "--t-end", "0.5",
+                 "--n-steps", "21", "--split", "15,3,3"]) == 0
+    text = capsys.readouterr().out
+    assert "train frames [0, 15), val frames [15, 18), test frames [18, 21)" in text
+    assert load(out).time_splits["test"] == (18, 21)
+    assert main(["simulate", "cylinder2d", "--out", str(out), "--n-grid", "80", "20", "--t-end", "0.5",
+                 "--n-steps", "21", "--split", "15,3,2"]) == 2
+    assert "summing to n_steps (frames) = 21" in capsys.readouterr().err
