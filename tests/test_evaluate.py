@@ -285,21 +285,22 @@ def test_parse_baselines():
     assert parse_baselines("closure,dns") == ("closure", "dns")
     assert parse_baselines(" DNS ") == ("dns",)
     assert parse_baselines("none") == () and parse_baselines("") == ()
-    assert parse_baselines(None) == ("closure", "dns")                      # the default is unchanged
+    assert parse_baselines(None) == "auto" == parse_baselines(" Auto ")     # resolved against run and data
     assert parse_baselines("sindy, dmd,closure,dns,dmd") == ("sindy", "dmd", "closure", "dns")
     with pytest.raises(ConfigError, match="unknown baseline 'dsn'") as err:
         parse_baselines("closure,dsn")
     msg = str(err.value)
-    assert "closure,dns,dmd,sindy" in msg and "default closure,dns" in msg and "\n" not in msg
+    assert "closure,dns,dmd,sindy" in msg and "'auto' (the default: closure,dns,dmd" in msg and "\n" not in msg
 
 
 def test_cli_help_lists_the_four_baselines_and_the_default():
     import argparse
 
     from pymsde.cli import evaluate as cli_evaluate
-    from pymsde.evaluate.report import BASELINES, DEFAULT_BASELINES, METHOD_ORDER
+    from pymsde.evaluate.report import AUTO_BASELINES, BASELINES, DEFAULT_BASELINES, METHOD_ORDER
 
-    assert BASELINES == ("closure", "dns", "dmd", "sindy") and DEFAULT_BASELINES == ("closure", "dns")
+    assert BASELINES == ("closure", "dns", "dmd", "sindy") and DEFAULT_BASELINES == "auto"
+    assert AUTO_BASELINES == ("closure", "dns", "dmd")
     assert METHOD_ORDER == ("multiscale", "closure", "dns", "dmd", "sindy")
     parser = argparse.ArgumentParser(prog="pymsde")
     cli_evaluate.register(parser.add_subparsers())
@@ -307,7 +308,7 @@ def test_cli_help_lists_the_four_baselines_and_the_default():
     assert args.baselines is None and parse_baselines(args.baselines) == DEFAULT_BASELINES
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["evaluate"]
     text = " ".join(sub.format_help().split())
-    assert f"subset of {','.join(BASELINES)}" in text and f"(default: {','.join(DEFAULT_BASELINES)})" in text
+    assert f"subset of {','.join(BASELINES)}" in text and "(default: auto = closure, dns and dmd where" in text
     assert "pip install pymsde[baselines]" in text
 
 
@@ -560,3 +561,61 @@ def test_an_ensemble_that_cannot_fit_is_refused_before_forecasting(tiny_run, tmp
     assert "forecast ensembles of 100000000 members" in err and "would need" in err and "lower --n-samples" in err
     assert time.perf_counter() - start < 5.0
     assert not (tmp_path / "ev").exists()
+
+
+def _no_case(traj):
+    import dataclasses
+
+    return dataclasses.replace(traj, attrs={k: v for k, v in traj.attrs.items() if k != "case"})
+
+
+def test_auto_baselines_skip_what_cannot_run_and_name_why(tiny_run, tmp_path, monkeypatch):
+    """The default (auto): own data without a PDE get no DNS (a note says why), DMD when pydmd is
+    installed, closure only from a matching run; nothing of this is an error."""
+    from pymsde.data.io import load
+    from pymsde.workflows.evaluation import auto_baselines
+
+    data = load(tiny_run / "data.npz")
+    notes: list[str] = []
+    names = auto_baselines(_no_case(data), notes)
+    assert "dns" not in names and any(n.startswith("dns baseline skipped: the data do not name their PDE")
+                                      for n in notes)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "pydmd" else object())
+    notes = []
+    assert auto_baselines(data, notes) == ("closure", "dns")
+    assert notes == ["dmd baseline skipped: pydmd is not installed (pip install pymsde[baselines])"]
+
+
+def test_a_sibling_closure_run_of_other_data_is_skipped_by_default_and_refused_when_asked(tiny_run, tmp_path):
+    """A folder 'closure' next to the run that was trained on another data file is not this run's
+    baseline: left out (with a note naming it) by default, refused when --closure-run names it."""
+    from pymsde.data.io import load, save
+    from pymsde.training import fit
+    from pymsde.workflows.evaluation import evaluate_run
+
+    data = load(tiny_run / "data.npz")
+    other = tmp_path / "other.npz"
+    save(data.split((2, 1, 1), seed=5), other)              # same grid, other file (another SHA-256)
+    exp = tmp_path / "exp"
+    for name, micro, path in (("multiscale", 1, tiny_run / "data.npz"), ("closure", 0, other)):
+        fit(data.get_split("train"), {"coarse_shape": [6], "micro_dim": micro},
+            {"epochs": 1, "window": 11, "seed": 0, "progress": False, "checkpoint_every": 0, "validate_every": 0,
+             "device": "cpu"}, run_dir=exp / name, data_path=path)
+    result = evaluate_run(exp / "multiscale", tiny_run / "data.npz", baselines=None, n_samples=2, plots=False,
+                          show_progress=False, out=tmp_path / "rep")
+    notes = result.meta["notes"]
+    assert "closure" not in result.scores and result.meta["closure_run"] is None
+    assert any(n.startswith(f"closure baseline skipped: the run {exp / 'closure'}") and "another data file" in n
+               for n in notes)
+    with pytest.raises(ConfigError, match=r"closure run .*closure: it was trained on another data file") as err:
+        evaluate_run(exp / "multiscale", tiny_run / "data.npz", baselines="closure", n_samples=2, plots=False,
+                     show_progress=False, out=tmp_path / "rep2")
+    assert "\n" not in str(err.value)
+    # the matching closure run is used, and named
+    fit(data.get_split("train"), {"coarse_shape": [6], "micro_dim": 0},
+        {"epochs": 1, "window": 11, "seed": 0, "progress": False, "checkpoint_every": 0, "validate_every": 0,
+         "device": "cpu"}, run_dir=tmp_path / "ok_closure", data_path=tiny_run / "data.npz")
+    result = evaluate_run(exp / "multiscale", tiny_run / "data.npz", closure_run=tmp_path / "ok_closure",
+                          baselines="closure", n_samples=2, plots=False, show_progress=False, out=tmp_path / "rep3")
+    assert "closure" in result.scores
+    assert f"closure baseline: the run {tmp_path / 'ok_closure'}" in result.meta["notes"]

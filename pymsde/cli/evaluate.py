@@ -6,7 +6,9 @@ Baselines (``--baselines``): ``closure``, ``dns`` (the default pair) and the fin
 
 The closure baseline is a second run trained with ``--micro 0``: give it with
 ``--closure-run DIR``; without it, a sibling folder named ``closure`` next to RUN_DIR is used
-when present (the layout ``pymsde demo`` writes), else the closure row is skipped with a note.
+when present (the layout ``pymsde demo`` writes) and when it is the closure of this run (micro 0,
+same mesh, same data file); the run used is named in a note. A closure run given with
+``--closure-run`` (or named in ``--baselines``) that does not match is refused.
 """
 from __future__ import annotations
 
@@ -25,12 +27,15 @@ def register(subparsers) -> None:
     p.add_argument("--data", required=True, metavar="FILE", help="data file (.npz/.h5) on the training grid")
     p.add_argument("--split", default="test", help="split to evaluate (attrs['split']), or 'all' (default: test)")
     p.add_argument("--baselines", default=None,
-                   help="comma-separated subset of closure,dns,dmd,sindy, or 'none' (default: closure,dns). "
-                        "closure: the --micro 0 run; dns: the under-resolved DNS; dmd, sindy: the final paper's "
-                        "DMD and POD-SINDy, fitted on the data file's train split (sindy chooses its threshold "
-                        "and degree on the val split); these two need pip install pymsde[baselines]")
+                   help="comma-separated subset of closure,dns,dmd,sindy, 'auto' or 'none' (default: auto = "
+                        "closure, dns and dmd where each is available; the report names each one left out and "
+                        "why). closure: the --micro 0 run; dns: the under-resolved DNS (data simulated by "
+                        "pymsde); dmd, sindy: the final paper's DMD and POD-SINDy, fitted on the data file's "
+                        "train split (sindy chooses its threshold and degree on the val split); these two need "
+                        "pip install pymsde[baselines]")
     p.add_argument("--closure-run", default=None, metavar="DIR",
-                   help="run directory of the closure model (micro 0); default: sibling folder 'closure'")
+                   help="run directory of the closure model (micro 0, same --coarse, same data); default: a sibling "
+                        "folder 'closure' when it matches")
     p.add_argument("--n-samples", type=int, default=32, metavar="N", help="ensemble size (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="forecast seed (default: 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="report folder (default: RUN_DIR/evaluation)")

@@ -151,6 +151,19 @@ def model_prediction(model, traj, *, name: str = "multiscale", n_samples: int = 
                             "seed": int(seed), "micro_dim": int(model.config.micro_dim)})
 
 
+def dns_unavailable(traj) -> str | None:
+    """Why the under-resolved DNS cannot run on ``traj`` (one line), or None when it can: the data
+    must name a case with a coarse solver in ``attrs["case"]`` (:func:`pymsde.systems.simulate` does)."""
+    from pymsde.systems import CASES
+
+    case = traj.attrs.get("case")
+    if not case:
+        return "the data do not name their PDE (attrs has no 'case' entry)"
+    if not isinstance(case, str) or case not in CASES:
+        return f"attrs['case'] = {case!r} has no coarse solver"
+    return None
+
+
 def dns_prediction(traj, coarse_shape: Sequence[int], *, case: str | None = None, backend: str = "torch",
                    params: dict | None = None, name: str = "dns",
                    n_score: int = DEFAULT_SCORE_TIMES) -> Prediction:

@@ -68,8 +68,11 @@ log = logging.getLogger(__name__)
 
 #: Baselines ``evaluate_run`` knows, in report order.
 BASELINES = ("closure", "dns", "dmd", "sindy")
-#: The baselines run when none are named (``pymsde evaluate`` without ``--baselines``, the demo).
-DEFAULT_BASELINES = ("closure", "dns")
+#: What ``--baselines`` means when it is not given: every baseline of :data:`AUTO_BASELINES`
+#: that the run and the data allow (see :func:`pymsde.workflows.evaluation.auto_baselines`).
+DEFAULT_BASELINES = "auto"
+#: The candidates of ``"auto"``: none of them needs more than the run, the data file and pydmd.
+AUTO_BASELINES = ("closure", "dns", "dmd")
 #: Order of the methods in tables and plots.
 METHOD_ORDER = ("multiscale", "closure", "dns", "dmd", "sindy")
 
@@ -193,17 +196,18 @@ class EvaluationResult:
 
 # ----------------------------------------------------------------------------- input checks
 
-def parse_baselines(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+def parse_baselines(spec: str | Sequence[str] | None) -> tuple[str, ...] | str:
     """``"closure,dns,dmd"`` -> ``("closure", "dns", "dmd")``; ``""``/``"none"`` -> ``()``;
-    ``None`` -> :data:`DEFAULT_BASELINES`. ConfigError (one line, the valid names) on an unknown name."""
-    if spec is None:
-        return DEFAULT_BASELINES
+    ``None``/``"auto"`` -> ``"auto"`` (resolved against the run and the data by the evaluation).
+    ConfigError (one line, the valid names) on an unknown name."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "auto"):
+        return "auto"
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     names = tuple(dict.fromkeys(s.strip().lower() for s in items if s.strip() and s.strip().lower() != "none"))
     bad = [n for n in names if n not in BASELINES]
     if bad:
-        raise ConfigError(f"unknown baseline {bad[0]!r}; expected a comma-separated subset of {','.join(BASELINES)} "
-                          f"(or 'none'; default {','.join(DEFAULT_BASELINES)})")
+        raise ConfigError(f"unknown baseline {bad[0]!r}; expected a comma-separated subset of {','.join(BASELINES)}, "
+                          f"'auto' (the default: {','.join(AUTO_BASELINES)} where available) or 'none'")
     return names
 
 

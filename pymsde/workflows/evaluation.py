@@ -23,11 +23,11 @@ from pymsde import __version__
 from pymsde.backends.protocol import resolve_backend
 from pymsde.data.io import load
 from pymsde.evaluate.baselines import (DEFAULT_SCORE_TIMES, Prediction, check_dmd_time_step, dmd_prediction,
-                                      dns_prediction, model_prediction, sindy_prediction)
+                                      dns_prediction, dns_unavailable, model_prediction, sindy_prediction)
 from pymsde.evaluate.coverage import coverage_notes, initial_coverage
-from pymsde.evaluate.linear_baselines import require_baseline_packages
-from pymsde.evaluate.report import (DEFAULT_BASELINES, EvaluationResult, divergence_notes, parse_baselines,
-                                    score_prediction)
+from pymsde.evaluate.linear_baselines import BASELINE_MODULES, require_baseline_packages
+from pymsde.evaluate.report import (AUTO_BASELINES, DEFAULT_BASELINES, EvaluationResult, divergence_notes,
+                                    parse_baselines, score_prediction)
 from pymsde.evaluate.writer import write_report
 from pymsde.model.config import check_data_fits
 from pymsde.training.run import check_run_dir, load_run
@@ -81,26 +81,76 @@ def _initial_coverage(traj_all, traj, split: str) -> dict | None:
     return initial_coverage(np.asarray(traj_all.u)[train_idx, 0], np.asarray(traj.u)[:, 0])
 
 
-def _load_closure(run: Path, closure_run, checkpoint: str, model, traj_all, data_name: str, notes: list[str]):
-    """The closure model, its metadata and its folder (``(None, None, None)`` with a note when none is found)."""
+def _data_sha(metadata: Any) -> str | None:
+    data = metadata.get("data") if isinstance(metadata, dict) else None
+    sha = data.get("sha256") if isinstance(data, dict) else None
+    return sha or None
+
+
+def closure_mismatch(model, metadata, closure_model, closure_meta) -> str | None:
+    """Why a closure run is not the baseline of this run (one line), or None when it is: the closure
+    baseline is the same model with ``micro_dim = 0`` (docs/method.md section 9), on the same mesh,
+    trained on the same data file (the SHA-256 both runs recorded)."""
+    if int(closure_model.config.micro_dim) != 0:
+        return f"micro_dim = {closure_model.config.micro_dim}; the closure baseline is the model with micro_dim = 0"
+    for key in ("coarse_shape", "stencil_radius"):
+        mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
+        if mine != theirs:                     # ModelConfig normalises shapes to tuples
+            return (f"{key} = {theirs}, but the run evaluated has {key} = {mine} (train the closure with the "
+                    f"same --coarse and --radius)")
+    mine, theirs = _data_sha(metadata), _data_sha(closure_meta)
+    if mine and theirs and mine != theirs:
+        return (f"it was trained on another data file (SHA-256 {theirs[:12]}... vs the run's {mine[:12]}...; "
+                f"{(closure_meta.get('data') or {}).get('path')})")
+    return None
+
+
+def _load_closure(run: Path, closure_run, checkpoint: str, model, metadata, traj_all, data_name: str,
+                  notes: list[str], required: bool):
+    """The closure model, its metadata and its folder, or ``(None, None, None)`` with a note.
+
+    ``required`` (closure named in ``--baselines``, or ``--closure-run`` given): a missing or
+    mismatched closure run is a ConfigError; otherwise (``auto``) it is left out with a note.
+    """
     closure_dir = find_closure_run(run, closure_run)
     if closure_dir is None:
         notes.append("closure baseline skipped: no closure run found (pass --closure-run DIR; train one "
                      "with `pymsde train DATA --micro 0` and the same settings as the model)")
         return None, None, None
     closure_model, closure_meta = _load(closure_dir, checkpoint)
-    if int(closure_model.config.micro_dim) != 0:
-        raise ConfigError(f"closure run {closure_dir}: micro_dim = {closure_model.config.micro_dim}; "
-                          f"the closure baseline is the model with micro_dim = 0")
-    # docs/method.md section 9: baselines at equal resolution (the DNS runs on the model's mesh)
-    for key in ("coarse_shape", "stencil_radius"):
-        mine, theirs = getattr(model.config, key), getattr(closure_model.config, key)
-        if mine != theirs:                     # ModelConfig normalises shapes to tuples
-            raise ConfigError(f"closure run {closure_dir}: {key} = {theirs}, but the run evaluated has "
-                              f"{key} = {mine}; the closure baseline is the same model with "
-                              f"micro_dim = 0 (train it with the same --coarse and --radius)")
-    check_data_fits(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
-    return closure_model, closure_meta, closure_dir
+    why = closure_mismatch(model, metadata, closure_model, closure_meta)
+    if why is None:
+        check_data_fits(closure_model.config, traj_all, data_name, f"closure run {closure_dir}")
+        notes.append(f"closure baseline: the run {closure_dir}"
+                     f"{'' if closure_run is not None else ' (found next to the evaluated run)'}")
+        return closure_model, closure_meta, closure_dir
+    if required or closure_run is not None:
+        raise ConfigError(f"closure run {closure_dir}: {why}")
+    notes.append(f"closure baseline skipped: the run {closure_dir} next to the evaluated one does not match: {why}")
+    return None, None, None
+
+
+def auto_baselines(traj_all, notes: list[str]) -> tuple[str, ...]:
+    """The baselines of ``--baselines auto`` (the default): every one of :data:`AUTO_BASELINES` that
+    needs nothing missing -- closure (decided when its run is looked for), dns when the data name a
+    case with a coarse solver, dmd when pydmd is installed and the data have a train split. Each
+    one left out gets a note saying why."""
+    import importlib.util
+
+    names = ["closure"]
+    why = dns_unavailable(traj_all)
+    if why is None:
+        names.append("dns")
+    else:
+        notes.append(f"dns baseline skipped: {why}")
+    missing = [m for m in BASELINE_MODULES.get("dmd", ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        notes.append(f"dmd baseline skipped: {missing[0]} is not installed (pip install pymsde[baselines])")
+    elif len(traj_all.splits.get("train", ())) == 0:
+        notes.append("dmd baseline skipped: the data file has no train split to fit it on")
+    else:
+        names.append("dmd")
+    return tuple(n for n in AUTO_BASELINES if n in names)
 
 
 def _library_baseline_splits(traj_all, traj, names: Sequence[str], data_name: str) -> dict[str, Any]:
@@ -147,7 +197,9 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         data: a data file path (any format :func:`pymsde.data.io.load` reads) or ``Trajectories``.
         split: the split to evaluate (``attrs["split"]``), or ``"all"``.
         baselines: subset of ``("closure", "dns", "dmd", "sindy")`` (a comma-separated string is
-            accepted; None: ``("closure", "dns")``). ``dmd`` fits on the first trajectory of the
+            accepted), or ``"auto"``/None (the default): closure, dns and dmd where each is
+            available (:func:`auto_baselines`; each one left out is named in a note). A baseline
+            named explicitly that cannot run is an error. ``dmd`` fits on the first trajectory of the
             data file's ``train`` split, ``sindy`` on the ``train`` split with its settings
             chosen on the ``val`` split; both need ``pip install pymsde[baselines]``.
         closure_run: the closure model's run directory; default: see :func:`find_closure_run`.
@@ -172,7 +224,9 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     All of these are raised before any forecast is made.
     """
     names = parse_baselines(baselines)
-    require_baseline_packages(names)             # a missing pydmd / pysindy before any work
+    auto = names == "auto"
+    if not auto:
+        require_baseline_packages(names)         # a missing pydmd / pysindy before any work
     run = check_run_dir(run_dir)
     if isinstance(data, (str, os.PathLike)):
         data_name = str(data)
@@ -184,15 +238,17 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     model, metadata = _load(run, checkpoint)
     check_data_fits(model.config, traj_all, data_name, f"run {run}")
     traj = traj_all.get_split(split, data_name, "; pass --split all to evaluate every trajectory")
-    library_splits = _library_baseline_splits(traj_all, traj, names, data_name)
     notes: list[str] = []
+    if auto:
+        names = auto_baselines(traj_all, notes)
+    library_splits = _library_baseline_splits(traj_all, traj, names, data_name)
     coverage = _initial_coverage(traj_all, traj, split)
     if coverage is not None:
         notes += coverage_notes(coverage)
     closure_model = closure_meta = closure_dir = None
     if "closure" in names:
-        closure_model, closure_meta, closure_dir = _load_closure(run, closure_run, checkpoint, model, traj_all,
-                                                                 data_name, notes)
+        closure_model, closure_meta, closure_dir = _load_closure(run, closure_run, checkpoint, model, metadata,
+                                                                 traj_all, data_name, notes, required=not auto)
     preds: dict[str, Prediction] = {}
     with torch.no_grad():
         preds["multiscale"] = model_prediction(model, traj, name="multiscale", n_samples=n_samples, seed=seed,
