@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("case", metavar="CASE", help=f"the case: {cases} (published rows only: {only})")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
-                   help="wall-clock budget of all trainings together, split evenly between them (default: the "
-                        "paper's epochs)")
+                   help="wall-clock budget of all trainings together: each gets the minutes left divided by the "
+                        "trainings left (default: the paper's epochs)")
     p.add_argument("--data", default=None, metavar="FILE", help="use this data file (train/val/test splits) "
                                                                  "instead of simulating")
     p.add_argument("--chain", action="store_true", help="warm-start through micro_dim 1, 2, 3, 4 as the paper "

@@ -18,8 +18,9 @@
 5. writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``: the measured row next to the
    published one (:data:`PUBLISHED`, fractions as in the paper; pymsde's scores are percent).
 
-A wall-clock budget (``minutes``) is split evenly between the trainings (``max_minutes``
-of each); simulation and evaluation are outside it. ``benchmarks/paper_table.py`` collects
+A wall-clock budget (``minutes``) is shared by the trainings: each gets the minutes left
+divided by the trainings left (``max_minutes``), so a stage that finishes its epochs early
+hands the rest on; simulation and evaluation are outside it. ``benchmarks/paper_table.py`` collects
 the JSON rows into ``benchmarks/paper_table.md``.
 """
 from __future__ import annotations
@@ -186,10 +187,14 @@ def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages,
 
     train = traj.get_split("train", str(data_path), " (the benchmark trains on it)")
     val = traj.get_split("val") if "val" in traj.splits else None
-    each = None if minutes is None else float(minutes) / len(stages)
+    t_start = time.perf_counter()
     arch = {**spec.model, **model_overrides}
     records, model = [], None
-    for k, name in stages:
+    for i, (k, name) in enumerate(stages):
+        # the budget left, shared by the stages left: a stage that ends early (its epochs done)
+        # hands its unused minutes on
+        each = None if minutes is None else max(
+            (float(minutes) - (time.perf_counter() - t_start) / 60.0) / (len(stages) - i), 0.05)
         cfg = recipe("final-paper", case=spec.name, warm=k > 0,
                      **{"seed": seed, "device": device, "max_minutes": each, **base})
         if k == 0:
@@ -269,7 +274,7 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     Args:
         case: a key of :data:`BENCHMARK_CASES` (``"kdv1d"``, ``"wave1d"``).
         out: output folder (runs, ``data.npz``, ``report/``, ``benchmark.json``, ``benchmark.md``).
-        minutes: wall-clock budget of all trainings together, split evenly between them.
+        minutes: wall-clock budget of all trainings together (each: the minutes left / the trainings left).
         data: a data file to use instead of simulating (train / val / test splits).
         chain: warm-start through ``micro_dim`` 1..4 (the paper) instead of 0 -> 5 directly.
         seed: seeds the data, every training, the warm starts and the forecasts.
