@@ -14,6 +14,14 @@ only).
 
 The latent rollout is :func:`pymsde.forecast.rollout.rollout` (torch or an accelerated
 backend, the same noise for a seed on both).
+
+Noise: with ``seed``, member ``s`` of initial observation ``b`` draws its initial noise and its
+Brownian increments from its own stream ``(seed, b + batch_offset, s + sample_offset)``
+(:class:`~pymsde.forecast.rollout.MemberNoise`), so an ensemble computed in chunks -- members
+``0..k-1`` with ``sample_offset=0``, then ``k..n-1`` with ``sample_offset=k``, in one process or
+on several -- has exactly the members (latent paths, decoded samples) of the one-piece
+ensemble. With ``generator``, every number is drawn from that torch generator in turn (the
+numbers depend on the ensemble's size).
 """
 from __future__ import annotations
 
@@ -23,10 +31,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from pymsde.forecast.rollout import rollout
+from pymsde.forecast.rollout import MemberNoise, rollout
 from pymsde.sde.forcing import LinearForcing
 from pymsde.sde.solvers import get_solver
-from pymsde.util.errors import ConfigError, DataError
+from pymsde.util import rng
+from pymsde.util.errors import ConfigError, DataError, check_seed
 
 
 @dataclass
@@ -116,7 +125,8 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
              return_samples: bool = False, sample_index: Sequence[int] | None = None,
              decode: bool = True, observation_noise: bool = False, decode_batch: int = 2048,
              seed: int | None = None, generator: torch.Generator | None = None,
-             backend: str = "torch", show_progress: bool = False, check_finite: bool = True) -> Forecast:
+             backend: str = "torch", show_progress: bool = False, check_finite: bool = True,
+             sample_offset: int = 0, batch_offset: int = 0) -> Forecast:
     """Ensemble forecast from initial observation(s) ``u0``.
 
     Args:
@@ -141,12 +151,15 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
         decode: False returns the latent paths only (no decoding cost).
         observation_noise: add the decoder's variance to ``std``.
         decode_batch: rows per decoder call (memory vs call overhead).
-        seed / generator: the random source of ``z0`` and the increments (a seed builds a
-            torch.Generator; neither: torch's global RNG).
+        seed / generator: the random source of ``z0`` and the increments: a seed keys one
+            stream per member (see the module docstring); a generator is drawn from in turn;
+            neither: torch's global RNG (drawn from in turn).
         backend: ``"torch"``, ``"julia"`` or ``"auto"`` (see the module docstring).
         show_progress: a progress bar over the integration steps.
         check_finite: raise StabilityError when a latent state becomes non-finite (False:
             return it, e.g. to score a diverged model as infinitely wrong).
+        sample_offset, batch_offset: with ``seed``, the index of this call's first member and
+            first initial observation in a larger ensemble computed in chunks.
 
     Returns:
         :class:`Forecast` (torch tensors on the model's device, detached).
@@ -183,8 +196,12 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
     n_steps = int(steps[-1])
     n_batch, S = u.shape[0], int(n_samples)
     N = n_batch * S
+    noise = None
     if generator is None and seed is not None:
-        generator = torch.Generator(device=ref.device).manual_seed(int(seed))
+        for name, v in (("sample_offset", sample_offset), ("batch_offset", batch_offset)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ConfigError(f"forecast: {name} = {v!r}; expected an integer >= 0")
+        noise = MemberNoise(check_seed(seed, "forecast: seed"), n_batch, S, int(batch_offset), int(sample_offset))
 
     mu_b = _rows(mu, n_batch, cfg.n_mu, "mu", ref) if cfg.n_mu else None
     forcing = None
@@ -201,13 +218,14 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
 
     with torch.no_grad():
         m, logvar = model.encode(u)                                          # (B, D) each
-        eps = torch.randn((N, m.shape[1]), generator=generator, dtype=m.dtype, device=m.device)
+        eps = (torch.randn((N, m.shape[1]), generator=generator, dtype=m.dtype, device=m.device) if noise is None
+               else noise.initial(m.shape[1], m.dtype, m.device))
         z0 = m.repeat_interleave(S, 0) + torch.exp(0.5 * logvar).repeat_interleave(S, 0) * eps
         mu_n = None if mu_b is None else mu_b.repeat_interleave(S, 0)
         sigma = model.diffusion(mu_n)
         source = model.drift_params().detach() if hasattr(model, "drift_params") else model
         zs = rollout(source, sigma, z0, t0, float(dt), n_steps, s.scheme, steps, mu_n, forcing, generator,
-                     backend, show_progress, check_finite)                   # (n_out, N, D)
+                     backend, show_progress, check_finite, noise=noise)      # (n_out, N, D)
         n_out = zs.shape[0]
         zM, zm = model.split_latent(zs.reshape(n_out * N, -1))
         macro = zM.reshape(n_out, n_batch, S, *zM.shape[1:]).movedim(0, 2)  # (B, S, n_out, C, *coarse)
@@ -229,6 +247,8 @@ def forecast(model, u0: Any, t_out: Any, mu: Any = None, f: Any = None, *, f_tim
                   sample_index=idx if return_samples else None,
                   info={"solver": s.scheme, "dt": float(dt), "n_steps": n_steps, "t0": t0,
                         "n_samples": S, "backend": backend, "seed": seed,
+                        "noise": "torch generator" if noise is None else rng.SCHEME,
+                        "sample_offset": int(sample_offset), "batch_offset": int(batch_offset),
                         "drift": "model.drift" if source is model else "model.drift.multiscale_drift"})
     if single:
         for name in ("mean", "std", "macro", "micro", "samples"):

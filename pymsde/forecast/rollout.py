@@ -3,9 +3,16 @@
 :func:`rollout` integrates ``dz = g(t, z; mu, f) dt + sigma dW`` for a whole ensemble with
 :func:`pymsde.sde.integrator.integrate` (torch) or hands the loop to an accelerated backend
 (:mod:`pymsde.backends.protocol`) whose ``sde_rollout`` kernel has the signature of
-:func:`sde_rollout` here, the torch implementation. Either way the initial noise and the
-Brownian increments come from the caller's torch generator in the same pieces
-(:func:`pymsde.sde.integrator.noise_chunk`), so a seed means the same path on every backend.
+:func:`sde_rollout` here, the torch implementation. The noise comes either
+
+- from a caller's torch generator, drawn for the whole ensemble in the pieces of
+  :func:`pymsde.sde.integrator.noise_chunk` (the same path on every backend), or
+- keyed (:class:`MemberNoise`): member ``(b, s)`` (initial observation ``b``, sample ``s``) draws
+  its initial noise and then its increments step by step from its own stream
+  ``(seed, "forecast", b, s)`` (:mod:`pymsde.util.rng`), integrated in pieces of
+  :data:`KEYED_PIECE_STEPS` steps whatever the ensemble size. A member's path then depends
+  only on ``(seed, b, s)``: an ensemble computed in chunks (``sample_offset``) or on several
+  devices is the one-piece ensemble, bit for bit, and CPU and GPU draw the same numbers.
 
 The drift is the functional kernel :func:`pymsde.model.drift.multiscale_drift` on detached
 weights with a :class:`~pymsde.model.drift.DriftWorkspace` (buffers reused; the same numbers
@@ -13,6 +20,7 @@ as the model's autograd drift), or ``model.drift`` for a model without ``drift_p
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -22,10 +30,50 @@ from pymsde.backends.protocol import resolve_backend
 from pymsde.model.drift import DriftParams, DriftWorkspace, multiscale_drift
 from pymsde.sde.forcing import LinearForcing
 from pymsde.sde.integrator import brownian_increments, integrate, noise_chunk
-from pymsde.util.errors import ConfigError
+from pymsde.util import rng
+from pymsde.util.errors import ConfigError, StabilityError
+from pymsde.util.progress import progress
 
 #: Brownian increments (numbers) handed to one accelerated ``sde_rollout`` call (16 MiB float32)
 NOISE_NUMBERS_PER_CALL = 1 << 22
+#: steps per piece of a keyed rollout (noise memory ``64 N D`` numbers; fixed, so that the
+#: pieces, and with them every number and time, do not depend on the ensemble size)
+KEYED_PIECE_STEPS = 64
+
+
+class MemberNoise:
+    """The keyed noise of an ensemble of ``n_batch x n_samples`` members (rows ``b * n_samples + s``).
+
+    Member ``(b, s)`` draws from the stream ``(seed, "forecast", batch_offset + b, sample_offset + s)``:
+    first its ``D`` initial values (:meth:`initial`), then per step its increment (and, for SRA1,
+    the second normal of the step's integral), in time order (:meth:`increments`).
+
+    Args:
+        seed: the forecast's seed.
+        n_batch, n_samples: initial observations and members per observation.
+        batch_offset, sample_offset: the index of the first observation and the first member
+            (a chunk of a larger ensemble).
+    """
+
+    def __init__(self, seed: int, n_batch: int, n_samples: int, batch_offset: int = 0, sample_offset: int = 0):
+        self.seed = int(seed)
+        self.streams = [rng.stream(seed, "forecast", batch_offset + b, sample_offset + s)
+                        for b in range(n_batch) for s in range(n_samples)]
+
+    def initial(self, dim: int, dtype: torch.dtype, device) -> torch.Tensor:
+        """``(N, dim)`` standard normals: the members' initial noise."""
+        return rng.normal_rows(self.streams, (dim,), dim=0, dtype=dtype, device=device)
+
+    def increments(self, n_steps: int, dim: int, dt: float, with_integral: bool, dtype: torch.dtype, device
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The next ``n_steps`` steps: ``dW (n_steps, N, dim)`` and, ``with_integral``, ``dI`` as
+        :func:`~pymsde.sde.integrator.brownian_increments` forms them."""
+        x = rng.normal_rows(self.streams, (n_steps, 2 if with_integral else 1, dim), dim=1, dtype=dtype,
+                            device=device)                                            # (n, N, k, dim)
+        dW = x[:, :, 0] * math.sqrt(dt)
+        if not with_integral:
+            return dW, None
+        return dW, (0.5 * dt) * (dW + x[:, :, 1] * math.sqrt(dt) / math.sqrt(3.0))
 
 
 def drift_function(source: Any, mu: torch.Tensor | None, forcing: Any, n_rows: int) -> Callable:
@@ -86,7 +134,7 @@ def sde_rollout(params: DriftParams, sigma: torch.Tensor, z0: torch.Tensor, t0: 
 def rollout(source: Any, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: float, n_steps: int,
             scheme: str, steps: np.ndarray, mu: torch.Tensor | None = None, forcing: LinearForcing | None = None,
             generator: torch.Generator | None = None, backend: str = "torch", show_progress: bool = False,
-            check_finite: bool = True) -> torch.Tensor:
+            check_finite: bool = True, noise: MemberNoise | None = None) -> torch.Tensor:
     """The latent ensemble rollout; returns the states at ``steps``: ``(len(steps), N, D)``.
 
     Args:
@@ -96,24 +144,23 @@ def rollout(source: Any, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: f
         steps: ascending step indices to keep (0 = ``z0``).
         mu: ``(N, n_mu)``; forcing: see :func:`drift_function` (an accelerated backend takes
             forcing constant in time only).
-        generator: the source of the Brownian increments.
+        generator: the source of the Brownian increments (unless ``noise``).
         backend: ``"torch"``, ``"julia"`` or ``"auto"``.
-        check_finite: raise StabilityError on a non-finite saved state (torch loop).
+        check_finite: raise StabilityError on a non-finite saved state.
+        noise: keyed per-member increments (:class:`MemberNoise`, after its initial values).
     """
     if backend != "torch" and not isinstance(source, DriftParams):
         raise ConfigError(f"forecast: a model without drift_params() runs on backend 'torch' only, not {backend!r}")
     be = resolve_backend(backend)
+    if noise is not None:
+        return _rollout_keyed(source, sigma, z0, t0, dt, n_steps, scheme, steps, mu, forcing, noise, be,
+                              show_progress, check_finite)
     if not be.accelerated:
         _, zs = integrate(drift_function(source, mu, forcing, z0.shape[0]), sigma, z0, t0, dt, n_steps,
                           scheme=scheme, save_at=steps.tolist(), generator=generator,
                           show_progress=show_progress, check_finite=check_finite)
         return zs
-    f_const = None
-    if forcing is not None:
-        if forcing.times.shape[0] > 1 and not bool((forcing.values == forcing.values[..., :1, :]).all()):
-            raise ConfigError(f"forecast: backend {be.name!r} takes constant forcing only; this "
-                              f"forcing varies in time -- use backend='torch'")
-        f_const = forcing.values[..., 0, :].expand(z0.shape[0], -1)
+    f_const = _constant_forcing(be, forcing, z0.shape[0])
     # The increments come from the torch generator in the torch loop's pieces (noise_chunk
     # steps per draw). One call covers whole pieces (noise memory O(per_call), not
     # O(n_steps)) and saves every step; the output steps are picked from those.
@@ -141,4 +188,51 @@ def rollout(source: Any, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: f
     return out
 
 
-__all__ = ["rollout", "sde_rollout", "drift_function", "NOISE_NUMBERS_PER_CALL"]
+def _constant_forcing(be, forcing: LinearForcing | None, n_rows: int) -> torch.Tensor | None:
+    """An accelerated backend takes forcing constant in time: ``(n_rows, n_f)`` (ConfigError otherwise)."""
+    if forcing is None:
+        return None
+    if forcing.times.shape[0] > 1 and not bool((forcing.values == forcing.values[..., :1, :]).all()):
+        raise ConfigError(f"forecast: backend {be.name!r} takes constant forcing only; this "
+                          f"forcing varies in time -- use backend='torch'")
+    return forcing.values[..., 0, :].expand(n_rows, -1)
+
+
+def _rollout_keyed(source, sigma, z0, t0, dt, n_steps, scheme, steps, mu, forcing, noise: MemberNoise, be,
+                   show_progress: bool, check_finite: bool) -> torch.Tensor:
+    """:func:`rollout` with keyed noise: pieces of :data:`KEYED_PIECE_STEPS` steps, each with the
+    members' next increments, through ``integrate`` (torch) or the backend's ``sde_rollout``."""
+    N, D = z0.shape
+    out = z0.new_empty((len(steps), N, D))
+    slot = {int(k): i for i, k in enumerate(steps)}
+    if 0 in slot:
+        out[slot[0]] = z0
+    if be.accelerated:
+        f_const = _constant_forcing(be, forcing, N)
+    else:
+        drift = drift_function(source, mu, forcing, N)          # one workspace for every piece
+    z, base = z0, 0
+    bar = progress(total=n_steps, desc=f"integrate ({scheme})", unit="step", enabled=show_progress)
+    while base < n_steps:
+        n = min(KEYED_PIECE_STEPS, n_steps - base)
+        dW, dI = noise.increments(n, D, dt, scheme == "sra1", z0.dtype, z0.device)
+        if be.accelerated:
+            _, zs = be.sde_rollout(source, sigma, z, t0 + base * dt, dt, n, scheme=scheme, save_every=1,
+                                   dW=dW, dI=dI, mu=mu, f=f_const)
+        else:
+            _, zs = integrate(drift, sigma, z, t0 + base * dt, dt, n, scheme=scheme, dW=dW, dI=dI,
+                              check_finite=False)
+        for k in range(base + 1, base + n + 1):
+            if k in slot:
+                out[slot[k]] = zs[k - base]
+        z, base = zs[-1], base + n
+        bar.update(n)
+    bar.close()
+    if check_finite and not bool(torch.isfinite(out).all()):
+        bad = int((~torch.isfinite(out)).flatten(1).any(1).nonzero()[0])
+        raise StabilityError(f"integrate ({scheme}): non-finite state at saved time t = {t0 + dt * int(steps[bad]):g} "
+                             f"(step {int(steps[bad])}, dt = {dt:g}); reduce dt or check the drift")
+    return out
+
+
+__all__ = ["rollout", "sde_rollout", "drift_function", "MemberNoise", "KEYED_PIECE_STEPS", "NOISE_NUMBERS_PER_CALL"]

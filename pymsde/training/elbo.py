@@ -43,16 +43,26 @@ off by default, see docs/cost_2d.md):
   estimated exactly as before, and the likelihood still scores every (or ``K`` random) frames at
   the GP's interpolated latents.
 
+Randomness: either one ``torch.Generator`` (``generator``: the numbers follow the order of the
+draws, so they depend on the batch) or keyed streams (``noise``, a :class:`WindowNoise`; what
+training and validation use): what the windows of a batch share (the frame subset, the
+quadrature jitter) comes from the stream ``(seed, step)``, each window's reparametrisation noise
+from the stream ``(seed, step, the window's position in the global batch)``
+(:mod:`pymsde.util.rng`). Then a window's numbers do not depend on which other windows are
+evaluated with it, so a batch split over ranks draws what the whole batch draws in one process.
+
 Everything returned is a tensor (no host synchronisation): log them in blocks.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
 from pymsde.sde.forcing import interp_forcing
+from pymsde.util import rng
 from pymsde.util.errors import ConfigError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -80,28 +90,33 @@ def residual_factor(residual_scale: str | float, n_obs: int, window: int, n_fine
 
 
 def quadrature_times(n_quad: int, length: float, stratified: bool, generator: torch.Generator | None = None,
-                     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
+                     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                     jitter: torch.Tensor | None = None) -> torch.Tensor:
     """``n_quad`` times in ``[0, length]``: bin midpoints, or one uniform draw per equal bin.
+
+    Args:
+        jitter: ``(n_quad,)`` the uniform draws in ``[0, 1)`` of the stratified times (keyed
+            noise); None draws them from ``generator``.
 
     Returns:
         ``(n_quad,)`` tensor, ascending.
     """
     j = torch.arange(n_quad, dtype=dtype, device=device)
     if stratified:
-        u = torch.rand(n_quad, generator=generator, dtype=dtype, device=device)
+        u = torch.rand(n_quad, generator=generator, dtype=dtype, device=device) if jitter is None else jitter
     else:
         u = torch.full((n_quad,), 0.5, dtype=dtype, device=device)
     return (j + u) * (length / n_quad)
 
 
 def residual_times(n_quad: int, t_rel: torch.Tensor, stratified: bool,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, jitter: torch.Tensor | None = None) -> torch.Tensor:
     """The times of the residual quadrature, relative to the window's first observation.
 
     Args:
         n_quad: quadrature times; 0 means the window's observation times themselves.
         t_rel: ``(M,)`` the observation times minus the first (ascending, ``t_rel[0] = 0``).
-        stratified, generator: see :func:`quadrature_times` (unused when ``n_quad = 0``).
+        stratified, generator, jitter: see :func:`quadrature_times` (unused when ``n_quad = 0``).
 
     Returns:
         ``(Q,)`` ascending times in ``[0, t_rel[-1]]``: ``t_rel`` itself (``Q = M``) when
@@ -110,7 +125,7 @@ def residual_times(n_quad: int, t_rel: torch.Tensor, stratified: bool,
     """
     if n_quad == 0:
         return t_rel
-    return quadrature_times(n_quad, 1.0, stratified, generator, t_rel.dtype, t_rel.device) * t_rel[-1]
+    return quadrature_times(n_quad, 1.0, stratified, generator, t_rel.dtype, t_rel.device, jitter) * t_rel[-1]
 
 
 def encoded_frames(window: int, stride: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
@@ -132,6 +147,61 @@ def encoded_frames(window: int, stride: int, device: torch.device | str = "cpu")
         return None
     idx = list(range(0, window - 1, stride)) + [window - 1]
     return torch.tensor(idx, dtype=torch.long, device=device)
+
+
+@dataclass(frozen=True)
+class WindowNoise:
+    """The keyed random numbers of one evaluation of the objective (:mod:`pymsde.util.rng`).
+
+    Attributes:
+        seed: the run's seed.
+        step: the optimiser step (validation: 0).
+        windows: the positions of this batch's windows in the *global* batch of the step, one per
+            window (a rank holding windows 2 and 3 of a global batch of 4 passes ``(2, 3)``).
+        kind: ``"train"`` or ``"val"``: the streams ``kind.shared`` and ``kind.window``.
+    """
+
+    seed: int
+    step: int
+    windows: tuple[int, ...]
+    kind: str = "train"
+
+    def shared(self):
+        """The stream of what the windows of the batch share (frame subset, quadrature jitter)."""
+        return rng.stream(self.seed, f"{self.kind}.shared", self.step, 0)
+
+    def per_window(self) -> list:
+        """One stream per window: its reparametrisation noise, likelihood first, then residual."""
+        return [rng.stream(self.seed, f"{self.kind}.window", self.step, w) for w in self.windows]
+
+
+def draw_noise(noise: WindowNoise | None, generator: torch.Generator | None, M: int, K: int, S: int, B: int,
+               D: int, n_quad: int, stratified: bool, t_rel: torch.Tensor):
+    """Every random number of :func:`elbo_terms`: the frame subset (None: all ``M`` frames), the
+    likelihood's noise ``eps (S, K, B*D)``, the residual's times ``tau (Q,)`` and noise
+    ``eps_q (S, Q, B, D)``.
+
+    With ``noise``, window ``b`` draws ``(S, K + Q, D)`` numbers from its own stream (per sample:
+    the ``K`` likelihood values, then the ``Q`` residual values); the frame subset, then the
+    quadrature jitter come from the shared stream. Else everything comes from ``generator`` in
+    the order frame subset, ``eps``, quadrature jitter, ``eps_q``.
+    """
+    dtype, device = t_rel.dtype, t_rel.device
+    if noise is None:
+        idx = torch.randperm(M, generator=generator, device=device)[:K] if K < M else None
+        eps = torch.randn((S, K, B * D), generator=generator, dtype=dtype, device=device)
+        tau = residual_times(n_quad, t_rel, stratified, generator)
+        eps_q = torch.randn((S, tau.shape[0], B, D), generator=generator, dtype=dtype, device=device)
+        return idx, eps, tau, eps_q
+    if len(noise.windows) != B:
+        raise ConfigError(f"elbo_terms: noise names {len(noise.windows)} windows for a batch of {B}")
+    shared = noise.shared()
+    idx = rng.subset(shared, M, K, device) if K < M else None
+    jitter = rng.uniform(shared, (n_quad,), dtype, device) if n_quad and stratified else None
+    tau = residual_times(n_quad, t_rel, stratified, jitter=jitter)
+    Q = tau.shape[0]
+    x = rng.normal_rows(noise.per_window(), (S, K + Q, D), dim=2, dtype=dtype, device=device)   # (S, K+Q, B, D)
+    return idx, x[:, :K].reshape(S, K, B * D), tau, x[:, K:]
 
 
 def gaussian_loglik(u: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
@@ -171,7 +241,7 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
                res_factor: float = 1.0, n_quad: int = 10, n_samples: int = 1,
                stratified: bool = True, generator: torch.Generator | None = None,
                weight_kl: WeightKL | None = None, loglik_frames: int | None = None,
-               encode_stride: int = 1) -> dict[str, torch.Tensor]:
+               encode_stride: int = 1, noise: WindowNoise | None = None) -> dict[str, torch.Tensor]:
     """The ELBO terms of a batch of windows (module docstring), as 0-dim tensors.
 
     Args:
@@ -187,13 +257,16 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
             deterministic, see the module docstring) and reparametrized samples per time.
         stratified: stratified random quadrature times (else the bin midpoints); unused
             when ``n_quad = 0``.
-        generator: the source of every random number (quadrature times, eps).
+        generator: the source of every random number (quadrature times, eps) when ``noise``
+            is None (then the numbers depend on the batch: see the module docstring).
         weight_kl: ``weight_kl(model) -> 0-dim tensor``, KL of priors on network weights.
         loglik_frames: decode only this many observations per window, drawn at random
             without replacement each step (an unbiased estimate of the likelihood term at a
             fraction of the decoder's cost); None = every observation.
         encode_stride: condition the posterior on every ``encode_stride``-th observation of
             the window and its last one (:func:`encoded_frames`); 1 = every observation.
+        noise: keyed streams for every random number (:class:`WindowNoise`, one window
+            position per window of ``u``); ``generator`` is then unused.
 
     Returns:
         dict with ``loss``, ``loglik``, ``residual`` and ``kl`` (0-dim tensors; ``residual``
@@ -208,20 +281,15 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
     length = t_rel[-1]
     post, D = condition_posterior(model, u, frames, t_rel, encoded_frames(M, encode_stride, u.device))
 
-    # ---- likelihood at the observation times (all of them, or a random subset of K)
-    if loglik_frames is None or loglik_frames >= M:
-        K, t_obs, target = M, t_rel, frames
-    else:
-        # K distinct frames drawn uniformly (shared by the windows of the batch): the mean over
-        # them is an unbiased estimate of the mean over the window, at K/M of the decoder cost
-        K = loglik_frames
-        idx = torch.randperm(M, generator=generator, device=u.device)[:K]
-        t_obs, target = t_rel[idx], u[:, idx].flatten(0, 1)
-    eps = torch.randn((S, K, B * D), generator=generator, dtype=u.dtype, device=u.device)
-    # quadrature times drawn here (after eps: the order of the random draws is unchanged) so
-    # that one GP evaluation serves both sets of times: its cost is many small ops per call
-    tau = residual_times(n_quad, t_rel, stratified, generator)   # (Q,): Q = n_quad, or M when n_quad = 0
-    Q = tau.shape[0]
+    # ---- likelihood at the observation times (all of them, or a random subset of K: K distinct
+    # frames drawn uniformly, shared by the windows of the batch; the mean over them is an
+    # unbiased estimate of the mean over the window, at K/M of the decoder cost)
+    K = M if loglik_frames is None or loglik_frames >= M else loglik_frames
+    # every random number at once; the quadrature times are drawn with them so that one GP
+    # evaluation serves both sets of times (its cost is many small ops per call)
+    idx, eps, tau, eps_q = draw_noise(noise, generator, M, K, S, B, D, n_quad, stratified, t_rel)
+    t_obs, target = (t_rel, frames) if idx is None else (t_rel[idx], u[:, idx].flatten(0, 1))
+    Q = tau.shape[0]                                              # n_quad, or M when n_quad = 0
     m_all, l_all, dm_all, dl_all = post.evaluate(torch.cat([t_obs, tau]))   # (K + Q, B*D)
     m_o, l_o = m_all[:K], l_all[:K]                               # (K, B*D)
     z_o = m_o + torch.exp(0.5 * l_o) * eps                        # (S, K, B*D)
@@ -238,7 +306,6 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
     sig2 = sigma.square()
     if sig2.dim() == 2:
         sig2 = sig2[None]                                         # (1, B, D)
-    eps_q = torch.randn((S, Q, B, D), generator=generator, dtype=u.dtype, device=u.device)
     sd = torch.exp(0.5 * l_q)
     z_q = m_q + sd * eps_q                                        # (S, Q, B, D)
     # f_q = m' - B (z - m), B = 0.5 (sigma^2 / exp(l) - l'), and z - m = sd * eps
@@ -261,3 +328,23 @@ def elbo_terms(model, u: torch.Tensor, t: torch.Tensor, mu: torch.Tensor | None 
         kl = res_factor * weight_kl(model)
     loss = -(loglik - beta * (residual + kl))
     return {"loss": loss, "loglik": loglik, "residual": residual, "kl": kl}
+
+
+class Objective(torch.nn.Module):
+    """:func:`elbo_terms` of ``model`` as a module's ``forward`` (the unit that
+    ``torch.nn.parallel.DistributedDataParallel`` wraps: one forward per step, then backward).
+
+    Args:
+        model: the model (a submodule: its parameters are the objective's).
+        options: the keyword arguments of :func:`elbo_terms` fixed for the run (``res_factor``,
+            ``n_quad``, ``n_samples``, ``stratified``, ``weight_kl``, ``loglik_frames``,
+            ``encode_stride``).
+    """
+
+    def __init__(self, model: torch.nn.Module, **options):
+        super().__init__()
+        self.model = model
+        self.options = options
+
+    def forward(self, u, t, mu, f, beta, noise: WindowNoise) -> dict[str, torch.Tensor]:
+        return elbo_terms(self.model, u, t, mu, f, beta=beta, noise=noise, **self.options)

@@ -1,8 +1,11 @@
 """Validation of a model during training: the ELBO terms on every validation window and a
 short forecast scored with the evaluation metric (:func:`pymsde.evaluate.metrics.nrmse`).
 
-Validation draws from its own generator, re-seeded each time, so when and how often one
-validates does not change the training path.
+Validation draws from its own keyed streams (:mod:`pymsde.util.rng`: the ELBO noise of
+validation window ``i`` from ``(seed, "val.window", 0, i)``, the forecast's members from
+``(seed, "forecast", trajectory, member)``), the same at every validation, so when and how often
+one validates does not change the training path, and the scores do not depend on
+``batch_windows``.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pymsde.evaluate.metrics import nrmse
 from pymsde.forecast import forecast
 from pymsde.training.config import TrainConfig
 from pymsde.training.device_data import DeviceData
-from pymsde.training.elbo import WeightKL, elbo_terms
+from pymsde.training.elbo import WeightKL, WindowNoise, elbo_terms
 from pymsde.util.errors import DataError
 
 
@@ -52,7 +55,6 @@ def validate(model, val: DeviceData, config: TrainConfig, res_factor: float,
     """
     was_training = model.training
     model.eval()
-    gen = torch.Generator(device=val.u.device).manual_seed(config.seed + 7919)
     n_traj, n_t = val.u.shape[:2]
     out: dict[str, float] = {}
     window = min(config.window, n_t)
@@ -64,8 +66,9 @@ def validate(model, val: DeviceData, config: TrainConfig, res_factor: float,
     for i in range(0, pairs.shape[0], bw):
         p = pairs[i:i + bw]
         u, t, mu, f = val.windows(p[:, 0], p[:, 1], offsets)
+        noise = WindowNoise(config.seed, 0, tuple(range(i, i + p.shape[0])), kind="val")
         terms = elbo_terms(model, u, t, mu, f, beta=1.0, res_factor=res_factor, n_quad=config.n_quad,
-                           n_samples=config.n_samples, stratified=False, generator=gen, weight_kl=weight_kl,
+                           n_samples=config.n_samples, stratified=False, noise=noise, weight_kl=weight_kl,
                            encode_stride=config.encode_stride)
         acc += torch.stack([terms[k] for k in ("loss", "loglik", "residual", "kl")]) * p.shape[0]
     for k, v in zip(("val_loss", "val_loglik", "val_residual", "val_kl"), (acc / pairs.shape[0]).tolist()):
@@ -78,7 +81,7 @@ def validate(model, val: DeviceData, config: TrainConfig, res_factor: float,
         t_out = t0 + dt * np.arange(n_steps + 1)
         f = None if val.f is None else val.f[:, :n_steps + 1]
         fc = forecast(model, val.u[:, 0], t_out, val.mu, f, f_times=t_out, t0=t0, dt=dt,
-                      n_samples=config.val_forecast_samples, quantiles=(), decode_batch=512, generator=gen,
+                      n_samples=config.val_forecast_samples, quantiles=(), decode_batch=512, seed=config.seed,
                       check_finite=False)
         out["val_nrmse"] = _mean_nrmse(fc.mean, truth)
         frames = truth.flatten(0, 1)
