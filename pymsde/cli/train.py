@@ -12,6 +12,8 @@ _DESCRIPTION = """fit a multiscale model to a data file.
     pymsde train DATA --coarse 8 8 --micro 5 --out RUN_DIR            # 2-D
     pymsde train DATA --config run.toml --out RUN_DIR                  # options from TOML
     pymsde train DATA --out RUN_DIR --resume --epochs 200              # continue a run
+    torchrun --standalone --nproc-per-node 4 -m pymsde train DATA --batch-windows 8 --out RUN_DIR
+                                                                       # data parallel (docs/distributed.md)
 
 Every option is also a key of the [model] / [train] tables of a TOML file (--config;
 the key is the option's field name, e.g. coarse_shape for --coarse); the command line
@@ -76,6 +78,13 @@ def merged_config(args, checkpoint_train: dict | None = None):
 
 
 def run(args) -> int:
+    from pymsde.training.distributed import session
+
+    with session() as dist:          # alone, or one rank of the process group torchrun describes
+        return _run(args, dist)
+
+
+def _run(args, dist) -> int:
     from pathlib import Path
 
     from pymsde.data.io import load
@@ -90,7 +99,7 @@ def run(args) -> int:
     if args.init_from is not None and args.resume:
         raise ConfigError("--init-from and --resume exclude each other: continue a run (--resume), or start a "
                           "new one from a trained run (--init-from)")
-    check_not_in_use(args.out)                       # another trainer in RUN_DIR: refused now
+    dist.run_agreed(check_not_in_use, args.out, main_only=True)   # another trainer in RUN_DIR: refused now
     check_run_target(args.out, resume=args.resume)   # refuse to overwrite before loading data
     ckpt = load_checkpoint(Path(args.out) / CHECKPOINT_FILE, for_resume=True) if args.resume else None
     architecture, config = merged_config(args, None if ckpt is None else ckpt["train_config"])
@@ -126,7 +135,7 @@ def run(args) -> int:
                                     source=f"--init-from {args.init_from}")
         model = warm_start(init, architecture["micro_dim"], seed=config.seed)
     result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data)
-    if init is not None:                              # record where the initial weights came from
+    if init is not None and dist.main:                # record where the initial weights came from
         from pymsde.training.run import METADATA_FILE, read_json, write_json
 
         meta = read_json(Path(args.out) / METADATA_FILE)
@@ -140,7 +149,8 @@ def run(args) -> int:
         msg += (f"\nvalidation: loss {final['val_loss']:.5g}, forecast nRMSE "
                 f"{final.get('val_nrmse', float('nan')):.3g} %, reconstruction nRMSE "
                 f"{final.get('val_recon_nrmse', float('nan')):.3g} %")
-    print(msg)
+    if dist.main:
+        print(msg)
     return 0
 
 

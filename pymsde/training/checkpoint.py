@@ -11,7 +11,7 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain Python co
 ``optimizer``            ``torch.optim.Adam.state_dict()``
 ``step``                 optimiser steps done (the schedules are pure functions of it)
 ``epoch``, ``epoch_pos``  sampler position: epoch, and windows of it already consumed
-``rng``                  ``{"noise": the training noise generator's state, "torch": the CPU RNG state (recorded only: training draws nothing from it)}``
+``rng``                  ``{"noise": the keyed noise scheme's name as bytes (older: a generator's state), "torch": the CPU RNG state}`` (recorded only: the noise is keyed, nothing is restored)
 ``history``              validation records so far (list of dicts of floats)
 ``frozen``               names of parameters excluded from training (requires_grad False)
 ``versions``             pymsde / torch versions that wrote it
@@ -20,6 +20,7 @@ A checkpoint is one ``torch.save`` file holding only tensors and plain Python co
 ``status``               ``"running"``, ``"interrupted"`` or ``"done"`` when it was written
 ``validation_time_s``    time spent validating so far (s)
 ``data_sha256``          SHA-256 of the data file trained on ("" when unknown)
+``world_size``           processes that trained it (data parallel; 1 alone)
 =======================  ===========================================================
 
 The keys from ``log`` on are optional (older checkpoints lack them). The checkpoint is the
@@ -140,6 +141,8 @@ def _field_problem(state: dict, for_resume: bool) -> str | None:
         return f"best_step = {state.get('best_step')!r}; expected an integer >= -1"
     if not isinstance(state.get("data_sha256", ""), str) or not isinstance(state.get("status", ""), str):
         return "data_sha256 or status is not a string"
+    if not _is_int(state.get("world_size", 1), lo=1):
+        return f"world_size = {state.get('world_size')!r}; expected an integer >= 1"
     if for_resume:
         return _resume_problem(state)
     return None

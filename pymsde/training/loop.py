@@ -8,6 +8,12 @@ through :class:`pymsde.training.run.RunFiles` (the checkpoint first, then ``best
 logs). SIGINT / SIGTERM (:func:`stop_on_signals`) stop the loop at the next step boundary:
 the run is saved, marked ``interrupted``, and :class:`~pymsde.util.errors.TrainingInterrupted`
 is raised.
+
+Randomness: a step's numbers come from streams keyed by ``(seed, step, window position)``
+(:class:`~pymsde.training.elbo.WindowNoise`), so the trainer keeps no generator state: a
+resumed run draws what the uninterrupted one draws, on any number of ranks. With a process
+group (:mod:`pymsde.training.distributed`) each rank evaluates its slice of every global batch,
+DDP averages the gradients, and rank 0 alone writes and validates.
 """
 from __future__ import annotations
 
@@ -17,7 +23,6 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +35,13 @@ from pymsde.training import run as runmod
 from pymsde.training.checkpoint import LOG_COLUMNS, check_optimizer_fits
 from pymsde.training.config import TrainConfig
 from pymsde.training.device_data import DeviceData
-from pymsde.training.elbo import WeightKL, elbo_terms, residual_factor
+from pymsde.training.distributed import Dist, check_batch
+from pymsde.training.elbo import Objective, WeightKL, WindowNoise, residual_factor
 from pymsde.training.schedule import beta_at, lr_at
+from pymsde.training.state import TrainResult, TrainState
 from pymsde.training.validation import validate
-from pymsde.util.errors import ConfigError, DataError, TrainingDivergedError, TrainingInterrupted
+from pymsde.util import rng as rngmod
+from pymsde.util.errors import DataError, TrainingDivergedError, TrainingInterrupted
 from pymsde.util.progress import progress
 
 log = logging.getLogger(__name__)
@@ -42,73 +50,6 @@ log = logging.getLogger(__name__)
 TERMS = ("loss", "loglik", "residual", "kl", "grad_norm")
 #: Buffered steps read at the latest (a huge log_every must not hold millions of tensors).
 _MAX_BUFFER = 1024
-
-
-@dataclass
-class TrainResult:
-    """What :func:`fit` returns.
-
-    Attributes:
-        model: the trained model (train mode off: ``eval()``), on the training device.
-        steps: optimiser steps done in total (including those before a resume).
-        epochs: completed epochs.
-        train_time_s: wall time of training in total (s; steps, validation and checkpoints,
-            summed over resumed sessions).
-        history: validation records, one dict per validation (``step``, ``epoch``,
-            ``val_loss``, ``val_loglik``, ``val_residual``, ``val_kl``, ``val_nrmse`` (%),
-            ``val_recon_nrmse`` (%), ``time_s``).
-        log: ``log.csv`` as a dict column name -> float64 array (every step).
-        run_dir: the run directory, or None.
-        config: the training configuration used (the architecture is ``model.config``).
-    """
-
-    model: torch.nn.Module
-    steps: int
-    epochs: int
-    train_time_s: float
-    history: list[dict]
-    log: dict[str, np.ndarray]
-    run_dir: Path | None
-    config: TrainConfig
-
-    @property
-    def final(self) -> dict:
-        """The last validation record ({} without validation)."""
-        return self.history[-1] if self.history else {}
-
-
-@dataclass
-class TrainState:
-    """Where a run stands: everything a checkpoint restores besides weights and optimiser.
-
-    Attributes:
-        step, epoch, pos: optimiser steps done, completed epochs, windows of the current
-            epoch already consumed.
-        history: validation records; log_rows: ``log.csv`` rows so far.
-        best, best_step: the lowest validation forecast nRMSE so far and its step (inf, -1: none).
-        elapsed_before: training wall time (s) of earlier sessions of a resumed run.
-        validation_time_s: time spent validating, all sessions.
-    """
-
-    step: int = 0
-    epoch: int = 0
-    pos: int = 0
-    history: list[dict] = field(default_factory=list)
-    log_rows: list[list[float]] = field(default_factory=list)
-    best: float = math.inf
-    best_step: int = -1
-    elapsed_before: float = 0.0
-    validation_time_s: float = 0.0
-
-    @classmethod
-    def from_checkpoint(cls, state: dict, run: Path) -> "TrainState":
-        history = [dict(h) for h in state.get("history", [])]
-        best, best_step = runmod.best_of(history)
-        return cls(step=int(state["step"]), epoch=int(state["epoch"]), pos=int(state["epoch_pos"]),
-                   history=history, log_rows=runmod.log_rows_of(state, run), best=best,
-                   best_step=int(state.get("best_step", best_step)),
-                   elapsed_before=float(state.get("train_time_s", 0.0)),
-                   validation_time_s=float(state.get("validation_time_s", 0.0)))
 
 
 def _diagnose(term: str, step: int, data_std: float, lr: float, bad_params: list[str]) -> str:
@@ -142,14 +83,18 @@ class Trainer:
         weight_kl: optional ``weight_kl(model) -> 0-dim tensor``.
         meta: the run's metadata dict (written as ``metadata.json``).
         data_sha256: the data file's SHA-256, recorded in every checkpoint ("" when unknown).
+        dist: this process's place in a data-parallel run (default: alone); only rank 0
+            writes ``run`` and validates.
     """
 
     def __init__(self, net, data: Trajectories, val: Trajectories | None, config: TrainConfig,
                  run: Path | None, state: TrainState, weight_kl: WeightKL | None = None, meta: dict | None = None,
                  opt_state: dict | None = None, rng: dict | None = None, t_wall0: float | None = None,
-                 data_sha256: str = ""):
+                 data_sha256: str = "", dist: Dist | None = None):
         self.net, self.config, self.run, self.state, self.weight_kl = net, config, run, state, weight_kl
-        self.files = runmod.RunFiles(run) if run is not None else None
+        self.dist = dist if dist is not None else Dist()
+        check_batch(config.batch_windows, self.dist.world_size)
+        self.files = runmod.RunFiles(run) if run is not None and self.dist.main else None
         if self.files is not None:
             self.files.meta = meta if meta is not None else {}
         self.data_sha256 = data_sha256
@@ -158,8 +103,9 @@ class Trainer:
         device = next(net.parameters()).device
         dtype = next(net.parameters()).dtype
         self.train_d = DeviceData.from_traj(data, device, dtype)
-        self.val_d = DeviceData.from_traj(val, device, dtype) if val is not None else None
-        if val is not None and config.window > val.n_t:
+        self.has_val = val is not None                          # every rank: validation records arrive
+        self.val_d = DeviceData.from_traj(val, device, dtype) if val is not None and self.dist.main else None
+        if self.val_d is not None and config.window > val.n_t:
             log.warning("validation trajectories (%d times) are shorter than the window; validating on "
                         "windows of %d", val.n_t, val.n_t)
         self.data_std = float(np.std(data.u[:, :: max(1, data.n_t // 50)]))
@@ -172,7 +118,11 @@ class Trainer:
         self.total_steps = total if config.max_steps is None else min(total, config.max_steps)
         self.params = [p for p in net.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
-        self.gen = torch.Generator(device=device).manual_seed(config.seed)
+        self.objective = Objective(net, res_factor=self.res_factor, n_quad=config.n_quad, n_samples=config.n_samples,
+                                   stratified=config.quadrature == "stratified", weight_kl=weight_kl,
+                                   loglik_frames=config.loglik_frames, encode_stride=config.encode_stride)
+        self.step_fn: torch.nn.Module | None = None             # the objective, in DDP with ranks: run_loop
+        self.stop_agreed: int | None = None                     # the signal all ranks stop on (0: the budget)
         source = f"{run / runmod.CHECKPOINT_FILE}" if run is not None else "checkpoint"
         if opt_state is not None:
             check_optimizer_fits(opt_state, self.params, source)
@@ -181,7 +131,7 @@ class Trainer:
             except (ValueError, KeyError, TypeError, RuntimeError) as err:
                 raise DataError(f"{source}: the optimizer state does not fit the model ({err})") from None
         if rng is not None:
-            self._restore_rng(rng, device, source)
+            self._check_noise_record(rng, source)
         self.buf: list[torch.Tensor] = []                      # per-step terms, read in one sync
         self.buf_meta: list[tuple[int, int, float, float]] = []
 
@@ -190,13 +140,13 @@ class Trainer:
         return self.files.meta if self.files is not None else {}
 
     # ---------------------------------------------------------------- state and files
-    def _restore_rng(self, rng: dict, device: torch.device, source: str) -> None:
-        try:
-            self.gen.set_state(rng["noise"].to("cpu") if device.type == "cpu" else rng["noise"])
-        except RuntimeError as err:   # a CPU and a CUDA generator state differ in kind and size
-            raise ConfigError(f"resume: the checkpoint's noise-generator state does not fit a {device.type} "
-                              f"generator ({err}); a run resumes only on the device type it was trained on "
-                              f"(cpu or cuda: --device)") from None
+    def _check_noise_record(self, rng: dict, source: str) -> None:
+        """The noise is keyed by (seed, step, window): nothing to restore. A checkpoint of a version
+        with one sequential generator (its state in ``rng["noise"]``) resumes on keyed noise, warned."""
+        if bytes(rng["noise"].tolist()) != NOISE_RECORD and self.dist.main:
+            log.warning("%s: written by a pymsde version with a sequential noise generator; the run continues "
+                        "with keyed noise (%s), so its path differs from what that version would have taken",
+                        source, rngmod.SCHEME)
 
     def elapsed(self) -> float:
         """Training wall time of the run so far (s, all sessions)."""
@@ -209,7 +159,8 @@ class Trainer:
                 "train_config": self.config.to_dict(),
                 "frozen": [n for n, p in net.named_parameters() if not p.requires_grad],
                 "optimizer": self.opt.state_dict(), "step": s.step, "epoch": s.epoch, "epoch_pos": s.pos,
-                "rng": {"torch": torch.get_rng_state(), "noise": self.gen.get_state()},
+                "rng": {"torch": torch.get_rng_state(), "noise": torch.tensor(list(NOISE_RECORD), dtype=torch.uint8)},
+                "world_size": self.dist.world_size,
                 "history": s.history, "train_time_s": self.elapsed(),
                 "versions": {k: v for k, v in runmod.environment_info().items() if k.endswith("version")},
                 "log": torch.tensor(s.log_rows, dtype=torch.float64).reshape(-1, len(LOG_COLUMNS)),
@@ -217,10 +168,11 @@ class Trainer:
                 "data_sha256": self.data_sha256}
 
     def save(self, best_too: bool = False, status: str = "running") -> None:
-        """Commit the run's state: the checkpoint first, then ``best.pt`` (``best_too``) and the logs."""
+        """Commit the run's state: the checkpoint first, then ``best.pt`` (``best_too``) and the logs
+        (rank 0; every rank reads its buffered terms, a collective with ranks)."""
+        self.flush()
         if self.files is None:
             return
-        self.flush()
         self.files.commit(self.checkpoint_state(status), best_too, self.state.log_rows, self.state.history)
 
     def write_meta(self, **updates: Any) -> None:
@@ -253,7 +205,11 @@ class Trainer:
         """Read the buffered terms in one host sync into the log; stop on a non-finite one."""
         if not self.buf:
             return
-        vals = torch.stack(self.buf).tolist()
+        vals = torch.stack(self.buf)
+        if self.dist.active:           # each rank's share of the batch means -> the global batch's
+            head = self.dist.sum(vals[:, :4].contiguous())
+            vals = torch.cat([head, vals[:, 4:]], dim=1)
+        vals = vals.tolist()
         now = self.elapsed()
         rows = self.state.log_rows
         for (s, e, b, lr), v in zip(self.buf_meta, vals):
@@ -281,16 +237,22 @@ class Trainer:
             self.write_meta(status=f"diverged at step {step}")
         raise TrainingDivergedError(_diagnose(term, step, self.data_std, lr, bad_params) + keep)
 
-    def validate(self) -> None:
-        """Validate (when there are validation data), record it, save; best.pt when it improved."""
-        if self.val_d is None:
-            return
+    def _validation_record(self) -> tuple[dict, float]:
         s = self.state
         t_val = time.perf_counter()
         rec = {"step": s.step, "epoch": s.epoch}
         rec.update(validate(self.net, self.val_d, self.config, self.res_factor, self.weight_kl))
         rec["time_s"] = self.elapsed()
-        s.validation_time_s += time.perf_counter() - t_val
+        return rec, time.perf_counter() - t_val
+
+    def validate(self) -> None:
+        """Validate (when there are validation data), record it, save; best.pt when it improved.
+        With ranks: rank 0 validates and broadcasts the record, so all decide alike."""
+        if not self.has_val:
+            return
+        s = self.state
+        rec, took = self.dist.broadcast(self.dist.run_agreed(self._validation_record, main_only=True))
+        s.validation_time_s += took
         s.history.append(rec)
         score = rec.get("val_nrmse", math.inf)
         improved = score < s.best
@@ -300,37 +262,52 @@ class Trainer:
         self.save(best_too=improved)
 
     def train_step(self, batch: np.ndarray) -> None:
-        """One optimiser step on the windows ``batch`` (``(n, 2)``: trajectory, start)."""
-        s, cfg, net = self.state, self.config, self.net
-        idx = torch.from_numpy(batch).to(self.offsets.device, non_blocking=True)
+        """One optimiser step on the global batch of windows ``batch`` (``(n, 2)``: trajectory, start);
+        this rank evaluates its slice (:func:`~pymsde.training.distributed.rank_slice`)."""
+        s, cfg = self.state, self.config
+        n = batch.shape[0]
+        lo, hi = self.dist.slice(n)
+        # a rank without a window (a short last batch) evaluates one with weight 0: it must join the all-reduce
+        rows, windows = (batch[lo:hi], tuple(range(lo, hi))) if hi > lo else (batch[:1], (0,))
+        idx = torch.from_numpy(rows).to(self.offsets.device, non_blocking=True)
         u, t, mu, f = self.train_d.windows(idx[:, 0], idx[:, 1], self.offsets)
         beta = beta_at(s.step, cfg.beta_steps, cfg.beta_warmup)
         lr = lr_at(s.step, cfg.lr, cfg.lr_decay, cfg.lr_decay_steps)
         for g in self.opt.param_groups:
             g["lr"] = lr
-        terms = elbo_terms(net, u, t, mu, f, beta=beta, res_factor=self.res_factor, n_quad=cfg.n_quad,
-                           n_samples=cfg.n_samples, stratified=cfg.quadrature == "stratified",
-                           generator=self.gen, weight_kl=self.weight_kl, loglik_frames=cfg.loglik_frames,
-                           encode_stride=cfg.encode_stride)
+        terms = self.step_fn(u, t, mu, f, beta, WindowNoise(cfg.seed, s.step, windows))
         self.opt.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        scale = self.dist.loss_scale(hi - lo, n)              # 1.0 alone: DDP's mean -> the batch mean
+        (terms["loss"] if scale == 1.0 else terms["loss"] * scale).backward()
         grads = [p.grad for p in self.params if p.grad is not None]
         gnorm = torch.nn.utils.get_total_norm(grads, foreach=True)
         if cfg.grad_clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self.params, cfg.grad_clip, gnorm, foreach=True)
         self.opt.step()
-        self.buf.append(torch.stack([terms["loss"].detach(), terms["loglik"].detach(),
-                                     terms["residual"].detach(), terms["kl"].detach(), gnorm.detach()]))
+        share = (hi - lo) / n if self.dist.active else 1.0    # the terms are summed over the ranks
+        row = [terms[k].detach() for k in ("loss", "loglik", "residual", "kl")]
+        if share != 1.0:
+            row = [x * share for x in row]
+        self.buf.append(torch.stack([*row, gnorm.detach()]))
         self.buf_meta.append((s.step, s.epoch, beta, lr))
         s.step += 1
         s.pos += batch.shape[0]
+
+    def _should_stop(self, budget_s: float | None) -> bool:
+        """A signal or the time budget, agreed on by all ranks (``stop_agreed``: the signal, 0: budget)."""
+        sig = self.stop_signal or 0
+        over = budget_s is not None and self.elapsed() >= budget_s
+        if self.dist.active:
+            sig, over = self.dist.max([sig, int(over and self.dist.main)])  # rank 0's clock decides the budget
+        if sig or over:
+            self.stop_agreed = int(sig)
+        return bool(sig or over)
 
     def _epoch(self, bar, budget_s: float | None) -> bool:
         """Steps through the rest of the current epoch; True when the epoch completed."""
         s, cfg = self.state, self.config
         for batch in self.sampler.batches(cfg.batch_windows, epoch=s.epoch, start_at=s.pos):
-            if s.step >= self.total_steps or self.stop_signal is not None or (
-                    budget_s is not None and self.elapsed() >= budget_s):
+            if s.step >= self.total_steps or self._should_stop(budget_s):
                 return False
             self.train_step(batch)
             if s.step % cfg.log_every == 0:
@@ -348,10 +325,13 @@ class Trainer:
         """Train to the step budget (or the time budget), validating every ``validate_every`` epochs."""
         s, cfg = self.state, self.config
         budget_s = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
-        bar = progress(total=self.total_steps, initial=s.step, desc="train", unit="step", enabled=cfg.progress)
+        if self.step_fn is None:                 # DDP's construction is a collective: all ranks are here
+            self.step_fn = self.dist.wrap(self.objective, self.offsets.device)
+        bar = progress(total=self.total_steps, initial=s.step, desc="train", unit="step",
+                       enabled=cfg.progress and self.dist.main)
         last_val_step = s.history[-1]["step"] if s.history else -1
         try:
-            while s.step < self.total_steps and self.stop_signal is None:
+            while s.step < self.total_steps and self.stop_agreed is None:
                 if not self._epoch(bar, budget_s):
                     break
                 s.epoch += 1
@@ -363,22 +343,22 @@ class Trainer:
             self.flush()
         finally:
             bar.close()
-        if self.stop_signal is not None:
+        if self.stop_agreed:
             self._interrupted()
-        if self.val_d is not None and last_val_step != s.step:
+        if self.has_val and last_val_step != s.step:
             self.validate()
         self.save(status="done")
 
     def _interrupted(self) -> None:
         """Save the run as it stands, mark it interrupted, raise TrainingInterrupted."""
-        s, name = self.state, signal.Signals(self.stop_signal).name
+        s, sig = self.state, self.stop_agreed or self.stop_signal
+        name = signal.Signals(sig).name
         self.save(status="interrupted")
         self.write_meta(status="interrupted", interrupted_by=name, steps=s.step, epochs=s.epoch,
                         train_time_s=self.elapsed())
         where = (f"; checkpoint saved: {self.run / runmod.CHECKPOINT_FILE} (continue with --resume)"
                  if self.run is not None else " (no run directory: nothing saved)")
-        raise TrainingInterrupted(f"interrupted by {name} at step {s.step} of {self.total_steps}{where}",
-                                  self.stop_signal)
+        raise TrainingInterrupted(f"interrupted by {name} at step {s.step} of {self.total_steps}{where}", sig)
 
     def result(self) -> TrainResult:
         """Finish the run's metadata and return the :class:`TrainResult`."""
@@ -392,6 +372,10 @@ class Trainer:
         return TrainResult(model=self.net, steps=s.step, epochs=s.epoch, train_time_s=total, history=s.history,
                            log={c: cols[:, i] for i, c in enumerate(LOG_COLUMNS)}, run_dir=self.run,
                            config=self.config)
+
+
+#: ``rng["noise"]`` of a checkpoint: the name of the keyed noise scheme (formerly a generator's state)
+NOISE_RECORD = rngmod.SCHEME.encode()
 
 
 @contextlib.contextmanager

@@ -28,12 +28,19 @@ the last good checkpoint. Every size is checked against the available memory bef
 is allocated (:func:`pymsde.training.config.memory_needs`).
 
 Reproducibility: ``seed`` seeds the model initialisation (inside ``torch.random.fork_rng``,
-so the caller's global RNG is left as it was), the window order (a pure function of ``(seed, epoch)``) and a private
-``torch.Generator`` for every random number of the objective. On CPU a run is deterministic
-for a fixed thread count, and a run resumed from a checkpoint follows the uninterrupted run
-exactly (parameters and ``log.csv``; the validation history of the resumed run has one more
-record, at the step where the first call stopped, since every call validates its final
-state).
+so the caller's global RNG is left as it was), the window order (a pure function of ``(seed, epoch)``) and
+every random number of the objective, drawn from streams keyed by ``(seed, step, window position in the
+global batch)`` (:mod:`pymsde.util.rng`). On CPU a run is deterministic for a fixed thread count, and a
+run resumed from a checkpoint follows the uninterrupted run exactly (parameters and ``log.csv``; the
+validation history of the resumed run has one more record, at the step where the first call stopped,
+since every call validates its final state).
+
+Data parallel (:mod:`pymsde.training.distributed`, docs/distributed.md): inside an initialised
+process group (``torchrun ... -m pymsde train``), every rank calls :func:`fit` with the same
+arguments; rank 0 locks and writes the run directory, each rank trains on its slice of every
+global batch, and the result equals one process's with the same ``batch_windows`` up to the
+rounding of the gradient sums. Checks that only rank 0 makes are agreed on, so a refusal is
+raised on every rank. A run resumes on another world size (warned: same batches, same noise).
 """
 from __future__ import annotations
 
@@ -52,6 +59,7 @@ from pymsde.model.config import check_data_fits
 from pymsde.training import run as runmod
 from pymsde.training.checkpoint import load_checkpoint
 from pymsde.training.config import TrainConfig, memory_needs, parameters_lower_bound, resolve_device
+from pymsde.training.distributed import Dist, check_batch, current
 from pymsde.training.elbo import WeightKL
 from pymsde.training.loop import TERMS, Trainer, TrainResult, TrainState, _diagnose, stop_on_signals
 from pymsde.util.errors import ConfigError, DataError, check_memory
@@ -67,11 +75,13 @@ _PATH_FIELDS = ("window", "batch_windows", "n_quad", "n_samples", "loglik_frames
 
 # ----------------------------------------------------------------------------- fit
 
-def _check_config(config: TrainConfig, state: dict | None, data: Trajectories, val: Trajectories | None) -> None:
+def _check_config(config: TrainConfig, state: dict | None, data: Trajectories, val: Trajectories | None,
+                  dist: Dist) -> None:
     """Everything about the configuration and the data that must hold before any work."""
     from pymsde.data.trajectories import DT_RTOL
 
     config.validate()
+    check_batch(config.batch_windows, dist.world_size)
     if state is not None:
         old = TrainConfig.from_dict(state["train_config"], source="the checkpoint's train_config")
         diff = [f"{k}: {getattr(old, k)!r} -> {getattr(config, k)!r}" for k in _PATH_FIELDS
@@ -79,7 +89,12 @@ def _check_config(config: TrainConfig, state: dict | None, data: Trajectories, v
         if diff:
             raise ConfigError(f"resume: the configuration differs from the checkpoint's in fields that change "
                               f"the training path ({'; '.join(diff)}); only epochs, max_steps, validation, "
-                              f"checkpoint, logging and device (same device type) settings may change")
+                              f"checkpoint, logging and device settings may change")
+        old_world = int(state.get("world_size", 1))
+        if old_world != dist.world_size and dist.main:
+            log.warning("resume: the run was trained on %d process(es) and continues on %d: the same global batches "
+                        "and random numbers (keyed by step and window), so the same path up to the rounding of the "
+                        "gradient sums", old_world, dist.world_size)
     if config.window > data.n_t:
         raise ConfigError(f"train.window = {config.window} observations is longer than the training "
                           f"trajectories ({data.n_t} times); expected window <= {data.n_t}")
@@ -171,13 +186,14 @@ def _run_meta(trainer: Trainer, resumed: bool, data: Trajectories, val: Trajecto
                  "n_traj_train": data.n_traj, "n_traj_val": 0 if val is None else val.n_traj,
                  "n_t": data.n_t, "dt": data.dt, "grid": list(data.grid_shape), "channels": data.channels,
                  "windows_per_epoch": len(trainer.sampler), "steps_per_epoch": trainer.steps_per_epoch,
-                 "residual_factor": trainer.res_factor, "model_config": trainer.net.config.to_dict()})
+                 "residual_factor": trainer.res_factor, "model_config": trainer.net.config.to_dict(),
+                 "world_size": trainer.dist.world_size})
     if data_path is not None:
         meta["data"] = {"path": str(Path(data_path).resolve()), "sha256": sha, "case": data.attrs.get("case")}
     return meta
 
 
-def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path, weight_kl, t_wall0):
+def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path, weight_kl, t_wall0, dist: Dist):
     """Every check, then the Trainer; nothing is written. Returns ``(trainer, checkpoint or None)``."""
     source = str(run / runmod.CHECKPOINT_FILE) if run is not None else "checkpoint"
     state = load_checkpoint(run / runmod.CHECKPOINT_FILE, for_resume=True) if resume else None
@@ -185,9 +201,11 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
         config = TrainConfig.from_dict(config)
     if config is None:
         config = TrainConfig.from_dict(state["train_config"], source=source) if state is not None else TrainConfig()
-    _check_config(config, state, data, val)
+    _check_config(config, state, data, val, dist)
     device = resolve_device(config.device)
-    sha = runmod.sha256_file(data_path) if data_path is not None else ""
+    if device.type == "cuda" and dist.active:
+        device = torch.device("cuda", torch.cuda.current_device())      # the rank's GPU (distributed.session)
+    sha = runmod.sha256_file(data_path) if data_path is not None and dist.main else ""   # rank 0 records it
     if state is not None:
         _check_same_data(state, run, sha, data_path)
     cfg = _check_memory(model, state, config, data, val, device, source)
@@ -195,7 +213,7 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
     tstate = TrainState.from_checkpoint(state, run) if state is not None else TrainState()
     trainer = Trainer(net, data, val, config, run, tstate, weight_kl, meta=None,
                       opt_state=None if state is None else state["optimizer"],
-                      rng=None if state is None else state["rng"], t_wall0=t_wall0, data_sha256=sha)
+                      rng=None if state is None else state["rng"], t_wall0=t_wall0, data_sha256=sha, dist=dist)
     if trainer.files is not None:
         trainer.files.meta = _run_meta(trainer, state is not None, data, val, device, data_path, sha)
         if state is not None and "validation_time_s" not in state:
@@ -242,28 +260,43 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
     run = Path(run_dir) if run_dir is not None else None
     if resume and run is None:
         raise ConfigError("fit: resume=True needs run_dir (the run to continue)")
-    lock = runmod.RunLock(run) if run is not None else None
-    if run is not None and run.is_dir():
-        lock.acquire()                                # a second trainer is refused before any work
+    dist = current()                                  # alone, or this rank of a process group
+    lock = runmod.RunLock(run) if run is not None and dist.main else None
     opened = False
     try:
-        if run is not None:
-            runmod.check_run_target(run, resume=resume)   # refuse to overwrite a run, before any work
-        trainer, state = _prepare(data, model, config, val, run, resume, data_path, weight_kl, t_wall0)
-        if lock is not None and not lock.held:
-            # the run directory is created only now, after every check above passed (a refused
-            # configuration leaves nothing behind)
-            run.mkdir(parents=True, exist_ok=True)
-            lock.acquire()
-            runmod.check_run_target(run, resume=resume)
+        # rank 0 claims the run directory (a second trainer and an existing run are refused
+        # before any work); every rank checks and builds; rank 0 creates the directory only
+        # after every check passed (a refused configuration leaves nothing behind). Each stage is
+        # agreed on: a refusal on one rank is raised on all.
+        dist.run_agreed(_claim, run, lock, resume, main_only=True)
+        trainer, state = dist.run_agreed(_prepare, data, model, config, val, run, resume, data_path, weight_kl,
+                                         t_wall0, dist)
+        dist.run_agreed(_create, run, lock, resume, main_only=True)
         opened = True
         with stop_on_signals(trainer):
-            trainer.open(state, (trainer.net.config, trainer.config))
+            dist.run_agreed(trainer.open, state, (trainer.net.config, trainer.config))
             trainer.run_loop()
         return trainer.result()
     finally:
         if lock is not None:
             lock.release(refused=not opened)
+
+
+def _claim(run: Path | None, lock, resume: bool) -> None:
+    """Lock an existing run directory and refuse to overwrite a run (before any work)."""
+    if run is None:
+        return
+    if run.is_dir():
+        lock.acquire()
+    runmod.check_run_target(run, resume=resume)
+
+
+def _create(run: Path | None, lock, resume: bool) -> None:
+    """Create and lock the run directory once every check passed (nothing when it was locked)."""
+    if lock is not None and not lock.held:
+        run.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        runmod.check_run_target(run, resume=resume)
 
 
 __all__ = ["fit", "Trainer", "TrainState", "TrainResult", "resolve_device", "TERMS", "_diagnose"]
