@@ -194,28 +194,36 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
         h5 = h5py.File(path, "r")
     except OSError as err:
         raise DataError(f"{path}: not a readable HDF5 file ({err})") from None
-    out = {}
     with h5:
         _check_sizes(path, {k: (tuple(n.shape or ()), n.dtype) for k, n in _h5_datasets(h5py, h5).items()})
-        for key in h5.keys():
-            try:
-                node = h5[key]
-            except KeyError as err:            # a dangling soft or external link
-                raise DataError(f"{path}: key {key!r} cannot be opened ({err})") from None
-            if not isinstance(node, h5py.Dataset):
-                if key in KEYS:
-                    raise DataError(f"{path}: key {key!r} is an HDF5 group; expected a dataset")
-                log.warning("%s: ignoring HDF5 group %r (not a pymsde key)", path, key)
-                continue
-            if node.dtype.kind == "O" or h5py.check_string_dtype(node.dtype) is not None:
-                # strings (boundary names, attrs JSON): bytes or str -> numpy unicode, as UTF-8
-                # (fixed-length byte strings carry no encoding; asstr() would assume ASCII)
-                if h5py.check_string_dtype(node.dtype) is None:
-                    raise DataError(f"{path}: key {key!r} holds objects of dtype {node.dtype}; "
-                                    f"expected numbers or strings")
-                out[key] = _decode_utf8(path, key, np.asarray(node[()]))
-            else:
-                out[key] = node[()]
+        return read_h5_keys(h5py, h5, path)
+
+
+def read_h5_keys(h5py, h5, path: Path, skip: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """The root datasets of an open HDF5 file as arrays (strings decoded as UTF-8), except ``skip``;
+    groups that are not pymsde keys are skipped with a warning."""
+    out = {}
+    for key in h5.keys():
+        if key in skip:
+            continue
+        try:
+            node = h5[key]
+        except KeyError as err:            # a dangling soft or external link
+            raise DataError(f"{path}: key {key!r} cannot be opened ({err})") from None
+        if not isinstance(node, h5py.Dataset):
+            if key in KEYS:
+                raise DataError(f"{path}: key {key!r} is an HDF5 group; expected a dataset")
+            log.warning("%s: ignoring HDF5 group %r (not a pymsde key)", path, key)
+            continue
+        if node.dtype.kind == "O" or h5py.check_string_dtype(node.dtype) is not None:
+            # strings (boundary names, attrs JSON): bytes or str -> numpy unicode, as UTF-8
+            # (fixed-length byte strings carry no encoding; asstr() would assume ASCII)
+            if h5py.check_string_dtype(node.dtype) is None:
+                raise DataError(f"{path}: key {key!r} holds objects of dtype {node.dtype}; "
+                                f"expected numbers or strings")
+            out[key] = _decode_utf8(path, key, np.asarray(node[()]))
+        else:
+            out[key] = node[()]
     return out
 
 
@@ -270,7 +278,21 @@ def from_arrays(raw: dict[str, Any], source: str = "<arrays>") -> Trajectories:
 
     ``source`` names the origin in error messages (the file path for :func:`load`).
     """
-    path = Path(source)
+    check_keys(raw, source)
+    u = np.asarray(raw["u"])
+    domain, boundary, attrs, defaulted = parse_metadata(raw, max(u.ndim - 3, 1), source)
+    try:
+        traj = Trajectories(u=u, t=raw["t"], domain=domain, boundary=boundary,
+                            mu=raw.get("mu"), f=raw.get("f"), attrs=attrs)
+    except DataError as err:
+        raise DataError(f"{source}: key {err}") from None
+    for message in defaulted:
+        log.warning("%s: %s", source, message)
+    return traj
+
+
+def check_keys(raw, source: str) -> None:
+    """DataError for a missing required key; a warning for unknown ones (``raw``: the file's key names)."""
     missing = [k for k in REQUIRED_KEYS if k not in raw]
     if missing:
         raise DataError(f"{source}: missing key {missing[0]!r} ({_KEY_HELP[missing[0]]}); "
@@ -278,8 +300,13 @@ def from_arrays(raw: dict[str, Any], source: str = "<arrays>") -> Trajectories:
     unknown = sorted(set(raw) - set(KEYS))
     if unknown:
         log.warning("%s: ignoring unknown keys %s (known: %s)", source, unknown, list(KEYS))
-    u = np.asarray(raw["u"])
-    n_dims = max(u.ndim - 3, 1)
+
+
+def parse_metadata(raw: dict[str, Any], n_dims: int, source: str) -> tuple[Any, tuple, dict, list[str]]:
+    """``(domain, boundary, attrs, defaulted)`` from the file keys: the documented defaults
+    where ``domain`` / ``boundary`` are absent (``defaulted``: the warnings to log), the
+    ``attrs`` JSON decoded; DataError naming ``source`` and the key otherwise."""
+    path = Path(source)
     defaulted = []
     domain = raw.get("domain")
     if domain is None:
@@ -309,14 +336,7 @@ def from_arrays(raw: dict[str, Any], source: str = "<arrays>") -> Trajectories:
             raise DataError(f"{source}: key 'attrs' is not valid JSON ({err})") from None
         if not isinstance(attrs, dict):
             raise DataError(f"{source}: key 'attrs' is a JSON {type(attrs).__name__}; expected a JSON object")
-    try:
-        traj = Trajectories(u=u, t=raw["t"], domain=domain, boundary=boundary,
-                            mu=raw.get("mu"), f=raw.get("f"), attrs=normalise_attrs(attrs))
-    except DataError as err:
-        raise DataError(f"{source}: key {err}") from None
-    for message in defaulted:
-        log.warning("%s: %s", source, message)
-    return traj
+    return domain, boundary, normalise_attrs(attrs), defaulted
 
 
 _KEY_HELP = {"u": "the field, shape (n_traj, n_t, C, *grid)", "t": "the times, shape (n_traj, n_t) or (n_t,)"}

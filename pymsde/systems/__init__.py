@@ -14,10 +14,12 @@ The numerics live in ``pymsde.numerics.pde`` / ``stencils`` / ``spectral``; the 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
 
+from pymsde.data.io import file_format, save
 from pymsde.data.trajectories import Trajectories
 from pymsde.systems.cases import CASES, CaseSpec, split_sizes
 from pymsde.systems import flows
@@ -233,5 +235,41 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
     return _record_split(traj, overrides.get("split", spec.split), n_traj, seed)
 
 
-__all__ = ["simulate", "CASES", "CaseSpec", "coarse_grain", "refine", "solve_coarse", "integrate_burgers",
+def simulate_to_file(case: str, path, n_traj: int | None = None, seed: int = 0, n_grid=None, n_steps: int | None = None,
+                     t_end: float | None = None, backend: str = "torch", progress: bool = True,
+                     **overrides: Any) -> dict:
+    """Simulate ``case`` into the file ``path`` and return a summary dict (``path``, ``n_traj``,
+    ``n_t``, ``grid``, ``dt``, ``min``, ``max``, ``splits``, ``seconds``).
+
+    ``swe2d`` into HDF5 (``.h5`` / ``.hdf5``) is streamed: each chunk of trajectories is written
+    as it is produced (``u`` float32, chunked per trajectory, atomic; ``flows.stream_swe``), in
+    the memory of one chunk. Every other request is :func:`simulate` then
+    :func:`pymsde.data.io.save` (same arguments, same values).
+    """
+    fmt = file_format(path, for_writing=True)
+    spec = CASES.get(case)
+    if spec is not None and spec.pde == "swe" and fmt == "hdf5":
+        flows.check_options(spec, overrides)
+        seed = check_seed(seed, "simulate: seed")
+        n_traj_, shape, n_steps_, t_end_, noise = _sizes_streamed(spec, n_traj, n_grid, n_steps, t_end, overrides)
+        flows.check_backend(spec, backend)
+        return flows.stream_swe(spec, path, n_traj_, shape, n_steps_, t_end_, noise, seed, overrides, progress)
+    start = time.perf_counter()
+    traj = simulate(case, n_traj=n_traj, seed=seed, n_grid=n_grid, n_steps=n_steps, t_end=t_end, backend=backend,
+                    progress=progress, **overrides)
+    seconds = time.perf_counter() - start
+    out = save(traj, path)
+    return {"path": out, "case": case, "n_traj": traj.n_traj, "n_t": traj.n_t, "grid": traj.grid_shape,
+            "boundary": traj.boundary, "dt": traj.dt, "dtype": str(traj.u.dtype), "min": float(traj.u.min()),
+            "max": float(traj.u.max()), "splits": {k: len(v) for k, v in traj.splits.items()}, "seconds": seconds}
+
+
+def _sizes_streamed(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides):
+    """:func:`_sizes` without the whole-data-set memory check (a streamed run holds one chunk)."""
+    probe = _sizes(spec, 1, n_grid, n_steps, t_end, overrides)
+    n_traj = spec.n_traj if n_traj is None else _count(n_traj, "n_traj", 1)
+    return (n_traj, *probe[1:])
+
+
+__all__ = ["simulate", "simulate_to_file", "CASES", "CaseSpec", "coarse_grain", "refine", "solve_coarse", "integrate_burgers",
            "integrate_kdv", "burgers_dt_limit", "kdv_dt_limit", "gaussian_pulse_advection", "advect_fourier"]

@@ -22,13 +22,18 @@ are the cell centres); ``attrs["boundary_physical"]`` holds the physical kinds p
 """
 from __future__ import annotations
 
+import math
+import time
+from pathlib import Path
+
 import numpy as np
 
 from pymsde.data.splits import time_split_counts
+from pymsde.data.stream import stream_writer
 from pymsde.data.trajectories import Trajectories
 from pymsde.systems import cylinder, swe
 from pymsde.systems.cases import CaseSpec, split_sizes
-from pymsde.util.errors import ConfigError
+from pymsde.util.errors import ConfigError, check_memory
 
 #: The options each flow case accepts beyond the sizes (``simulate(..., **overrides)``).
 FLOW_OPTIONS = {"swe": {"noise", "split", "g", "cfl", "limiter", "rk", "batch", "chunk"},
@@ -110,6 +115,37 @@ def simulate_swe(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float,
                         boundary=grid.boundary, mu=mu, attrs=attrs)
 
 
+def stream_swe(spec: CaseSpec, path, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
+               overrides: dict, progress: bool, dtype=np.float32) -> dict:
+    """Generate swe2d chunk by chunk straight into the HDF5 file ``path`` (``u`` float32,
+    chunked per trajectory, written atomically: ``pymsde.data.stream``); the same values as
+    :func:`simulate_swe` rounded to ``dtype``. Peak memory: one chunk of ``chunk`` (default 25)
+    trajectories in float64, about 3 x 8 x chunk x n_steps x N^2 bytes (0.8 GB at the
+    defaults), not the data set. Returns a summary (path, sizes, value range, splits, seconds)."""
+    opts = swe_options(spec, shape, n_steps, t_end, overrides)
+    chunk = int(overrides.get("chunk", 25))
+    if chunk < 1:
+        raise ConfigError(f"simulate: chunk = {chunk}; expected a positive number of trajectories")
+    check_memory(3 * 8.0 * min(chunk, n_traj) * n_steps * math.prod(shape),
+                 f"simulate {spec.name}: a chunk of {min(chunk, n_traj)} trajectories x {n_steps} x {tuple(shape)} "
+                 f"float64 values", hint="lower chunk")
+    grid = spec.grid(shape)
+    t = np.linspace(0.0, t_end, n_steps)
+    split = swe_split(spec, overrides.get("split"), n_traj)
+    start = time.perf_counter()
+    radii, steps = np.empty(n_traj), []
+    with stream_writer(path, (n_traj, n_steps, 1, *shape), t, grid.domain, grid.boundary, n_mu=1, dtype=dtype) as w:
+        for part in swe.iter_swe_chunks(n_traj, seed, chunk=chunk, noise=noise, show_progress=progress, **opts):
+            w.write(int(part["index"][0]), part["u"], mu=part["mu"])
+            radii[part["index"]] = part["mu"][:, 0]
+            steps += part["info"]["steps"]
+        w.attrs = swe_attrs(spec, grid, seed, noise, opts, radii, steps, split)
+    return {"path": Path(path), "case": spec.name, "n_traj": n_traj, "n_t": n_steps, "grid": tuple(shape),
+            "boundary": grid.boundary, "dt": float(t[1] - t[0]), "dtype": str(np.dtype(dtype)),
+            "min": float(w.vmin.min()), "max": float(w.vmax.max()), "splits": {k: len(v) for k, v in split.items()},
+            "seconds": time.perf_counter() - start}
+
+
 # ----------------------------------------------------------------------------- cylinder2d
 
 def cylinder_setup(spec: CaseSpec, shape, n_steps: int, t_end: float, overrides: dict) -> cylinder.CylinderSetup:
@@ -174,5 +210,5 @@ def simulate_flow(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float
     return fn(spec, n_traj, tuple(shape), int(n_steps), float(t_end), float(noise), int(seed), overrides, progress)
 
 
-__all__ = ["FLOW_OPTIONS", "simulate_flow", "simulate_swe", "simulate_cylinder", "swe_options", "swe_split",
+__all__ = ["FLOW_OPTIONS", "simulate_flow", "simulate_swe", "stream_swe", "simulate_cylinder", "swe_options", "swe_split",
            "swe_attrs", "cylinder_setup", "time_split", "check_backend", "check_options"]
