@@ -27,6 +27,15 @@ condition, solve the same PDE on the coarse mesh, map the solution back to the f
     nonlinear term does no work on the retained modes), so the coarse solution is bounded for
     all time however under-resolved, while the stiff dispersion ``i d k^3`` is integrated
     exactly. Output: the trigonometric interpolant of those values on the fine grid.
+  * Shallow water (swe2d, 8 x 8 cells): the fine-grid finite-volume scheme of ``systems.swe``
+    (MUSCL-MC, HLL, SSP-RK2, outflow boundaries) on the coarse cells, from the block averages of
+    the depth ``h = h_out + u`` at rest (the data hold the depth only; the dam break starts at
+    rest). Output ``h - h_out``, refined linearly.
+  * Cylinder wake (cylinder2d, 32 x 8 cells, 8 per unit, D = one cell): the incompressible
+    solver of ``systems.cylinder`` (MAC projection, immersed disc, SSP-RK3) on the output box
+    ``[0, 4] x [0, 1]`` (its convective outflow at x = 4, as the paper's FEniCS box), started
+    from the block averages of ``(u, v)`` turned into face values and projected; so its first
+    frame is the projected field, not exactly the coarse-grained data. Output refined linearly.
 """
 from __future__ import annotations
 
@@ -44,6 +53,7 @@ from pymsde.systems.cases import CASES, CaseSpec
 from pymsde.backends.protocol import BACKEND_NAMES, Backend
 from pymsde.systems.solvers import (RK4_IMAG, _check_finite, _check_times, _substeps, compute_threads, kdv_dt_limit,
                                     march, spectral_run)
+from pymsde.systems import cylinder, swe
 from pymsde.util.errors import ConfigError
 
 REFINE_METHODS = ("linear", "spectral", "constant")
@@ -298,6 +308,35 @@ def _coarse_advection(c, h_out, dt, cell, par, show_progress):
         return advection_cd_run(c, h, n_sub, h_out[1], par["c"], cell[0], show_progress=show_progress), what, h
 
 
+def _coarse_swe(c, t_out, cell, par, show_progress):
+    """Coarse shallow water from the block averages ``c (B, 1, *cells)`` of ``u = h - h_out``."""
+    h_out = par.get("h_out", swe.DAM_DEFAULTS["h_out"])
+    q0 = torch.zeros((c.shape[0], 3, *c.shape[2:]), dtype=torch.float64)
+    q0[:, 0] = c[:, 0] + h_out
+    t = np.asarray(t_out, dtype=np.float64)
+    out, info = swe.integrate_swe(q0, t - t[0], cell, g=par["g"], boundary="outflow", show_progress=show_progress,
+                                  desc="coarse")
+    h = float(t[-1] - t[0]) / max(1, int(np.mean(info["steps"])))          # the mean internal step
+    return torch.as_tensor(out - h_out), "solve_coarse (finite-volume shallow water)", h
+
+
+def _coarse_cylinder(c, t_out, spec, par, show_progress):
+    """Coarse cylinder flow from the block averages ``c (B, 2, nx, ny)`` of ``(u, v)``."""
+    (x_lo, x_hi), (y_lo, y_hi) = spec.domain
+    per_unit = c.shape[2] / (x_hi - x_lo)
+    if per_unit != int(per_unit) or c.shape[3] != per_unit * (y_hi - y_lo):
+        raise ConfigError(f"solve_coarse: coarse grid {tuple(c.shape[2:])} for case {spec.name!r}; expected square "
+                          f"cells, (4 n, n)")
+    t = np.asarray(t_out, dtype=np.float64)
+    setup = cylinder.CylinderSetup(u_in=par["u_in"], nu=par["nu"], length=x_hi - x_lo, out_length=x_hi - x_lo,
+                                   height=y_hi - y_lo, cells_per_unit=int(per_unit), refine=1,
+                                   t_end=float(t[-1] - t[0]), dt_out=float(t[-1] - t[0]) / (len(t) - 1),
+                                   perturbation=0.0)
+    runs = [cylinder.run_cylinder(setup, show_progress=show_progress, initial=ci.numpy()) for ci in c]
+    h = setup.dt_out * (len(t) - 1) / max(1, runs[0]["steps"])
+    return torch.as_tensor(np.stack([r["u"] for r in runs])), "solve_coarse (incompressible, MAC projection)", h
+
+
 def _torch_only(backend) -> None:
     """Check a backend name without starting Julia (for the loops without a Julia mirror)."""
     if not isinstance(backend, Backend) and backend not in BACKEND_NAMES:
@@ -311,11 +350,12 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
     """Under-resolved DNS: the case's PDE solved on the coarse mesh, returned on the fine grid.
 
     Args:
-        case: case name or :class:`CaseSpec` (PDE, domain, boundary types, default coarse grid).
+        case: case name or :class:`CaseSpec` (PDE, domain, boundary types, default coarse grid);
+            swe2d and cylinder2d run torch only (like wave1d) with the CFL step (no ``dt``).
         u0_fine: ``(n, C, *grid)`` fine initial fields (numpy or torch; float64 used inside).
         t_out: ``(n_t,)`` uniform output times; ``t_out[0]`` is the time of ``u0_fine``.
         factors: coarsening factor per axis (default: fine shape / the case's coarse grid
-            20, 20, 8 x 8, 20 -- e.g. 50 for 1000 -> 20, 16 for 128 -> 8).
+            20, 20, 8 x 8, 20, 8 x 8, 32 x 8 -- e.g. 50 for 1000 -> 20, 16 for 128 -> 8).
         params: PDE coefficients overriding the case's (``{"nu": ...}``, ``{"d": ...}`` or
             ``{"c": ...}``).
         grid: fine grid (default: the case's domain and boundary with ``u0_fine``'s shape).
@@ -349,8 +389,11 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         factors = grid.coarsening_factors(spec.coarse)     # ConfigError when it does not divide
     factors = _check_factors(u0.shape, factors, "solve_coarse")
     h_out = (_check_times(t_out, "solve_coarse"), len(t_out))     # (output step, outputs)
-    if spec.pde == "advection":
+    if spec.pde in ("advection", "swe", "incompressible"):
         _torch_only(backend)
+        if dt is not None and spec.pde != "advection":
+            raise ConfigError(f"solve_coarse: dt = {dt} for case {spec.name!r}; its step is chosen by the CFL "
+                              f"condition (leave dt out)")
     else:
         be = resolve_backend(backend)   # before any work: an unavailable "julia" fails at once
     c = coarse_grain(u0, factors)
@@ -361,6 +404,10 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         coarse, what, h = _coarse_kdv(c, h_out, dt, par, grid, factors, be, show_progress)
     elif spec.pde == "advection":
         coarse, what, h = _coarse_advection(c, h_out, dt, cell, par, show_progress)
+    elif spec.pde == "swe":
+        coarse, what, h = _coarse_swe(c, t_out, cell, par, show_progress)
+    elif spec.pde == "incompressible":
+        coarse, what, h = _coarse_cylinder(c, t_out, spec, par, show_progress)
     else:  # pragma: no cover - CASES only holds these PDEs
         raise ConfigError(f"solve_coarse: no coarse solver for PDE {spec.pde!r}")
     _check_finite(coarse[:, -1], what, h)

@@ -287,6 +287,20 @@ def initial_velocity(s: CylinderSetup, nx: int, ny: int, h: float):
     return torch.full((nx + 1, ny), float(s.u_in), dtype=torch.float64), v
 
 
+def faces_from_centres(w, s: CylinderSetup, nx: int, ny: int):
+    """A cell-centred velocity ``w (2, nx, ny)`` on the internal grid as MAC face values
+    ``(u (nx + 1, ny), v (nx, ny + 1))``: interior faces average their two cells, the inflow
+    face is ``u_in``, the outflow face copies the last cell, the walls have ``v = 0`` (before
+    the projection). The start of a coarse run from data (``systems.coarse.solve_coarse``)."""
+    w = torch.as_tensor(np.asarray(w, dtype=np.float64))
+    if tuple(w.shape) != (2, nx, ny) or not bool(torch.isfinite(w).all()):
+        raise ConfigError(f"cylinder: initial field of shape {tuple(w.shape)}; expected finite (2, {nx}, {ny}), "
+                          f"the cell-centred (u, v) of the internal grid")
+    u = torch.cat([torch.full((1, ny), float(s.u_in), dtype=w.dtype), 0.5 * (w[0, 1:] + w[0, :-1]), w[0, -1:]])
+    zero = torch.zeros((nx, 1), dtype=w.dtype)
+    return u, torch.cat([zero, 0.5 * (w[1, :, 1:] + w[1, :, :-1]), zero], dim=1)
+
+
 def output_field(u: torch.Tensor, v: torch.Tensor, s: CylinderSetup) -> torch.Tensor:
     """Cell-centred velocity block-averaged by ``refine`` and cropped: ``(2, nx_out, ny_out)``."""
     r = int(s.refine)
@@ -296,12 +310,15 @@ def output_field(u: torch.Tensor, v: torch.Tensor, s: CylinderSetup) -> torch.Te
     return w.reshape(2, nxo, r, w.shape[2] // r, r).mean(dim=(2, 4))
 
 
-def run_cylinder(setup: CylinderSetup | None = None, show_progress: bool = True, dtype=np.float64, **overrides) -> dict:
+def run_cylinder(setup: CylinderSetup | None = None, show_progress: bool = True, dtype=np.float64, initial=None,
+                 **overrides) -> dict:
     """Simulate the cylinder flow and return the saved velocity and the diagnostics.
 
     Args:
         setup: a :class:`CylinderSetup` (default: the paper's); ``**overrides`` replace its fields.
         dtype: dtype of the returned field (float64 inside).
+        initial: start from this cell-centred velocity ``(2, nx, ny)`` of the internal grid
+            (:func:`faces_from_centres`) instead of uniform flow plus the perturbation.
     Returns:
         dict with ``u (n_t, 2, nx_out, ny_out)`` (velocity; x first), ``t (n_t,)``, ``x (nx_out,)``
         and ``y (ny_out,)`` cell centres, ``cd`` and ``cl (n_t - 1,)`` (force coefficients
@@ -319,7 +336,7 @@ def run_cylinder(setup: CylinderSetup | None = None, show_progress: bool = True,
     n_t = int(round(s.t_end / s.dt_out)) + 1
     masks = disc_masks(volume_fractions(nx, ny, h, s.centre, s.radius))
     solver = NeumannPoisson(nx, ny, h)
-    u, v = initial_velocity(s, nx, ny, h)
+    u, v = initial_velocity(s, nx, ny, h) if initial is None else faces_from_centres(initial, s, nx, ny)
     immersed_forcing(u, v, masks)
     project(u, v, solver, h)
     ip, jp = int(round((s.centre[0] + 4 * s.radius * 2) * n)), int(round(s.centre[1] * n))
@@ -384,4 +401,4 @@ def centred_divergence(field, h: float) -> np.ndarray:
 
 __all__ = ["CylinderSetup", "run_cylinder", "volume_fractions", "dct2", "idct2", "NeumannPoisson",
            "momentum_rhs", "project", "disc_masks", "immersed_forcing", "rk3_step", "initial_velocity",
-           "output_field", "dominant_frequency", "strouhal", "centred_divergence"]
+           "output_field", "faces_from_centres", "dominant_frequency", "strouhal", "centred_divergence"]
