@@ -28,6 +28,7 @@ train.window    optimiser step, window's position in the      the window's repar
 train.shared    optimiser step, 0                             what a batch shares: the frame
                                                               subset, the quadrature jitter
 val.window      0, validation window index                    as train.window
+val.shared      0, 0                                          as train.shared
 forecast        initial observation index, member index      the member's z0 noise, then its
                                                               Brownian increments step by step
 ==============  ===========================================  ================================
