@@ -53,3 +53,51 @@ def test_every_final_paper_value_has_a_source():
     lines = describe("final-paper")
     assert any(line.startswith("- n_quad = 0: FINAL_PAPER.md 1.3") for line in lines)
     assert any(line.startswith("- warm-started stage: lr = 0.0001") for line in lines)
+
+
+def test_for_data_sizes_the_unset_fields_to_the_data_and_keeps_the_given_ones():
+    from pymsde.data.windows import window_starts
+    from pymsde.training.recipes import MAX_STEPS, MIN_STEPS, for_data
+
+    # the newcomer's set: 4 training trajectories of 200 times
+    fields, notes = for_data(4, 200)
+    per_epoch = 4 * len(window_starts(200, 128))                       # 2 windows each
+    assert fields["window"] == 128 and fields["epochs"] == -(-MIN_STEPS // per_epoch) == 250
+    steps = fields["epochs"] * per_epoch
+    assert fields["beta_steps"] == steps // 4 == 500 and fields["lr_decay_steps"] == 500
+    assert any(n.startswith("epochs = 250 (default 100)") for n in notes)
+    # trajectories shorter than the default window; many of them: the step cap
+    fields, _ = for_data(900, 101)
+    assert fields["window"] == 101 and fields["epochs"] * 900 <= MAX_STEPS and fields["epochs"] == MAX_STEPS // 900
+    # what the user set is kept as given, and a ramp that never finishes is said
+    fields, notes = for_data(4, 200, {"epochs": 30, "beta_steps": 5000, "window": 64})
+    assert (fields["epochs"], fields["beta_steps"], fields["window"]) == (30, 5000, 64)
+    steps = 30 * 4 * len(window_starts(200, 64))
+    assert fields["lr_decay_steps"] == round(steps / 4)
+    assert notes[-1] == (f"the KL weight beta reaches only {steps / 5000:.2f} of 1 by the last of the {steps} steps "
+                         f"(beta_warmup + beta_steps = 5000): the run ends before its objective is the ELBO")
+    # a step or time budget given: the epochs are not touched
+    assert "epochs" not in for_data(4, 200, {"max_steps": 100})[0]
+    assert "epochs" not in for_data(4, 200, {"max_minutes": 1.0})[0]
+
+
+def test_train_cli_derives_from_the_data_only_without_a_recipe(tmp_path, capsys):
+    from pymsde.cli import main
+    from pymsde.data.io import save
+    from pymsde.systems import simulate
+    from pymsde.training.config import read_config
+
+    traj = simulate("burgers1d", n_traj=3, seed=0, n_grid=40, n_steps=15, t_end=0.1, progress=False)
+    save(traj.split((2, 1, 0), seed=0), tmp_path / "d.npz")
+    rc = main(["train", str(tmp_path / "d.npz"), "--coarse", "4", "--micro", "1", "--out", str(tmp_path / "r"),
+               "--max-steps", "3", "--no-progress", "--device", "cpu", "--checkpoint-every", "0"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "pymsde train: window = 15 (default 128): the trajectories have 15 times" in err
+    _, cfg = read_config(tmp_path / "r" / "config.toml")
+    assert cfg.window == 15 and cfg.beta_steps == 1 and cfg.epochs == 100        # 3 steps: ramp over 1
+    rc = main(["train", str(tmp_path / "d.npz"), "--coarse", "4", "--micro", "1", "--out", str(tmp_path / "r2"),
+               "--max-steps", "3", "--no-progress", "--device", "cpu", "--recipe", "reference", "--window", "8"])
+    assert rc == 0 and "pymsde train:" not in capsys.readouterr().err
+    _, cfg = read_config(tmp_path / "r2" / "config.toml")
+    assert cfg.beta_steps == 5000 and cfg.lr_decay_steps == 1000

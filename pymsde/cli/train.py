@@ -22,6 +22,12 @@ config.toml (the exact options used), metadata.json (the data file's SHA-256, pa
 and torch versions, timings), log.csv, val.csv and the checkpoints. Trains on the data
 file's train split (attrs["split"]; all trajectories when the file has no splits) and
 validates on its val split when there is one.
+
+Without --recipe, the [train] options that depend on the size of the data and that you
+did not set (window, epochs, beta_steps, lr_decay_steps) are derived from the training
+split, and each derived value is printed: the window fits the trajectories, the run has
+2000 to 20000 steps, the KL ramp ends after a quarter of them and the learning rate decays
+by --lr-decay four times (docs/own_data.md). --recipe reference keeps the plain defaults.
 """
 
 
@@ -74,7 +80,40 @@ def merged_config(args, checkpoint_train: dict | None = None):
         # the recipe is the base; what the checkpoint, the file and the command line set wins (an
         # overridden window carries the final paper's residual balance 1 / window along)
         train_d = recipe_fields(args.recipe, warm=args.init_from is not None, **train_d)
+    args.train_given = train_d                     # for_data derives the rest once the data are read
     return model_d, TrainConfig.from_dict(train_d, source="command line/config")
+
+
+def derive_from_data(args, config, train):
+    """A new run without --recipe: the fields nobody set follow the training data
+    (:func:`pymsde.training.recipes.for_data`). Returns ``(config, notes)``: one line per
+    derived value, printed by :func:`announce` once the model is known to fit the data."""
+    from pymsde.training.config import TrainConfig
+    from pymsde.training.recipes import for_data
+
+    if args.recipe is not None or args.resume or args.init_from is not None:
+        return config, []
+    fields, notes = for_data(train.n_traj, train.n_t, args.train_given)
+    config = TrainConfig.from_dict(fields, source="command line/config (derived from the data)")
+    config.validate()
+    return config, notes
+
+
+def announce(notes, model, config, train) -> None:
+    """Print the derived values -- after the cheap checks fit() would fail on (the architecture
+    against the grid, the window against the trajectories), so that a bad option still gives
+    exactly one line."""
+    import sys
+
+    from pymsde.model.config import ModelConfig
+
+    if not notes:
+        return
+    if isinstance(model, dict):
+        ModelConfig.for_grid(train.grid, channels=train.channels, n_mu=train.n_mu, n_f=train.n_f, **model)
+    if config.window <= train.n_t:
+        for note in notes:
+            print(f"pymsde train: {note}", file=sys.stderr)
 
 
 def run(args) -> int:
@@ -127,6 +166,7 @@ def _run(args, dist) -> int:
     val_split = args.val_split if args.val_split is not None else ("val" if "val" in splits else "none")
     val = None if val_split == "none" else data.get_split(
         val_split, args.data, " for --val-split; pass --val-split none to train without validation")
+    config, derived = derive_from_data(args, config, train)
     model = None if args.resume else architecture
     if init is not None:
         from pymsde.model.warm_start import check_warm_start_compatible, warm_start
@@ -134,6 +174,8 @@ def _run(args, dist) -> int:
         check_warm_start_compatible(init.config, train, coarse_shape=architecture["coarse_shape"],
                                     source=f"--init-from {args.init_from}")
         model = warm_start(init, architecture["micro_dim"], seed=config.seed)
+    if dist.main:
+        announce(derived, model, config, train)
     result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data)
     if init is not None and dist.main:                # record where the initial weights came from
         from pymsde.training.run import METADATA_FILE, read_json, write_json

@@ -17,6 +17,7 @@ Keyword overrides win over everything (``recipe("final-paper", epochs=3)``).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -166,4 +167,71 @@ def describe(name: str) -> list[str]:
     return lines
 
 
-__all__ = ["Recipe", "RECIPES", "FINAL_PAPER_CASES", "get_recipe", "recipe", "recipe_fields", "describe"]
+#: Step budget of :func:`for_data` when epochs are not given: at least / at most this many steps.
+MIN_STEPS, MAX_STEPS = 2000, 20000
+#: :func:`for_data`: the KL ramp ends by this fraction of the run; the learning rate decays by
+#: ``lr_decay`` this many times over the run (the reference: 0.9 per 1000 of the demo's 4000 steps).
+BETA_FRACTION, LR_DECAYS_PER_RUN = 0.25, 4
+
+
+def _windows_per_epoch(n_traj: int, n_t: int, window: int, batch_windows: int) -> int:
+    from pymsde.data.windows import window_starts
+
+    return max(1, math.ceil(n_traj * len(window_starts(n_t, window)) / batch_windows))
+
+
+def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """TrainConfig fields for a training set of ``n_traj`` trajectories of ``n_t`` times.
+
+    The defaults of :class:`TrainConfig` are the reference recipe, sized for the demo's data
+    (8 trajectories x 1001 times: 4000 steps). On other data they can be useless: a window
+    longer than the trajectories, a 5000-step KL ramp in a 400-step run. Every field not in
+    ``given`` (what the user set: command line, config file, checkpoint) is derived instead:
+
+    - ``window``: the default 128, or ``n_t`` when the trajectories are shorter;
+    - ``epochs``: 100, raised or lowered so that the run has between :data:`MIN_STEPS` and
+      :data:`MAX_STEPS` optimiser steps (unless ``max_steps`` or ``max_minutes`` is given);
+    - ``beta_steps``: the KL ramp ends after :data:`BETA_FRACTION` of the run (at most 5000);
+    - ``lr_decay_steps``: ``lr`` decays by ``lr_decay`` :data:`LR_DECAYS_PER_RUN` times over the run.
+
+    Returns:
+        ``(fields, notes)``: the fields (``given`` included, unchanged) and one line per derived
+        or suspicious value (e.g. a given KL ramp that the run never finishes).
+    """
+    given = dict(given or {})
+    base = TrainConfig()
+    out = dict(given)
+    notes: list[str] = []
+
+    def derive(name: str, value: Any, why: str) -> None:
+        out[name] = value
+        if value != getattr(base, name):
+            notes.append(f"{name} = {value} (default {getattr(base, name)}): {why}")
+
+    if "window" not in given:
+        derive("window", min(base.window, int(n_t)), f"the trajectories have {n_t} times")
+    window = int(out.get("window", base.window))
+    per_epoch = _windows_per_epoch(n_traj, n_t, min(window, n_t), int(out.get("batch_windows", base.batch_windows)))
+    if "epochs" not in given and given.get("max_steps") is None and given.get("max_minutes") is None:
+        epochs = min(max(base.epochs, math.ceil(MIN_STEPS / per_epoch)), max(1, MAX_STEPS // per_epoch))
+        derive("epochs", epochs, f"{per_epoch} steps per epoch; {epochs * per_epoch} steps in all")
+    steps = per_epoch * int(out.get("epochs", base.epochs))
+    if given.get("max_steps") is not None:
+        steps = min(steps, int(given["max_steps"]))
+    if "beta_steps" not in given:
+        derive("beta_steps", max(1, min(base.beta_steps, round(BETA_FRACTION * steps))),
+               f"the KL ramp ends after {BETA_FRACTION:.0%} of the {steps} steps")
+    if "lr_decay_steps" not in given:
+        derive("lr_decay_steps", max(1, round(steps / LR_DECAYS_PER_RUN)),
+               f"lr decays by lr_decay {LR_DECAYS_PER_RUN} times over the {steps} steps")
+    ramp_end = int(out.get("beta_warmup", base.beta_warmup)) + int(out.get("beta_steps", base.beta_steps))
+    if ramp_end > steps and given.get("max_minutes") is None:
+        warmup = int(out.get("beta_warmup", base.beta_warmup))
+        reached = max(0.0, steps - warmup) / int(out.get("beta_steps", base.beta_steps))
+        notes.append(f"the KL weight beta reaches only {reached:.2f} of 1 by the last of the {steps} steps "
+                     f"(beta_warmup + beta_steps = {ramp_end}): the run ends before its objective is the ELBO")
+    return out, notes
+
+
+__all__ = ["Recipe", "RECIPES", "FINAL_PAPER_CASES", "get_recipe", "recipe", "recipe_fields", "describe",
+           "for_data", "MIN_STEPS", "MAX_STEPS"]
