@@ -87,7 +87,7 @@ def merged_config(args, checkpoint_train: dict | None = None):
 def derive_from_data(args, config, train):
     """A new run without --recipe: the fields nobody set follow the training data
     (:func:`pymsde.training.recipes.for_data`). Returns ``(config, notes)``: one line per
-    derived value, printed by :func:`announce` once the model is known to fit the data."""
+    derived value, printed by :func:`announce` once fit's checks have passed."""
     from pymsde.training.config import TrainConfig
     from pymsde.training.recipes import for_data
 
@@ -99,21 +99,12 @@ def derive_from_data(args, config, train):
     return config, notes
 
 
-def announce(notes, model, config, train) -> None:
-    """Print the derived values -- after the cheap checks fit() would fail on (the architecture
-    against the grid, the window against the trajectories), so that a bad option still gives
-    exactly one line."""
+def announce(notes) -> None:
+    """Print the values derived from the data, one line each (fit's ``on_ready``: every check has passed)."""
     import sys
 
-    from pymsde.model.config import ModelConfig
-
-    if not notes:
-        return
-    if isinstance(model, dict):
-        ModelConfig.for_grid(train.grid, channels=train.channels, n_mu=train.n_mu, n_f=train.n_f, **model)
-    if config.window <= train.n_t:
-        for note in notes:
-            print(f"pymsde train: {note}", file=sys.stderr)
+    for note in notes:
+        print(f"pymsde train: {note}", file=sys.stderr)
 
 
 def run(args) -> int:
@@ -126,7 +117,7 @@ def run(args) -> int:
 def _run(args, dist) -> int:
     from pathlib import Path
 
-    from pymsde.data.io import load
+    from pymsde.training.device_data import open_training_data
     from pymsde.training import fit
     from pymsde.training.checkpoint import load_checkpoint
     from pymsde.training.config import resolve_device
@@ -156,7 +147,7 @@ def _run(args, dist) -> int:
         raise ConfigError("model.coarse_shape: no coarse grid given; expected e.g. --coarse 20 (or "
                           "coarse_shape = [20] in [model] of --config)")
 
-    data = load(args.data)
+    data = open_training_data(args.data)          # in memory; an HDF5 too large for it stays on disk
     splits = data.splits
     if splits:
         train = data.get_split(args.train_split, args.data, " (--train-split)")
@@ -174,9 +165,8 @@ def _run(args, dist) -> int:
         check_warm_start_compatible(init.config, train, coarse_shape=architecture["coarse_shape"],
                                     source=f"--init-from {args.init_from}")
         model = warm_start(init, architecture["micro_dim"], seed=config.seed)
-    if dist.main:
-        announce(derived, model, config, train)
-    result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data)
+    result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data,
+                 on_ready=(lambda: announce(derived)) if derived else None)
     if init is not None and dist.main:                # record where the initial weights came from
         from pymsde.training.run import METADATA_FILE, read_json, write_json
 

@@ -48,7 +48,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -59,6 +59,7 @@ from pymsde.model.config import check_data_fits
 from pymsde.training import run as runmod
 from pymsde.training.checkpoint import load_checkpoint
 from pymsde.training.config import TrainConfig, memory_needs, parameters_lower_bound, resolve_device
+from pymsde.training.device_data import resident_values
 from pymsde.training.distributed import Dist, check_batch, current
 from pymsde.training.elbo import WeightKL
 from pymsde.training.loop import TERMS, Trainer, TrainResult, TrainState, _diagnose, stop_on_signals
@@ -139,7 +140,8 @@ def _check_memory(model: Any, state: dict | None, config: TrainConfig, data: Tra
     val_steps = 0 if val is None else min(config.val_forecast_steps, val.n_t - 1)
     where = "cuda" if device.type == "cuda" else "cpu"
     n_windows = data.n_traj * len(window_starts(data.n_t, config.window))
-    for need, what, hint in memory_needs(config, mcfg, n_params, itemsize, data.u.size,
+    resident = resident_values(data, config.batch_windows, config.window)
+    for need, what, hint in memory_needs(config, mcfg, n_params, itemsize, resident,
                                          0 if val is None else val.n_traj, val_steps, n_windows):
         if state is not None and what.startswith("the model"):
             what = f"{source}: {what}"
@@ -223,11 +225,14 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
 
 def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | None = None, *,
         val: Trajectories | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
-        data_path: str | os.PathLike | None = None, weight_kl: WeightKL | None = None) -> TrainResult:
+        data_path: str | os.PathLike | None = None, weight_kl: WeightKL | None = None,
+        on_ready: Callable[[], None] | None = None) -> TrainResult:
     """Train a multiscale model on ``data`` (docs/method.md section 6) and return it with its logs.
 
     Args:
-        data: training trajectories (one common time step).
+        data: training trajectories (one common time step), in memory, or an HDF5 file opened
+            with :func:`pymsde.data.lazy.open_lazy` (``u`` stays on disk: each step, each rank,
+            reads the windows it trains on).
         model: a built ``MultiscaleModel`` to train, a :class:`~pymsde.model.ModelConfig`, or a
             dict of ModelConfig architecture fields (e.g. ``{"coarse_shape": [20], "micro_dim": 5}``)
             to build one for ``data``'s grid. May be None when resuming (the architecture is
@@ -242,6 +247,9 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         resume: continue the run in ``run_dir`` from its ``checkpoint.pt``.
         data_path: the data file (its SHA-256 goes into the metadata and the checkpoints).
         weight_kl: optional ``weight_kl(model) -> 0-dim tensor`` (priors on weights).
+        on_ready: called once (on rank 0) when every check has passed, before the first step
+            (``pymsde train`` prints the values it derived from the data there, so that a
+            refused option is still a one-line error).
 
     Raises:
         ConfigError: impossible configuration, a size that does not fit in memory
@@ -252,10 +260,14 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         TrainingInterrupted: SIGINT / SIGTERM (in the main thread), after saving a checkpoint.
         RunWriteError: a run file could not be written (disk full); names the last good checkpoint.
     """
-    if isinstance(model, Trajectories) and not isinstance(data, Trajectories):
+    from pymsde.data.lazy import LazyTrajectories
+
+    kinds = (Trajectories, LazyTrajectories)
+    if isinstance(model, kinds) and not isinstance(data, kinds):
         data, model = model, data           # fit(model, data, ...) reads as well
-    if not isinstance(data, Trajectories):
-        raise DataError(f"fit: data is a {type(data).__name__}; expected pymsde.data.Trajectories")
+    if not isinstance(data, kinds):
+        raise DataError(f"fit: data is a {type(data).__name__}; expected pymsde.data.Trajectories (or a file "
+                        f"opened with pymsde.data.lazy.open_lazy)")
     t_wall0 = time.perf_counter()
     run = Path(run_dir) if run_dir is not None else None
     if resume and run is None:
@@ -273,6 +285,8 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
                                          t_wall0, dist)
         dist.run_agreed(_create, run, lock, resume, main_only=True)
         opened = True
+        if on_ready is not None and dist.main:
+            on_ready()
         with stop_on_signals(trainer):
             dist.run_agreed(trainer.open, state, (trainer.net.config, trainer.config))
             trainer.run_loop()
