@@ -380,6 +380,10 @@ def test_initial_coverage_flags_trajectories_outside_the_training_range():
     assert json.loads(json.dumps(cov)) == cov                           # plain JSON types
     with pytest.raises(ValueError, match=r"training fields \(1, 16\) but evaluated fields \(1, 8\)"):
         initial_coverage(train, np.ones((1, 1, 8)))
+    # just beyond the range (within 2 % of the training maximum 3): not an extrapolation worth a note
+    near = initial_coverage(train, np.stack([np.full((1, n_x), 0.95), np.full((1, n_x), 3.05),
+                                             np.full((1, n_x), 3.07)]))
+    assert near["outside"] == [False, False, True] and near["tolerance"] == 0.02
 
 
 def test_bad_dns_attributes_and_an_empty_split_are_data_errors():

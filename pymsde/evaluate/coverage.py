@@ -12,7 +12,9 @@ The statistics are of the initial field ``u(t_0)`` of each trajectory (all chann
 - ``max_abs``: the largest absolute value (data units).
 
 A trajectory is *outside* when a statistic lies below the training minimum or above the
-training maximum (no tolerance: the training values are the range).
+training maximum by more than :data:`TOLERANCE` of the training maximum (a test trajectory
+0.8 % below the smallest of ten training amplitudes is not an extrapolation worth a note;
+one 10 % beyond them is).
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from pymsde.util.errors import ConfigError
+
+#: How far beyond the training range a statistic may lie, as a fraction of the training maximum.
+TOLERANCE = 0.02
 
 #: statistic name -> function of the initial fields ``(n_traj, C, *grid)`` returning ``(n_traj,)``
 STATISTICS = {
@@ -38,8 +43,9 @@ def initial_coverage(train_u0: np.ndarray, eval_u0: np.ndarray) -> dict[str, Any
 
     Returns:
         ``{"statistics": {name: {"train_min", "train_max", "evaluated": [n_eval floats],
-        "outside": [n_eval bools]}}, "outside": [n_eval bools]}`` -- the last is True for a
-        trajectory outside the training range in any statistic. Plain Python types (JSON-ready).
+        "outside": [n_eval bools]}}, "outside": [n_eval bools], "tolerance": TOLERANCE}`` -- the
+        last list is True for a trajectory outside the training range (beyond the tolerance)
+        in any statistic. Plain Python types (JSON-ready).
 
     Raises:
         ValueError: no training trajectories, or the two arrays' field shapes differ.
@@ -56,11 +62,12 @@ def initial_coverage(train_u0: np.ndarray, eval_u0: np.ndarray) -> dict[str, Any
     for name, fn in STATISTICS.items():
         ref, val = fn(train_u0), fn(eval_u0)
         lo, hi = float(ref.min()), float(ref.max())
-        outside = (val < lo) | (val > hi)
+        slack = TOLERANCE * max(abs(lo), abs(hi))
+        outside = (val < lo - slack) | (val > hi + slack)
         outside_any |= outside
         stats[name] = {"train_min": lo, "train_max": hi, "evaluated": [float(v) for v in val],
                        "outside": [bool(o) for o in outside]}
-    return {"statistics": stats, "outside": [bool(o) for o in outside_any]}
+    return {"statistics": stats, "outside": [bool(o) for o in outside_any], "tolerance": TOLERANCE}
 
 
 def coverage_notes(coverage: dict[str, Any]) -> list[str]:
