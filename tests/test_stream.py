@@ -186,7 +186,8 @@ print(json.dumps({"write_mb": write_mb, "read_mb": read_mb, "max": stats[0]["max
 def test_streaming_and_lazy_reading_stay_within_a_block_and_the_cache(tmp_path):
     """200 trajectories of 51 x 64^2 (319 MiB in float64, 159 MiB in the float32 file), written one
     trajectory at a time, then read by windows and by a full scan: each grows the peak resident
-    memory by about one block (1.6 MiB) plus HDF5's 16 MiB chunk cache, not by the data."""
+    memory by about one block (1.6 MiB) plus HDF5's chunk cache (one 0.8 MiB chunk writing, up to
+    16 MiB reading), not by the data (measured: 18 MB writing, 13 to 20 MB reading)."""
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("needs Linux's /proc/self/clear_refs to reset the peak")
     env = {**os.environ, "PYMSDE_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
@@ -195,7 +196,7 @@ def test_streaming_and_lazy_reading_stay_within_a_block_and_the_cache(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     print(r)
-    assert r["write_mb"] < 40 and r["read_mb"] < 40            # vs 319 MiB of data
+    assert r["write_mb"] < 30 and r["read_mb"] < 30            # vs 319 MiB of data
     assert r["max"] == r["expected_max"]
 
 

@@ -12,7 +12,8 @@ key         shape                    meaning
 ``boundary`` (n_dims,) strings       "periodic" / "dirichlet" (optional: default "periodic")
 ``mu``      (n_traj, n_mu)           parameters (optional)
 ``f``       (n_traj, n_t, n_f)       forcing at the observation times (optional)
-``attrs``   0-d string               JSON object of metadata; ``"split"`` holds named splits
+``attrs``   0-d string               JSON object of metadata; ``"split"`` (trajectories) or
+                                     ``"time_split"`` (frame intervals) holds named splits
 =========== ======================== ==========================================================
 
 ``save`` always writes every key it has (``t`` as ``(n_traj, n_t)``, ``boundary`` as a

@@ -22,7 +22,7 @@ that is renamed into place only when the block ends without an exception *and* e
 trajectory and every frame was written (else DataError): a failed or interrupted run leaves
 no file, and an existing file untouched. Every block is checked (shape, finite values) before
 it is written. Memory: the block passed to :meth:`StreamWriter.write`, its float32 copy and
-HDF5's chunk cache (:data:`CACHE_BYTES`).
+HDF5's chunk cache of one chunk (at most :data:`CHUNK_BYTES`).
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from pymsde.util.errors import DataError
 
 #: Largest chunk of ``u`` (bytes): whole frames of one trajectory.
 CHUNK_BYTES = 8 * 2 ** 20
-#: HDF5's raw-data chunk cache per open file (bytes), writer and lazy reader alike.
+#: HDF5's raw-data chunk cache of a lazily read file (bytes); the writer keeps one chunk.
 CACHE_BYTES = 16 * 2 ** 20
 
 
@@ -130,8 +130,10 @@ def stream_writer(path: str | Path, shape: Sequence[int], t, domain, boundary, n
     shape = tuple(int(n) for n in shape)
     h5py = _h5py()
     t_full, dom, bnd, _, _, _ = _checked(path, shape, dtype, t, domain, boundary, {})
+    chunk_bytes = int(np.prod(chunk_shape(shape, np.dtype(dtype).itemsize))) * np.dtype(dtype).itemsize
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", rdcc_nbytes=CACHE_BYTES) as h5:
+        # a cache of one chunk: a chunk filled by blocks of frames stays in it until complete
+        with h5py.File(tmp, "w", rdcc_nbytes=chunk_bytes + 1024) as h5:
             h5.create_dataset("t", data=t_full)
             h5.create_dataset("domain", data=dom)
             h5.create_dataset("boundary", data=np.asarray(bnd, dtype=object), dtype=h5py.string_dtype("utf-8"))
