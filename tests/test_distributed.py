@@ -4,15 +4,21 @@ ranks trains the model one process trains, rank 0 alone writes, refusals reach e
 The 2-rank runs are real ``torchrun --standalone --nproc-per-node 2 -m pymsde train`` subprocesses
 (CPU, gloo); they are skipped, with the reason, only when gloo cannot form a process group here.
 """
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from pymsde.cli import main
-from pymsde.data.io import save
+from pymsde.data.io import load, save
+from pymsde.data.lazy import LazyTrajectories, open_lazy
+from pymsde.data.windows import WindowSampler
+from pymsde.training import TrainConfig, fit
+from pymsde.training import device_data
 from pymsde.training.checkpoint import load_checkpoint
 from pymsde.training.distributed import Dist, check_batch, from_environment, rank_slice
 from pymsde.training.run import RunLock, read_csv
@@ -100,12 +106,12 @@ def _argv(root, out, *extra):
             *TRAIN_ARGS, *extra]
 
 
-def _torchrun(root, argv, nproc=2):
+def _torchrun(root, argv, nproc=2, module=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYMSDE_NO_PROGRESS": "1"}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-           "-m", "pymsde", *argv]
+           *(["-m", "pymsde"] if module else []), *argv]
     p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     out = p.stdout + p.stderr
     if "cannot form the gloo process group" in out:
@@ -180,3 +186,90 @@ def test_an_error_class_crosses_ranks_by_name():
     from pymsde.util import errors
 
     assert issubclass(errors.RunInUseError, PymsdeError)
+
+
+# ----------------------------------------------------------------------------- data on disk
+
+LAZY_CONFIG = dict(window=9, batch_windows=2, epochs=10, max_steps=20, n_quad=4, lr=3e-3, beta_steps=10,
+                   validate_every=1, val_forecast_steps=10, val_forecast_samples=2, checkpoint_every=0, log_every=5,
+                   progress=False, device="cpu", dtype="float64")
+LAZY_MODEL = dict(coarse_shape=(4,), micro_dim=2, drift_hidden=(16,), micro_hidden=(16,), encoder_channels=(2, 4),
+                  gp_hidden=(8,))
+RANK_SCRIPT = """
+import json, sys, torch
+from pymsde.data.lazy import LazyTrajectories, open_lazy
+from pymsde.training import TrainConfig, fit
+from pymsde.training.distributed import session
+
+reads, original = [], LazyTrajectories.read_window
+def counted(self, i, t0, t1):
+    reads.append([int(i), int(t0), int(t1)])
+    return original(self, i, t0, t1)
+LazyTrajectories.read_window = counted
+config, model, h5, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+with session() as dist:
+    data = open_lazy(h5)
+    res = fit(data.get_split("train"), model, TrainConfig(**config), val=data.get_split("val"))
+    json.dump(reads, open(f"{out}.reads{dist.rank}.json", "w"))
+    if dist.main:
+        torch.save(res.model.state_dict(), f"{out}.pt")
+"""
+
+
+def _h5(root):
+    path = root / "tiny.h5"
+    if not path.exists():
+        save(load(root / "tiny.npz"), path)
+    return path
+
+
+def test_a_file_on_disk_trains_as_the_same_data_in_memory(setup, monkeypatch, caplog):
+    """fit on an HDF5 file opened lazily (every step reads its windows) = fit on the loaded data, bit
+    for bit; open_training_data keeps a file on disk only when the ranks could not hold it."""
+    h5 = _h5(setup)
+    cfg = TrainConfig(**{**LAZY_CONFIG, "dtype": "float32", "max_steps": 12})
+    mem, disk = load(h5), open_lazy(h5)
+    a = fit(mem.get_split("train"), LAZY_MODEL, cfg, val=mem.get_split("val"))
+    b = fit(disk.get_split("train"), LAZY_MODEL, cfg, val=disk.get_split("val"))
+    assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+    assert np.array_equal(a.log["loss"], b.log["loss"]) and a.history == [{**h, "time_s": g["time_s"]}
+                                                                         for h, g in zip(b.history, a.history)]
+    assert isinstance(device_data.open_training_data(h5), type(mem))
+    monkeypatch.setattr(device_data, "available_memory", lambda device: (1000.0, "1000 B available"))
+    with caplog.at_level("WARNING"):
+        assert isinstance(device_data.open_training_data(h5, local_ranks=2), LazyTrajectories)
+    assert "x 2 rank(s) on this machine exceeds 50 % of the memory (1000 B available): the data stay on disk" \
+        in caplog.text
+
+
+def test_each_rank_reads_only_its_windows_of_a_file_on_disk(setup):
+    """2 ranks on an HDF5 file opened lazily: rank r reads exactly its slice of every global batch
+    (rank 1, without a window in a short last batch, reads the batch's first one), and the model is
+    the single-process model of the data in memory."""
+    script = setup / "rank_script.py"
+    script.write_text(RANK_SCRIPT)
+    out = setup / "lazy2"
+    rc, text = _torchrun(setup, [str(script), json.dumps(LAZY_CONFIG), json.dumps(LAZY_MODEL), str(_h5(setup)),
+                                 str(out)], module=False)
+    assert rc == 0, text
+    mem = load(setup / "tiny.npz")
+    train = mem.get_split("train")
+    single = fit(train, LAZY_MODEL, TrainConfig(**LAZY_CONFIG), val=mem.get_split("val"))
+    two = torch.load(f"{out}.pt", weights_only=True)
+    assert max((v - two[k]).abs().max().item() for k, v in single.model.state_dict().items()) <= 1e-5
+    sampler, M, want, short = WindowSampler(train, LAZY_CONFIG["window"], seed=0), LAZY_CONFIG["window"], [[], []], 0
+    step, epoch = 0, 0
+    while step < LAZY_CONFIG["max_steps"]:
+        for batch in sampler.batches(2, epoch=epoch):
+            if step == LAZY_CONFIG["max_steps"]:
+                break
+            short += len(batch) == 1
+            for r in range(2):
+                rows = batch[r:r + 1] if len(batch) > r else batch[:1]   # disjoint slices; the weight-0 window
+                want[r] += [[int(i), int(s), int(s) + M] for i, s in rows]
+            step += 1
+        epoch += 1
+    assert short == 2 and sum(a != b for a, b in zip(*want)) == 18
+    for r in range(2):
+        got = [x for x in json.loads(open(f"{out}.reads{r}.json").read()) if x[2] - x[1] == M]
+        assert got == want[r], r

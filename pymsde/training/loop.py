@@ -34,7 +34,7 @@ from pymsde.data.windows import WindowSampler
 from pymsde.training import run as runmod
 from pymsde.training.checkpoint import LOG_COLUMNS, check_optimizer_fits
 from pymsde.training.config import TrainConfig
-from pymsde.training.device_data import DeviceData
+from pymsde.training.device_data import DeviceData, field_std, window_source
 from pymsde.training.distributed import Dist, check_batch
 from pymsde.training.elbo import Objective, WeightKL, WindowNoise, residual_factor
 from pymsde.training.schedule import beta_at, lr_at
@@ -75,7 +75,9 @@ class Trainer:
 
     Args:
         net: the model, on its device and dtype, in train mode.
-        data, val: training and validation trajectories (val may be None).
+        data, val: training and validation trajectories (val may be None); either may be a file
+            opened with :func:`pymsde.data.lazy.open_lazy`: then every step reads its windows
+            from the file (validation: rank 0 reads the split whole).
         config: the validated training configuration.
         run: the run directory (None: nothing written); it exists when the trainer starts.
         state: where the run stands (a fresh :class:`TrainState`, or one restored from a
@@ -102,13 +104,15 @@ class Trainer:
         self.t_wall0 = time.perf_counter() if t_wall0 is None else t_wall0
         device = next(net.parameters()).device
         dtype = next(net.parameters()).dtype
-        self.train_d = DeviceData.from_traj(data, device, dtype)
+        self.train_d = window_source(data, device, dtype)       # in memory, or windows read from the file
         self.has_val = val is not None                          # every rank: validation records arrive
+        if val is not None and self.dist.main and not isinstance(val, Trajectories):
+            val = val.to_trajectories()                         # a file on disk: rank 0 reads the val split
         self.val_d = DeviceData.from_traj(val, device, dtype) if val is not None and self.dist.main else None
         if self.val_d is not None and config.window > val.n_t:
             log.warning("validation trajectories (%d times) are shorter than the window; validating on "
                         "windows of %d", val.n_t, val.n_t)
-        self.data_std = float(np.std(data.u[:, :: max(1, data.n_t // 50)]))
+        self.data_std = field_std(data)
         self.res_factor = residual_factor(config.residual_scale, data.n_traj * data.n_t, config.window,
                                           data.channels * int(np.prod(data.grid_shape)))
         self.sampler = WindowSampler(data, config.window, seed=config.seed)
