@@ -215,3 +215,26 @@ def test_resume_refuses_incomplete_checkpoints_and_warns_on_an_old_generator_sta
     # the good checkpoint resumes
     save_checkpoint(path, {k: v for k, v in good.items() if k not in ("format", "format_version")})
     assert fit(data, None, cfg.replace(epochs=2), run_dir=tmp_path / "run", resume=True).epochs == 2
+
+
+def test_positional_inputs_round_trip_and_older_checkpoints_read_as_off(tmp_path):
+    data = tiny_data()
+    res = fit(data.subset([0, 1, 2]), dict(TINY_MODEL, positional_inputs=True), tiny_config(epochs=1), val=None,
+              run_dir=tmp_path / "pos")
+    model, configs, _ = load_run(tmp_path / "pos")
+    assert configs["model_config"].positional_inputs and model.drift_params().positional
+    z = torch.randn(3, model.latent_dim)
+    with torch.no_grad():
+        assert torch.equal(res.model.drift(0.1, z), model.drift(0.1, z))
+    # a checkpoint written before the field existed: its model_config has no such key
+    fit(data.subset([0, 1, 2]), TINY_MODEL, tiny_config(epochs=1), val=None, run_dir=tmp_path / "old")
+    path = tmp_path / "old" / CHECKPOINT_FILE
+    state = load_checkpoint(path)
+    new, _, _ = load_run(tmp_path / "old")
+    del state["model_config"]["positional_inputs"]
+    state = {k: v for k, v in state.items() if k not in ("format", "format_version")}
+    save_checkpoint(path, state)
+    old, configs, _ = load_run(tmp_path / "old")
+    assert not configs["model_config"].positional_inputs and not old.drift_params().positional
+    with torch.no_grad():
+        assert torch.equal(old.drift(0.1, z), new.drift(0.1, z))

@@ -5,7 +5,9 @@ from torch import nn
 
 from pymsde.data.grid import Grid
 from pymsde.model.mlp import ACTIVATIONS, init_mlp, mlp_forward
-from pymsde.model.drift import DriftParams, DriftWorkspace, multiscale_drift
+import math
+
+from pymsde.model.drift import DriftParams, DriftWorkspace, multiscale_drift, positional_features
 from pymsde.model import MultiscaleDrift, MultiscaleModel
 from pymsde.model.config import softplus
 
@@ -16,8 +18,9 @@ def _float64():
 
 
 def _drift(coarse=(10,), boundary=("periodic",), channels=1, micro_dim=3, radius=2, n_mu=0, n_f=0,
-           activation="tanh"):
-    return MultiscaleDrift(coarse, channels, micro_dim, radius, boundary, (16, 16), (16,), activation, n_mu, n_f)
+           activation="tanh", positional=False):
+    return MultiscaleDrift(coarse, channels, micro_dim, radius, boundary, (16, 16), (16,), activation, n_mu, n_f,
+                           positional)
 
 
 def _randomise_biases(module):
@@ -50,7 +53,8 @@ def test_mlp_rejects_unknown_activation():
 
 
 def _explicit_drift(p: DriftParams, t, z, mu, f):
-    """The drift by its definition: per cell, concatenate [stencil, zm, mu, f] and apply h."""
+    """The drift by its definition: per cell, concatenate [stencil, pos, zm, mu, f] and apply h
+    (pos: cos, sin of 2 pi i_a / n_a per axis a, written out here cell by cell)."""
     B = z.shape[0]
     C, shape, r = p.channels, p.coarse_shape, p.radius
     zM = z[:, :p.macro_dim].reshape(B, C, *shape)
@@ -68,7 +72,12 @@ def _explicit_drift(p: DriftParams, t, z, mu, f):
                     k = k % shape[a] if p.boundary[a] == "periodic" else min(max(k, 0), shape[a] - 1)
                     idx.append(k)
                 vals.append(zM[(slice(None), c, *idx)])
-        feats = [torch.stack(vals, 1), zm] + ([mu] if mu is not None else []) + ([f] if f is not None else [])
+        pos = []
+        if p.positional:
+            for j, n in zip(cell, shape):
+                pos += [math.cos(2 * math.pi * j / n), math.sin(2 * math.pi * j / n)]
+        pos = torch.tensor(pos).expand(B, len(pos))
+        feats = [torch.stack(vals, 1), pos, zm] + ([mu] if mu is not None else []) + ([f] if f is not None else [])
         out = mlp_forward(torch.cat(feats, 1), p.macro_weights, p.macro_biases, p.activation)
         gM[(slice(None), slice(None), *cell)] = out
     if not p.micro_dim:
@@ -79,14 +88,17 @@ def _explicit_drift(p: DriftParams, t, z, mu, f):
     return torch.cat([gM.flatten(1), mlp_forward(x, p.micro_weights, p.micro_biases, p.activation)], 1)
 
 
+@pytest.mark.parametrize("positional", [False, True])
 @pytest.mark.parametrize("coarse,boundary,channels,micro_dim,n_mu,n_f", [
     ((7,), ("periodic",), 1, 3, 0, 0),
     ((7,), ("dirichlet",), 2, 2, 1, 2),
     ((4, 5), ("periodic", "dirichlet"), 2, 0, 2, 0),
     ((5, 5), ("dirichlet", "dirichlet"), 1, 4, 0, 1),
+    ((3, 4), ("periodic", "periodic"), 2, 0, 0, 0),
 ])
-def test_drift_equals_its_definition(coarse, boundary, channels, micro_dim, n_mu, n_f):
-    net = _drift(coarse, boundary, channels, micro_dim, radius=1 if len(coarse) == 2 else 2, n_mu=n_mu, n_f=n_f)
+def test_drift_equals_its_definition(coarse, boundary, channels, micro_dim, n_mu, n_f, positional):
+    net = _drift(coarse, boundary, channels, micro_dim, radius=1 if len(coarse) == 2 else 2, n_mu=n_mu, n_f=n_f,
+                 positional=positional)
     _randomise_biases(net)
     p = net.params()
     B = 6
@@ -100,6 +112,87 @@ def test_drift_equals_its_definition(coarse, boundary, channels, micro_dim, n_mu
     with torch.no_grad():
         ws = DriftWorkspace(p, B)
         torch.testing.assert_close(multiscale_drift(p.detach(), t, z, mu, f, workspace=ws), want)
+
+
+def _old_drift(p: DriftParams, t, z, mu, f):
+    """The drift as multiscale_drift computed it before positional inputs existed (the same
+    torch operations in the same order), for the bit-for-bit check."""
+    from pymsde.model.mlp import activation_fn, dense, mlp_layers
+    from pymsde.numerics.padding import gather_stencil
+
+    B, act = z.shape[0], activation_fn(p.activation)
+    zM, zm = z[:, :p.macro_dim], z[:, p.macro_dim:]
+    extras = [x for x in (mu, f) if x is not None]
+    rows = gather_stencil(zM.reshape(B, p.channels, *p.coarse_shape), p.radius, p.boundary)
+    rows = rows.reshape(B * p.n_cells, p.stencil_size)
+    w0, b0 = p.macro_weights[0], p.macro_biases[0]
+    glob = [zm] + extras if p.micro_dim else extras
+    if glob:
+        g = torch.cat(glob, dim=1) if len(glob) > 1 else glob[0]
+        per_sample = torch.addmm(b0, g, w0[:, p.stencil_size:].t())
+        h = rows @ w0[:, :p.stencil_size].t()
+        h = (h.view(B, p.n_cells, -1) + per_sample.unsqueeze(1)).view(B * p.n_cells, -1)
+    else:
+        h = dense(rows, w0, b0, None)
+    h = mlp_layers(h, p.macro_weights[1:], p.macro_biases[1:], act, None, ())
+    gM = h.view(B, p.n_cells, p.channels).transpose(1, 2).reshape(B, p.macro_dim)
+    if not p.micro_dim:
+        return gM
+    tt = torch.as_tensor(t, dtype=z.dtype).reshape(-1, 1).expand(B, 1)
+    x = torch.cat([zm, zM, torch.sin(tt), torch.cos(tt)] + extras, dim=1)
+    gm = mlp_layers(dense(x, p.micro_weights[0], p.micro_biases[0]), p.micro_weights[1:], p.micro_biases[1:], act,
+                    None)
+    return torch.cat([gM, gm], dim=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("coarse,boundary,channels,micro_dim,n_mu", [
+    ((10,), ("periodic",), 1, 3, 0), ((4, 6), ("dirichlet", "periodic"), 2, 0, 0), ((4, 6), ("periodic",) * 2, 2, 0, 1)])
+def test_positional_off_is_bit_identical_to_before(coarse, boundary, channels, micro_dim, n_mu, dtype):
+    net = _drift(coarse, boundary, channels, micro_dim, radius=1, n_mu=n_mu).to(dtype)
+    _randomise_biases(net)
+    p = net.params()
+    assert not p.positional and p.macro_in == channels * 3 ** len(coarse) + micro_dim + n_mu
+    z = torch.randn(5, p.latent_dim, dtype=dtype)
+    mu = torch.randn(5, n_mu, dtype=dtype) if n_mu else None
+    with torch.no_grad():
+        want = _old_drift(p, 0.4, z, mu, None)
+        assert torch.equal(net(0.4, z, mu), want)
+        assert torch.equal(multiscale_drift(p.detach(), 0.4, z, mu, workspace=DriftWorkspace(p, 5)), want)
+
+
+def test_positional_features_are_the_papers():
+    pos = positional_features((4, 6), dtype=torch.float64)
+    assert pos.shape == (24, 4)
+    i, j = 3, 5                                   # cell (3, 5): row-major index 3 * 6 + 5
+    torch.testing.assert_close(pos[3 * 6 + 5], torch.tensor([math.cos(2 * math.pi * i / 4), math.sin(2 * math.pi * i / 4),
+                                                             math.cos(2 * math.pi * j / 6), math.sin(2 * math.pi * j / 6)]))
+    assert positional_features((8,), dtype=torch.float32).dtype == torch.float32
+
+
+def test_positional_inputs_tell_equal_stencils_apart_by_hand():
+    # a one-layer h on a constant field: every cell sees the same stencil, so without positional
+    # inputs every cell gets the same drift; with them, cell j gets W [c,...,c, cos, sin] + b
+    n, r, c = 8, 2, 0.7
+    w = torch.randn(1, 2 * r + 1 + 2)
+    b = torch.randn(1)
+    z = torch.full((2, n), c)
+    with_pos = DriftParams([w], [b], [], [], "tanh", r, ("periodic",), (n,), 1, 0, positional=True)
+    g = multiscale_drift(with_pos, 0.0, z)
+    by_hand = torch.tensor([c * w[0, :5].sum() + w[0, 5] * math.cos(2 * math.pi * j / n)
+                            + w[0, 6] * math.sin(2 * math.pi * j / n) + b[0] for j in range(n)])
+    torch.testing.assert_close(g, by_hand.expand(2, n))
+    assert (g[:, 1] - g[:, 3]).abs().min() > 1e-6
+    without = DriftParams([w[:, :5]], [b], [], [], "tanh", r, ("periodic",), (n,), 1, 0)
+    g0 = multiscale_drift(without, 0.0, z)
+    assert torch.equal(g0[:, 1], g0[:, 3])
+    # a model with the option: two cells of a constant 2-D field differ
+    grid = Grid((16, 24), ((0.0, 1.0), (0.0, 1.5)), ("dirichlet", "periodic"))
+    model = MultiscaleModel.build(grid, (4, 6), micro_dim=2, positional_inputs=True, encoder_channels=(2,))
+    assert model.drift_params().positional and model.drift_params().macro_in == 25 + 4 + 2
+    zc = torch.cat([torch.full((1, 24), 0.3), torch.zeros(1, 2)], 1)
+    gM = model.drift(0.0, zc)[0, :24]
+    assert (gM[1] - gM[7]).abs() > 1e-6          # cells (0, 1) and (1, 1): equal stencils, not equal drifts
 
 
 def test_periodic_drift_is_translation_equivariant_1d():

@@ -34,7 +34,8 @@ def _inputs(model, n=5, seed=0):
     return z, t, mu, f
 
 
-@pytest.mark.parametrize("old_micro, extras", [(0, {}), (2, {"n_mu": 1, "n_f": 1})])
+@pytest.mark.parametrize("old_micro, extras", [(0, {}), (2, {"n_mu": 1, "n_f": 1}),
+                                               (1, {"n_mu": 1, "positional_inputs": True})])
 def test_warm_started_model_equals_the_trained_one_with_new_dims_at_zero(old_micro, extras):
     """Must-show: before any training, with the new microscale entries of z held at 0, the drift
     (macro part and the old micro components), the decoder mean and the old encoder means of the
@@ -52,7 +53,7 @@ def test_warm_started_model_equals_the_trained_one_with_new_dims_at_zero(old_mic
         u = torch.randn(3, 1, 40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
         assert torch.allclose(new.encode(u)[0][:, :old.latent_dim], old.encode(u)[0], rtol=0, atol=1e-6)
 
-    S = new.drift_net.params().stencil_size
+    S = new.drift_net.params().stencil_size + new.drift_net.params().n_positional   # zm columns start here
     dn = new.drift_net
     fresh = {"macro drift zm columns": dn.macro_weights[0][:, S + old_micro:S + 5],
              "micro drift zm columns": dn.micro_weights[0][:, old_micro:5],

@@ -7,11 +7,13 @@
 
 """
     DriftParams(macro_layers, micro_layers, activation, radius, boundary, coarse, channels,
-                micro_dim, n_mu, n_f)
+                micro_dim, n_mu, n_f; positional=false)
 
 Weights and metadata of the multiscale drift (port of `pymsde.model.drift.DriftParams`).
 `macro_layers`/`micro_layers` are vectors of `(W, b)` in the Julia layout (`W` is `(in, out)`);
-`boundary` and `coarse` are per Julia dimension (torch order reversed).
+`boundary` and `coarse` are per Julia dimension (torch order reversed). With `positional`
+the macroscale MLP's input is `[stencil; pos; zm; mu; f]`, `pos` the `2d` rows of
+[`positional_features`](@ref) (torch's `positional`).
 """
 struct DriftParams{L,M,F}
     macro_layers::L
@@ -24,16 +26,17 @@ struct DriftParams{L,M,F}
     micro_dim::Int
     n_mu::Int
     n_f::Int
+    positional::Bool
 
     # the only constructor (an inner one, so no default constructor competes with it)
     function DriftParams(macro_layers, micro_layers, activation_name::AbstractString, radius::Integer,
                          boundary, coarse, channels::Integer, micro_dim::Integer, n_mu::Integer=0,
-                         n_f::Integer=0)
+                         n_f::Integer=0; positional::Bool=false)
         bc = parse_boundary(boundary)
         cs = Tuple(Int.(coarse))
         length(bc) == length(cs) || throw(ArgumentError("DriftParams: $(length(bc)) boundary types for coarse size $cs"))
         S = channels * (2radius + 1)^length(cs)
-        n_in = S + micro_dim + n_mu + n_f
+        n_in = S + (positional ? 2length(cs) : 0) + micro_dim + n_mu + n_f
         isempty(macro_layers) && throw(ArgumentError("DriftParams: the macroscale MLP has no layers"))
         size(first(macro_layers)[1], 1) == n_in ||
             throw(DimensionMismatch("DriftParams: first macro layer takes $(size(first(macro_layers)[1], 1)) inputs, expected $n_in"))
@@ -53,13 +56,38 @@ struct DriftParams{L,M,F}
         layers_q = isempty(micro_layers) ? similar(layers_m, 0) : collect(micro_layers)
         act = activation(activation_name)
         return new{typeof(layers_m),typeof(layers_q),typeof(act)}(layers_m, layers_q, act, Int(radius), bc, cs,
-                                                                  Int(channels), Int(micro_dim), Int(n_mu), Int(n_f))
+                                                                  Int(channels), Int(micro_dim), Int(n_mu), Int(n_f),
+                                                                  positional)
     end
 end
 
 n_cells(p::DriftParams) = prod(p.coarse)
 macro_dim(p::DriftParams) = p.channels * n_cells(p)
 stencil_size(p::DriftParams) = p.channels * (2p.radius + 1)^length(p.coarse)
+n_positional(p::DriftParams) = p.positional ? 2length(p.coarse) : 0
+
+"""
+    positional_features(T, coarse) -> Matrix{T}
+
+Port of `pymsde.model.drift.positional_features` for the coarse size `coarse` per Julia
+dimension: `(2d, n_cells)`, columns in the cells' linear order (torch's row-major order);
+for torch axis `a = 0, ..., d-1` (Julia dimension `d - a`, `n` cells) rows `2a + 1, 2a + 2`
+hold `cos(2π i / n)`, `sin(2π i / n)` of the cell's 0-based index `i` along it. Computed in
+Float64 as torch does (`2π i / n` in that order), then converted to `T`.
+"""
+function positional_features(::Type{T}, coarse::Tuple) where {T}
+    nd = length(coarse)
+    out = Matrix{T}(undef, 2nd, prod(coarse))
+    for (col, I) in enumerate(CartesianIndices(coarse))
+        for a in 0:nd-1
+            k = nd - a
+            angle = 2.0 * pi * (I[k] - 1) / coarse[k]
+            out[2a+1, col] = T(cos(angle))
+            out[2a+2, col] = T(sin(angle))
+        end
+    end
+    return out
+end
 
 """
     multiscale_drift!(out, p, t, z, mu=nothing, f=nothing) -> out
@@ -67,8 +95,8 @@ stencil_size(p::DriftParams) = p.channels * (2p.radius + 1)^length(p.coarse)
 Port of `pymsde.model.drift.multiscale_drift`: `t` a scalar or a vector of `B` times
 (torch: scalar or `(B,)`), `z` and `out` are `(D, B)`, `mu` `(n_mu, B)`, `f` `(n_f, B)`. Macroscale: stencil gather on the coarse mesh, then
 the shared MLP as one dense product over all `n_cells * B` columns (the first layer's part on
-the per-sample inputs `[zm; mu; f]` computed once per sample and broadcast over cells, as in
-torch). Microscale: the MLP on `[zm; zM; sin t; cos t; mu; f]`.
+the per-sample inputs `[zm; mu; f]` computed once per sample and broadcast over cells, its part
+on the positional inputs once per cell, as in torch). Microscale: the MLP on `[zm; zM; sin t; cos t; mu; f]`.
 """
 function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Union{Real,AbstractVector}, z::AbstractMatrix{T},
                            mu=nothing, f=nothing) where {T}
@@ -88,11 +116,21 @@ function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Union{Real
     rows = reshape(st, S, nc * B)
     W0, b0 = p.macro_layers[1]
     glob = p.micro_dim > 0 ? Any[zm, extras...] : extras
-    if !isempty(glob)
-        g = length(glob) > 1 ? reduce(vcat, glob) : glob[1]
-        per_sample = transpose(view(W0, S+1:size(W0, 1), :)) * g .+ b0          # (H, B)
+    P = n_positional(p)
+    if !isempty(glob) || P > 0
+        # first layer = W_s stencil + (W_p pos + W_g [zm; mu; f] + b): per sample and per cell
         H = size(W0, 2)
-        h = reshape(transpose(view(W0, 1:S, :)) * rows, H, nc, B) .+ reshape(per_sample, H, 1, B)
+        if !isempty(glob)
+            g = length(glob) > 1 ? reduce(vcat, glob) : glob[1]
+            shift = reshape(transpose(view(W0, S+P+1:size(W0, 1), :)) * g .+ b0, H, 1, B)   # (H, 1, B)
+        else
+            shift = reshape(b0, H, 1, 1)
+        end
+        if P > 0
+            pos = copyto!(similar(z, P, nc), positional_features(T, p.coarse))
+            shift = shift .+ reshape(transpose(view(W0, S+1:S+P, :)) * pos, H, nc, 1)      # (H, n_cells, 1)
+        end
+        h = reshape(transpose(view(W0, 1:S, :)) * rows, H, nc, B) .+ shift
         h = reshape(h, H, nc * B)
     else
         h = transpose(W0) * rows .+ b0

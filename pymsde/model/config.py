@@ -71,6 +71,9 @@ class ModelConfig(LatentSizes):
             which the 2-D micro encoder and decoder run their convolutions. The same function
             and parameters; ``channels_last`` is faster on CPU (docs/cost_2d.md) but rounds
             differently. 2-D grids only.
+        positional_inputs: append ``cos, sin (2 pi i_a / n_a)`` of the coarse cell's index per
+            axis to the macroscale drift's input (the final paper's cylinder drift; off by
+            default, and a saved config without the field reads as off).
     """
 
     fine_shape: tuple[int, ...]
@@ -108,6 +111,8 @@ class ModelConfig(LatentSizes):
     conv_memory_format: str = option("contiguous", "memory layout of the 2-D micro encoder/decoder convolutions "
                                      "(channels_last: faster on CPU, other round-off)",
                                      choices=CONV_MEMORY_FORMATS)
+    positional_inputs: bool = option(False, "append sin/cos of the coarse-cell index per axis to the macroscale "
+                                     "drift's input (the final paper's cylinder)", cli=False)
 
     def __post_init__(self) -> None:
         tup = lambda v, cast: tuple(cast(x) for x in v)  # noqa: E731
@@ -124,7 +129,8 @@ class ModelConfig(LatentSizes):
             for name in ("kernel_n_sigma", "encoder_var_init", "decoder_var_init", "diffusion_init",
                          "gp_amplitude_init", "gp_length_init", "gp_noise_init"):
                 object.__setattr__(self, name, float(getattr(self, name)))
-            object.__setattr__(self, "diffusion_depends_on_mu", bool(self.diffusion_depends_on_mu))
+            for name in ("diffusion_depends_on_mu", "positional_inputs"):
+                object.__setattr__(self, name, bool(getattr(self, name)))
             object.__setattr__(self, "conv_memory_format", str(self.conv_memory_format))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"model config: a field has the wrong type ({exc})") from None

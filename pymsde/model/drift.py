@@ -8,7 +8,9 @@ The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
   radius r around j], zm, mu, f)`` -- one MLP ``h`` (C outputs) shared by every cell. The
   stencil is :func:`pymsde.numerics.padding.gather_stencil` (row-major offsets, channel
   slowest; periodic axes wrap, Dirichlet axes repeat the edge cell). ``h``'s input per cell
-  is ``[stencil (C (2r+1)^d), zm (d_m), mu (n_mu), f (n_f)]``.
+  is ``[stencil (C (2r+1)^d), pos (2d or 0), zm (d_m), mu (n_mu), f (n_f)]``; ``pos`` (with
+  ``positional``) is :func:`positional_features` of the cell, ``cos, sin (2 pi i_a / n_a)``
+  per axis ``a`` (the final paper's cylinder drift), so cells with equal stencils can differ.
 - microscale: ``g_m = q([zm, zM flat, sin t, cos t, mu, f])`` -> ``d_m`` numbers.
 
 Both MLPs are :func:`pymsde.model.mlp.mlp_forward`'s layers (``addmm`` per layer, the
@@ -21,10 +23,12 @@ Rollouts pass a :class:`DriftWorkspace` (buffers reused, activations in place; s
 Cost: the shared MLP runs as one dense matmul over all ``B * n_cells`` rows. The part of
 ``h``'s first layer that acts on the per-sample inputs ``[zm, mu, f]`` is computed once per
 sample and broadcast over cells (the same numbers as concatenating them to every row, at a
-fraction of the cost).
+fraction of the cost). With ``positional`` the first layer's part on ``pos`` is one
+``(n_cells, 2d) x (2d, H)`` product per call, broadcast over the batch.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -67,7 +71,7 @@ class DriftParams(LatentSizes):
 
     Attributes:
         macro_weights, macro_biases: layers of ``h``; ``macro_weights[0]`` has
-            ``C (2r+1)^d + micro_dim + n_mu + n_f`` columns, the last layer ``C`` rows.
+            ``C (2r+1)^d + n_positional + micro_dim + n_mu + n_f`` columns, the last layer ``C`` rows.
         micro_weights, micro_biases: layers of ``q`` (empty lists when ``micro_dim == 0``);
             input width ``micro_dim + C n_cells + 2 + n_mu + n_f``, output ``micro_dim``.
         activation: activation name (see :data:`pymsde.model.mlp.ACTIVATIONS`).
@@ -76,6 +80,8 @@ class DriftParams(LatentSizes):
         coarse_shape: coarse cells per axis.
         channels: field channels ``C``.
         micro_dim, n_mu, n_f: sizes of ``zm``, ``mu`` and ``f``.
+        positional: append :func:`positional_features` (``2d`` values per cell) to ``h``'s input
+            after the stencil (default False: the input and the numbers of before).
     """
 
     macro_weights: list[torch.Tensor]
@@ -90,6 +96,7 @@ class DriftParams(LatentSizes):
     micro_dim: int
     n_mu: int = 0
     n_f: int = 0
+    positional: bool = False
 
     def __post_init__(self) -> None:
         # cheap integer checks only: this object is rebuilt on every model.drift call
@@ -115,8 +122,13 @@ class DriftParams(LatentSizes):
         return self.channels * (2 * self.radius + 1) ** self.ndim
 
     @property
+    def n_positional(self) -> int:
+        """``2d`` positional inputs per cell with ``positional``, else 0."""
+        return 2 * self.ndim if self.positional else 0
+
+    @property
     def macro_in(self) -> int:
-        return self.stencil_size + self.micro_dim + self.n_mu + self.n_f
+        return self.stencil_size + self.n_positional + self.micro_dim + self.n_mu + self.n_f
 
     @property
     def micro_in(self) -> int:
@@ -157,6 +169,34 @@ def _time_features(t: torch.Tensor | float, batch: int, like: torch.Tensor) -> t
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     t = t.reshape(-1, 1).expand(batch, 1)
     return torch.cat([torch.sin(t), torch.cos(t)], dim=1)
+
+
+def positional_features(coarse_shape: Sequence[int], dtype: torch.dtype | None = None,
+                        device: torch.device | str | None = None) -> torch.Tensor:
+    """Per coarse cell ``[cos(2 pi i_0 / n_0), sin(2 pi i_0 / n_0), cos(2 pi i_1 / n_1), ...]``.
+
+    ``i_a`` is the cell's 0-based index along axis ``a`` (``n_a`` cells); the order and the
+    features are those of the final paper's cylinder drift (``DriftMacroNetGraph`` in
+    ``experiments_refac/cylinder_2d/def_model.py``). Computed in float64, then cast.
+
+    Returns:
+        ``(n_cells, 2 d)``, cells row-major (the order of the stencil rows); a cached tensor
+        per (shape, dtype, device): do not modify it in place.
+    """
+    return _positional_cached(tuple(int(n) for n in coarse_shape), dtype or torch.get_default_dtype(),
+                              torch.device(device) if device is not None else torch.device("cpu"))
+
+
+@functools.lru_cache(maxsize=32)
+def _positional_cached(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    cols = []
+    for a, n in enumerate(shape):
+        angle = 2.0 * math.pi * torch.arange(n, dtype=torch.float64) / n
+        view = [1] * len(shape)
+        view[a] = n
+        for fn in (torch.cos, torch.sin):
+            cols.append(fn(angle).view(view).expand(shape).reshape(-1))
+    return torch.stack(cols, dim=1).to(dtype=dtype, device=device)
 
 
 class DriftWorkspace:
@@ -238,16 +278,24 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
     w0, b0 = p.macro_weights[0], p.macro_biases[0]
     out0 = buffers[0] if buffers else None                 # None: one-layer h, or autograd
     glob = [zm] + extras if p.micro_dim else extras
-    if glob:
-        g = torch.cat(glob, dim=1) if len(glob) > 1 else glob[0]
-        # first layer = W_s stencil + (W_g [zm, mu, f] + b): the second part once per sample
-        per_sample = torch.addmm(b0, g, w0[:, p.stencil_size:].t())          # (B, H)
-        ws = w0[:, :p.stencil_size].t()
+    S, P = p.stencil_size, p.n_positional
+    if glob or P:
+        # first layer = W_s stencil + (W_p pos + W_g [zm, mu, f] + b): the shift once per sample
+        # (B, 1, H) and once per cell (1, n_cells, H), broadcast over the other
+        if glob:
+            g = torch.cat(glob, dim=1) if len(glob) > 1 else glob[0]
+            shift = torch.addmm(b0, g, w0[:, S + P:].t()).unsqueeze(1)
+        else:
+            shift = b0
+        if P:
+            pos = positional_features(p.coarse_shape, dtype=w0.dtype, device=w0.device)
+            shift = shift + (pos @ w0[:, S:S + P].t()).unsqueeze(0)
+        ws = w0[:, :S].t()
         h = rows @ ws if out0 is None else torch.mm(rows, ws, out=out0)
         if out0 is None:
-            h = (h.view(batch, p.n_cells, -1) + per_sample.unsqueeze(1)).view(batch * p.n_cells, -1)
+            h = (h.view(batch, p.n_cells, -1) + shift).view(batch * p.n_cells, -1)
         else:
-            h.view(batch, p.n_cells, -1).add_(per_sample.unsqueeze(1))
+            h.view(batch, p.n_cells, -1).add_(shift)
     else:
         h = dense(rows, w0, b0, out0)
     h = mlp_layers(h, p.macro_weights[1:], p.macro_biases[1:], act, act_inplace, buffers[1:])
@@ -274,23 +322,24 @@ class MultiscaleDrift(nn.Module):
         macro_hidden, micro_hidden: hidden widths of ``h`` and ``q``.
         activation: activation name of both.
         n_mu, n_f: sizes of ``mu`` and ``f``.
+        positional: the per-cell positional inputs of :func:`positional_features`.
 
     Initialisation: Xavier-normal weights, zero biases (as the reference implementation).
     """
 
     def __init__(self, coarse_shape: Sequence[int], channels: int, micro_dim: int, radius: int,
                  boundary: Sequence[str], macro_hidden: Sequence[int], micro_hidden: Sequence[int],
-                 activation: str, n_mu: int = 0, n_f: int = 0):
+                 activation: str, n_mu: int = 0, n_f: int = 0, positional: bool = False):
         super().__init__()
         self.meta = dict(activation=activation, radius=int(radius), boundary=tuple(boundary),
                          coarse_shape=tuple(int(c) for c in coarse_shape), channels=int(channels),
-                         micro_dim=int(micro_dim), n_mu=int(n_mu), n_f=int(n_f))
+                         micro_dim=int(micro_dim), n_mu=int(n_mu), n_f=int(n_f), positional=bool(positional))
         # layer widths as DriftParams expects them (its __post_init__ checks them on every call)
         nd = len(coarse_shape)
         n_cells = 1
         for c in coarse_shape:
             n_cells *= int(c)
-        macro_in = channels * (2 * radius + 1) ** nd + micro_dim + n_mu + n_f
+        macro_in = channels * (2 * radius + 1) ** nd + (2 * nd if positional else 0) + micro_dim + n_mu + n_f
         w, b = init_mlp([macro_in, *macro_hidden, channels])
         self.macro_weights = nn.ParameterList(nn.Parameter(x) for x in w)
         self.macro_biases = nn.ParameterList(nn.Parameter(x) for x in b)

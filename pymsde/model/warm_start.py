@@ -15,8 +15,9 @@ What grows, in pymsde's layout (``z = [zM flat, zm]``, ``a`` old and ``b`` new m
   latent entries are appended;
 - ``encoder.micro.linear``: ``b`` output rows (the micro head);
 - ``decoder.micro.linear``: ``b`` input columns (the micro part of the decoder);
-- ``drift_net.macro_weights[0]``: its input is ``[stencil, zm, mu, f]``, so ``b - a`` zero-
-  input columns are inserted after the old ``zm`` columns (``mu``/``f`` columns move along);
+- ``drift_net.macro_weights[0]``: its input is ``[stencil, pos, zm, mu, f]`` (``pos``: the
+  ``2d`` positional inputs with ``positional_inputs``, else none), so ``b - a`` zero-input
+  columns are inserted after the old ``zm`` columns (``mu``/``f`` columns move along);
 - ``drift_net.micro_weights[0]``: input ``[zm, zM, sin t, cos t, mu, f]``, new ``zm`` columns
   likewise; ``micro_weights[-1]`` / ``micro_biases[-1]``: ``b`` output rows.
 
@@ -54,7 +55,7 @@ def _index_maps(name: str, old_shape: torch.Size, cfg: ModelConfig, a: int, b: i
     d = b - a
     lead = lambda n: torch.arange(n)                                          # noqa: E731
     insert = lambda n, at: torch.cat([torch.arange(at), torch.arange(at, n) + d])  # noqa: E731
-    stencil = cfg.channels * (2 * cfg.stencil_radius + 1) ** cfg.ndim
+    before_zm = cfg.channels * (2 * cfg.stencil_radius + 1) ** cfg.ndim + (2 * cfg.ndim if cfg.positional_inputs else 0)
     n_micro_layers = len(cfg.micro_hidden) + 1
     if name in ("encoder.raw_var", "diffusion_net.raw"):
         return [lead(old_shape[0])]
@@ -65,7 +66,7 @@ def _index_maps(name: str, old_shape: torch.Size, cfg: ModelConfig, a: int, b: i
     if name == "decoder.micro.linear.weight":
         return [None, lead(old_shape[1])]
     if name == "drift_net.macro_weights.0":
-        return [None, insert(old_shape[1], stencil + a)]
+        return [None, insert(old_shape[1], before_zm + a)]
     if name.startswith("drift_net.micro_"):
         layer = int(name.rsplit(".", 1)[1])
         last = layer == n_micro_layers - 1
