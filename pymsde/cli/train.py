@@ -152,7 +152,8 @@ def _run(args, dist) -> int:
     if splits:
         train = data.get_split(args.train_split, args.data, " (--train-split)")
     else:
-        log.warning("%s has no recorded splits; training on all %d trajectories", args.data, data.n_traj)
+        if dist.main:
+            log.warning("%s has no recorded splits; training on all %d trajectories", args.data, data.n_traj)
         train = data
     val_split = args.val_split if args.val_split is not None else ("val" if "val" in splits else "none")
     val = None if val_split == "none" else data.get_split(
