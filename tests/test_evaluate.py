@@ -154,6 +154,36 @@ def test_report_2d_snapshots(tmp_path):
     assert "observation noise: not recorded" in text and "case: not recorded" in text
 
 
+
+def test_report_2d_velocity_draws_every_channel_and_the_vorticity(tmp_path):
+    pytest.importorskip("matplotlib")
+    x, y = np.linspace(0.0, 2.0, 16), np.linspace(0.0, 1.0, 8)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    vel = np.stack([-(Y - 0.5), X - 1.0])                                  # solid-body rotation: vorticity 2
+    u = np.stack([vel * (1 + 0.1 * k) for k in range(6)])[None]          # (1, 6, 2, 16, 8)
+    traj = Trajectories(u=u, t=np.linspace(0, 1, 6), domain=[[0, 2], [0, 1]], boundary=("dirichlet", "dirichlet"),
+                        attrs={"field": "velocity (u, v)"})
+    idx = score_indices(6, 3)
+    preds = {"dns": Prediction("dns", mean=u * 1.1, std=None, samples=None, score_index=idx, wall_time_s=0.1)}
+    result = EvaluationResult(scores={m: score_prediction(p, u) for m, p in preds.items()}, meta={})
+    from pymsde.evaluate import plots
+    figs = []
+    build = plots.vorticity_figure
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "vorticity_figure", lambda *a, **k: figs.append(build(*a, **k)) or figs[-1])
+        path = write_report(result, preds, traj, tmp_path)
+    for name in ("snapshots_c0.png", "snapshots_c1.png", "vorticity.png"):
+        assert (tmp_path / name).stat().st_size > 2000
+        assert f"]({name})" in path.read_text()
+    assert len(figs) == 1 and len(figs[0].axes) == 2 * 4 + 1              # truth + DNS at 4 times, one colourbar
+    np.testing.assert_allclose(np.asarray(figs[0].axes[0].images[0].get_array()), 2.0, atol=1e-12)
+    # a 2-channel field that is not a velocity gets no vorticity
+    other = Trajectories(u=u, t=traj.t, domain=[[0, 2], [0, 1]], boundary=("dirichlet", "dirichlet"),
+                         attrs={"field": "two species"})
+    write_report(result, preds, other, tmp_path / "species")
+    assert not (tmp_path / "species" / "vorticity.png").exists()
+    assert (tmp_path / "species" / "snapshots_c1.png").exists()
+
 def _verdict(text):
     """The report's verdict line (the first line after the title) and the numbers in it."""
     import re
@@ -623,3 +653,29 @@ def test_a_sibling_closure_run_of_other_data_is_skipped_by_default_and_refused_w
                           baselines="closure", n_samples=2, plots=False, show_progress=False, out=tmp_path / "rep3")
     assert "closure" in result.scores
     assert f"closure baseline: the run {tmp_path / 'ok_closure'}" in result.meta["notes"]
+
+
+def test_score_steps_cuts_the_evaluated_split_only(tiny_run, tmp_path):
+    """evaluate_run(score_steps=n): the forecasts and scores cover the first n times of the test
+    trajectories; DMD is fitted on the whole training trajectory (the paper's wave 1-D rule)."""
+    pytest.importorskip("pydmd")
+    from pymsde.data.io import load
+    from pymsde.evaluate.baselines import dmd_prediction
+    from pymsde.evaluate.metrics import relative_error_summary
+    from pymsde.workflows.evaluation import evaluate_run
+
+    result = evaluate_run(tiny_run / "run", tiny_run / "data.npz", baselines="dmd", n_samples=2, plots=False,
+                          show_progress=False, out=tmp_path / "rep", score_steps=7)
+    assert result.meta["n_t"] == 7 and result.meta["score_steps"] == 7
+    data = load(tiny_run / "data.npz")
+    test, train = data.get_split("test"), data.get_split("train")
+    n_coarse = 6
+    cut = test.subset(slice(None))
+    import dataclasses
+    cut = dataclasses.replace(cut, u=cut.u[:, :7], t=cut.t[:, :7])
+    pred = dmd_prediction(cut, train, n_coarse)                      # fitted on all 21 training times
+    want = relative_error_summary(pred.mean, cut.u)
+    got = result.metrics()["relative_error"]["dmd"]
+    assert got["mean"] == pytest.approx(want["mean"], rel=1e-12)
+    with pytest.raises(ConfigError, match=r"score_steps = 1; expected an integer >= 2"):
+        evaluate_run(tiny_run / "run", tiny_run / "data.npz", baselines="none", score_steps=1, plots=False)

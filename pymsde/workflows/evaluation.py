@@ -130,6 +130,19 @@ def _load_closure(run: Path, closure_run, checkpoint: str, model, metadata, traj
     return None, None, None
 
 
+def _first_times(traj, n: int, data_name: str):
+    """``traj`` cut to its first ``n`` times (the evaluated split only)."""
+    import dataclasses
+
+    if not isinstance(n, int) or isinstance(n, bool) or not 2 <= n:
+        raise ConfigError(f"score_steps = {n!r}; expected an integer >= 2 (the scored leading times)")
+    if n >= traj.n_t:
+        return traj
+    attrs = {**traj.attrs, "source": f"{data_name} (first {n} of {traj.n_t} times)"}
+    return dataclasses.replace(traj, u=traj.u[:, :n], t=traj.t[:, :n], f=None if traj.f is None else traj.f[:, :n],
+                               attrs=attrs)
+
+
 def auto_baselines(traj_all, notes: list[str]) -> tuple[str, ...]:
     """The baselines of ``--baselines auto`` (the default): every one of :data:`AUTO_BASELINES` that
     needs nothing missing -- closure (decided when its run is looked for), dns when the data name a
@@ -189,7 +202,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
                  n_samples: int = 32, out: str | os.PathLike | None = None, backend: str = "torch",
                  seed: int = 0, n_score: int = DEFAULT_SCORE_TIMES, plots: bool = True,
                  show_progress: bool = True, checkpoint: str = "best",
-                 extra_meta: dict | None = None) -> EvaluationResult:
+                 extra_meta: dict | None = None, score_steps: int | None = None) -> EvaluationResult:
     """Evaluate the run in ``run_dir`` and its baselines on a split of ``data``; write the report.
 
     Args:
@@ -214,6 +227,9 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
             last checkpoint when the run was not validated) or ``"last"`` -- the same rule for
             the model and the closure run.
         extra_meta: merged into the result's metadata (e.g. the demo's training times).
+        score_steps: forecast and score only the first ``score_steps`` times of each evaluated
+            trajectory (the final paper's wave 1-D: 201 of 1001); DMD and POD-SINDy are still
+            fitted on the whole train / val trajectories, as the paper does. None: every time.
 
     Raises:
         ConfigError: incomplete run directory, unknown baseline, a "closure" run with micro_dim > 0,
@@ -238,6 +254,8 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     model, metadata = _load(run, checkpoint)
     check_data_fits(model.config, traj_all, data_name, f"run {run}")
     traj = traj_all.get_split(split, data_name, "; pass --split all to evaluate every trajectory")
+    if score_steps is not None:
+        traj = _first_times(traj, score_steps, data_name)
     notes: list[str] = []
     if auto:
         names = auto_baselines(traj_all, notes)
@@ -270,7 +288,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         "forecast_time_s": {m: round(p.wall_time_s, 3) for m, p in preds.items()},
         "training_time_s": {m: (None if v is None else round(v, 3)) for m, v in train_times.items()},
         "backend": backend_name, "data": data_name, "split": split, "n_traj": int(traj.n_traj),
-        "n_t": int(traj.n_t), "n_samples": int(n_samples), "n_score": int(len(preds["multiscale"].score_index)),
+        "n_t": int(traj.n_t), "score_steps": score_steps, "n_samples": int(n_samples), "n_score": int(len(preds["multiscale"].score_index)),
         "solver": preds["multiscale"].info.get("solver"), "seed": int(seed), "checkpoint": checkpoint, "run": str(run),
         "closure_run": None if closure_dir is None else str(closure_dir),
         "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
