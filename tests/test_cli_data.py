@@ -79,6 +79,12 @@ def test_plot_1d_and_2d(tmp_path, capsys):
     assert main(["plot", str(path), "--out", str(tmp_path / "x.png"), "--channel", "1"]) == 2
     assert "--channel: 1; expected 0 <= C < 1" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+    assert main(["plot", str(tmp_path / "d2.npz"), "--out", str(tmp_path / "v.png"), "--vorticity"]) == 2
+    assert "--vorticity: the file has 1 channel(s)" in capsys.readouterr().err
+    uv = np.random.default_rng(1).random((1, 7, 2, 12, 10))
+    save(Trajectories(u=uv, t=np.arange(7.0), domain=g.domain, boundary=g.boundary), tmp_path / "uv.npz")
+    assert main(["plot", str(tmp_path / "uv.npz"), "--out", str(tmp_path / "v.png"), "--vorticity"]) == 0
+    assert (tmp_path / "v.png").stat().st_size > 5000
 
 
 def test_simulate_wiring_with_a_stand_in_simulator(tmp_path, capsys, monkeypatch):

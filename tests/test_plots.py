@@ -130,3 +130,56 @@ def test_axis_labels_carry_units_or_say_nondimensional():
     assert [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()] == ["truth", "coarse DNS"]
     fig = profiles_figure(x, np.ones((2, 20)), np.ones((2, 20)), None, [0.0, 1.0])
     assert "forecast mean" not in [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()]
+
+
+def test_vorticity_of_a_solid_body_rotation_is_two():
+    from pymsde.evaluate.plots import vorticity
+
+    x = np.linspace(-1.0, 1.0, 33)
+    y = np.linspace(-0.5, 0.5, 17)
+    X, Y = np.meshgrid(x, y, indexing="ij")                  # axis 0 = x, axis 1 = y (the field layout)
+    w = vorticity(-Y, X, x, y)
+    np.testing.assert_allclose(w, 2.0, atol=1e-12)           # linear fields: exact up to round-off
+    # a smooth field: second order, edges included; dv/dx - du/dy of (-sin y, sin x) = cos x + cos y
+    xs = np.linspace(0.0, 2.0, 41)
+    Xs, Ys = np.meshgrid(xs, xs, indexing="ij")
+    errs = []
+    for n in (41, 81):
+        g = np.linspace(0.0, 2.0, n)
+        Gx, Gy = np.meshgrid(g, g, indexing="ij")
+        errs.append(np.abs(vorticity(-np.sin(Gy), np.sin(Gx), g, g) - (np.cos(Gx) + np.cos(Gy))).max())
+    assert errs[0] < 5e-3 and 3.5 < errs[0] / errs[1] < 4.5
+    # periodic axes wrap: (-sin(2 pi y), sin(2 pi x)) on [0, 1)^2
+    p = np.arange(64) / 64
+    Px, Py = np.meshgrid(p, p, indexing="ij")
+    wp = vorticity(-np.sin(2 * np.pi * Py), np.sin(2 * np.pi * Px), p, p, periodic=(True, True))
+    exact = 2 * np.pi * (np.cos(2 * np.pi * Px) + np.cos(2 * np.pi * Py))
+    assert np.abs(wp - exact).max() < 2 * np.pi * (2 * np.pi / 64) ** 2 / 6 * 2 * 1.01
+    with pytest.raises(DataError, match="expected one shape"):
+        vorticity(X, X[:, :-1], x, y)
+
+
+def test_vorticity_plot_of_a_two_channel_field(tmp_path):
+    from pymsde.evaluate.plots import plot_vorticity, vorticity_figure, vorticity_label
+
+    x = np.linspace(0.0, 4.0, 40)
+    y = np.linspace(0.0, 1.0, 10)
+    X, Y = np.meshgrid(x, y, indexing="ij")
+    frames = np.stack([np.stack([-(Y - 0.5) * (1 + k), (X - 2.0) * (1 + k)]) for k in range(3)])   # (3, 2, 40, 10)
+    panels = {"truth": frames, "forecast": 1.1 * frames, "error": 0.1 * frames}
+    out = plot_vorticity(panels, [0.0, 0.5, 1.0], tmp_path / "vort.png", x=x, y=y,
+                         label=vorticity_label({}), xlabel="x", ylabel="y")
+    w, h = png_size(out)
+    assert w > h and out.stat().st_size > 10_000
+    fig = vorticity_figure(panels, [0.0, 0.5, 1.0], x=x, y=y, label=vorticity_label({}))
+    assert _n_colourbars(fig, 9) == 2                                  # fields, errors
+    assert [a.get_ylabel() for a in fig.axes[9:]] == ["vorticity ω (nondimensional)",
+                                                       "error in vorticity ω (nondimensional)"]
+    img = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(np.asarray(img), 2.0, atol=1e-12)       # drawn: the truth's vorticity at t = 0
+    assert len(fig.axes[0].collections) == 1                           # the quiver overlay
+    assert vorticity_label({"vorticity_units": "1/s"}).endswith("(1/s)")
+    with pytest.raises(DataError, match="expected 2"):
+        plot_vorticity({"u": frames[:, :1]}, [0.0, 0.5, 1.0], tmp_path / "bad.png")
+    with pytest.raises(DataError, match="one channel at a time"):
+        plot_snapshots({"u": frames}, [0.0, 0.5, 1.0], tmp_path / "bad.png")

@@ -16,6 +16,10 @@ errors of different methods compare too.
 Axis labels: :func:`axis_labels` turns a data file's ``attrs`` into labels with units
 (``attrs["units"]`` for the field, ``attrs["x_units"]`` / ``"y_units"`` for space,
 ``attrs["t_units"]`` for time); without them the labels say "(nondimensional)".
+
+Two-channel 2-D fields (a velocity ``(u, v)`` along the grid's two axes): :func:`vorticity`
+(finite differences) and :func:`plot_vorticity` (vorticity snapshots with a quiver overlay of
+the velocity); the single-channel functions take one channel at a time.
 """
 from __future__ import annotations
 
@@ -50,6 +54,14 @@ def axis_labels(attrs: Mapping[str, Any] | None) -> dict[str, str]:
         unit = next((attrs[k] for k in keys if isinstance(attrs.get(k), str) and attrs[k].strip()), None)
         out[name] = f"{name} ({unit.strip()})" if unit else f"{name} {NONDIMENSIONAL}"
     return out
+
+
+def vorticity_label(attrs: Mapping[str, Any] | None) -> str:
+    """The colourbar label of a vorticity ``ω = ∂v/∂x − ∂u/∂y``, with ``attrs["vorticity_units"]``
+    or "(nondimensional)"."""
+    unit = (attrs or {}).get("vorticity_units")
+    unit = unit.strip() if isinstance(unit, str) and unit.strip() else NONDIMENSIONAL[1:-1]
+    return f"vorticity ω ({unit})"
 
 
 def _figure(n_rows: int, n_cols: int, panel_size: tuple[float, float], sharey: bool = False):
@@ -117,7 +129,9 @@ def _as_panels(panels: Mapping[str, np.ndarray], ndim: int, what: str) -> dict[s
     for name, a in panels.items():
         a = np.asarray(a, dtype=float)
         if a.ndim != ndim:
-            raise DataError(f"{what}: panel {name!r} has shape {a.shape}; expected {ndim} axes")
+            hint = (" (one channel at a time, a[:, c]; plot_vorticity draws a velocity (u, v))"
+                    if a.ndim == ndim + 1 else "")
+            raise DataError(f"{what}: panel {name!r} has shape {a.shape}; expected {ndim} axes{hint}")
         out[str(name)] = a
     shapes = {a.shape for a in out.values()}
     if len(shapes) != 1:
@@ -342,3 +356,114 @@ def plot_error_curves(t: np.ndarray, curves: Mapping[str, np.ndarray], path: str
             ``name`` (e.g. each method's pooled mean); non-finite values are skipped.
     """
     return _save(error_curves_figure(t, curves, ylabel, title=title, logy=logy, xlabel=xlabel, levels=levels), path)
+
+
+def _derivative(f: np.ndarray, c: np.ndarray, axis: int, periodic: bool) -> np.ndarray:
+    """``df/dc`` along ``axis``: central differences (second order), wrapping on a periodic axis,
+    second-order one-sided at the two ends otherwise."""
+    if periodic:
+        h = float(c[1] - c[0])
+        return (np.roll(f, -1, axis) - np.roll(f, 1, axis)) / (2.0 * h)
+    return np.gradient(f, c, axis=axis, edge_order=2)
+
+
+def vorticity(u: np.ndarray, v: np.ndarray, x: np.ndarray | None = None, y: np.ndarray | None = None,
+              periodic: Sequence[bool] = (False, False)) -> np.ndarray:
+    """The vorticity ``dv/dx - du/dy`` of a 2-D velocity field by finite differences.
+
+    Args:
+        u, v: ``(..., nx, ny)`` the velocity components along the first (x) and second (y) axis.
+        x, y: ``(nx,)``, ``(ny,)`` point coordinates (default: indices).
+        periodic: per axis, wrap around (equal spacing ``x[1] - x[0]``) instead of one-sided
+            differences at the ends.
+
+    Returns:
+        ``(..., nx, ny)``; second-order accurate, exact for fields linear in x and y.
+    """
+    u, v = np.asarray(u, dtype=float), np.asarray(v, dtype=float)
+    if u.shape != v.shape or u.ndim < 2:
+        raise DataError(f"vorticity: u {u.shape} and v {v.shape}; expected one shape (..., nx, ny)")
+    coords = []
+    for name, c, n, per in zip("xy", (x, y), u.shape[-2:], periodic):
+        c = np.arange(n, dtype=float) if c is None else np.asarray(c, dtype=float).reshape(-1)
+        if c.size != n or n < 3:
+            raise DataError(f"vorticity: {c.size} {name} coordinates for {n} points; expected equal, at least 3")
+        coords.append(c)
+    return (_derivative(v, coords[0], -2, bool(periodic[0]))
+            - _derivative(u, coords[1], -1, bool(periodic[1])))
+
+
+def vorticity_figure(panels: Mapping[str, np.ndarray], times: np.ndarray, *, x: np.ndarray | None = None,
+                     y: np.ndarray | None = None, periodic: Sequence[bool] = (False, False), quiver: bool = True,
+                     arrows: int = 16, title: str | None = None, label: str = "vorticity",
+                     error_label: str | None = None, xlabel: str = "x", ylabel: str = "y",
+                     own_scale: Sequence[str] | None = None):
+    """The Figure of :func:`plot_vorticity` (not written anywhere)."""
+    panels = _as_panels(panels, 4, "plot_vorticity")
+    n_s, n_c, nx, ny = next(iter(panels.values())).shape
+    if n_c != 2:
+        raise DataError(f"plot_vorticity: panels have {n_c} channels; expected 2 (the velocity (u, v))")
+    times = np.asarray(times, dtype=float).reshape(-1)
+    if times.size != n_s:
+        raise DataError(f"plot_vorticity: {times.size} times for {n_s} snapshots per panel; expected equal")
+    x = np.arange(nx, dtype=float) if x is None else np.asarray(x, dtype=float)
+    y = np.arange(ny, dtype=float) if y is None else np.asarray(y, dtype=float)
+    omega = {n: vorticity(a[:, 0], a[:, 1], x, y, periodic) for n, a in panels.items()}
+    own = _own_scale(list(panels), own_scale)
+    limits, top = {}, {}                       # per scale group: colour range and fastest arrow
+    for group in ([n for n in panels if n not in own], [n for n in panels if n in own]):
+        vals = _finite_values([omega[n] for n in group])
+        m = (float(np.abs(vals).max()) if vals.size else 0.0) or 1.0       # symmetric: vorticity has a sign
+        limits.update({n: (-m, m, "RdBu_r") for n in group})
+        speed = _finite_values([np.hypot(panels[n][:, 0], panels[n][:, 1]) for n in group])
+        top.update({n: float(speed.max()) if speed.size else 0.0 for n in group})
+    (x0, x1), (y0, y1) = _edges(x), _edges(y)
+    width = 3.0
+    fig, axes = _figure(len(panels), n_s, (width, min(3.0, max(0.8, width * (y1 - y0) / (x1 - x0))) + 0.45))
+    stride = max(1, -(-max(nx, ny) // max(1, arrows)))
+    sub = (slice(stride // 2, None, stride),) * 2
+    X, Y = (g[sub] for g in np.meshgrid(x, y, indexing="ij"))
+    h = min(abs(float(x[1] - x[0])), abs(float(y[1] - y[0])))
+    images, axes_of = {}, {}
+    for r, (name, a) in enumerate(panels.items()):
+        vmin, vmax, cmap = limits[name]
+        for c in range(n_s):
+            ax = axes[r, c]
+            images[name] = ax.imshow(omega[name][c].T, origin="lower", extent=(x0, x1, y0, y1), vmin=vmin,
+                                     vmax=vmax, cmap=cmap, interpolation="nearest")
+            if quiver and top[name] > 0:            # one arrow scale per group: the fastest is 0.9 strides
+                ax.quiver(X, Y, np.ma.masked_invalid(a[c, 0][sub]), np.ma.masked_invalid(a[c, 1][sub]),
+                          angles="xy", scale_units="xy", scale=top[name] / (0.9 * stride * h), width=0.004,
+                          color="k")
+            ax.set_title(f"{name}, t = {times[c]:.3g}", fontsize=9)
+            if r == len(panels) - 1:
+                ax.set_xlabel(xlabel, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(ylabel, fontsize=8)
+            ax.tick_params(labelsize=7)
+        axes_of[name] = list(axes[r])
+    _shared_colorbars(fig, axes_of, images, own, label, error_label, shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_vorticity(panels: Mapping[str, np.ndarray], times: np.ndarray, path: str | Path, **options) -> Path:
+    """Vorticity snapshots of 2-D velocity fields (u, v), with the velocity as arrows on top.
+
+    One row per panel, one column per time; the vorticity (:func:`vorticity`) on a colour scale
+    symmetric around zero shared by the panels (error panels, see :func:`plot_spacetime`, on a
+    second one); arrows every ``ceil(max(nx, ny) / arrows)`` points, one length scale for the
+    fields and one for the errors (the fastest arrow is 0.9 strides long). Non-finite values are
+    left blank.
+
+    Args:
+        panels: ``{name: array (n_s, 2, nx, ny)}``: channel 0 the velocity along x (the first
+            axis, drawn across), channel 1 along y.
+        times: ``(n_s,)``.
+        options: of :func:`vorticity_figure`: ``x, y`` point coordinates (default indices),
+            ``periodic`` per axis, ``quiver`` (draw the arrows), ``arrows`` (per longer axis),
+            ``title``, ``label`` (the colourbar's; :func:`vorticity_label` gives it units),
+            ``error_label``, ``xlabel``, ``ylabel``, ``own_scale``.
+    """
+    return _save(vorticity_figure(panels, times, **options), path)

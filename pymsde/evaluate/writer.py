@@ -88,8 +88,10 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
     log axis when the curves span more than three decades. 1-D: forecast vs truth snapshots
     with the ensemble's +-2 std band (each ensemble method), space-time diagrams of truth and
     predictions (one shared colourbar) and of the errors (one symmetric colourbar); 2-D: field
-    snapshots of truth and every method side by side (one shared colourbar). Channel 0 is drawn
-    (plus one set per further channel for multi-channel data). Axis labels carry the units of
+    snapshots of truth and every method side by side (one shared colourbar). Every channel is
+    drawn (one set per channel for multi-channel data); a 2-D field of 2 channels (a velocity
+    (u, v), unless ``attrs["field"]`` names something else) also gets vorticity snapshots with the
+    velocity as arrows (:func:`pymsde.evaluate.plots.plot_vorticity`). Axis labels carry the units of
     ``traj.attrs`` (:func:`pymsde.evaluate.plots.axis_labels`; "(nondimensional)" without).
     Diverged (non-finite) values are left blank.
     """
@@ -143,4 +145,29 @@ def write_plots(result: EvaluationResult, predictions: dict[str, Prediction], tr
             figs.append((f"Snapshots: truth and predictions side by side{ctitle}", p,
                          f"{which.capitalize()} at t = {times} (columns): the stored observation (first row) "
                          f"and each method's prediction (one row each) on one shared colour scale (one colourbar)."))
+    if _is_velocity(traj, truth.shape[1]):
+        figs.append(_vorticity(traj, truth, means, names, shown, snap_idx, t, out, labels, which, times))
     return figs
+
+
+def _is_velocity(traj, channels: int) -> bool:
+    """A 2-D field of 2 channels is taken as a velocity (u, v) unless ``attrs["field"]`` says otherwise."""
+    field = str(traj.attrs.get("field", "velocity")).lower()
+    return traj.grid.ndim == 2 and channels == 2 and "velocity" in field
+
+
+def _vorticity(traj, truth, means, names, shown, snap_idx, t, out: Path, labels: dict, which: str,
+               times: str) -> tuple[str, Path, str]:
+    """The vorticity snapshots of truth and predictions, velocity arrows on top."""
+    from pymsde.evaluate import plots as P
+
+    panels = {"truth": truth[snap_idx], **{shown[m]: means[m][snap_idx] for m in names}}
+    p = out / "vorticity.png"
+    P.plot_vorticity(panels, t[snap_idx], p, x=traj.grid.coordinates(0), y=traj.grid.coordinates(1),
+                     periodic=[b == "periodic" for b in traj.grid.boundary], label=P.vorticity_label(traj.attrs),
+                     xlabel=labels["x"], ylabel=labels["y"])
+    return ("Vorticity and velocity: truth and predictions", p,
+            f"{which.capitalize()} at t = {times} (columns): the vorticity dv/dx - du/dy (finite differences "
+            f"of channels 0 = u and 1 = v) of the stored observation (first row) and of each method's "
+            f"prediction, on one colour scale symmetric around zero, with the velocity as arrows "
+            f"(one length scale for all panels).")
