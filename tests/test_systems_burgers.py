@@ -213,3 +213,66 @@ def test_bad_options():
         simulate("burgers1d", n_traj=1, backend="cuda")
     with pytest.raises(ConfigError, match="spectral"):
         simulate("burgers2d", n_traj=1, n_grid=16, n_steps=3, scheme="spectral", progress=False)
+
+
+def test_burgers2d_defaults_are_the_final_papers():
+    # FINAL_PAPER.md section 4.1: nu 0.005 on [0, 1]^2, 128 x 128 nodes with the boundary values
+    # held, T = 1 in 1001 saved steps, noise 0.001, 30 trajectories split 20/5/5, float32 storage
+    from pymsde.systems.cases import split_sizes
+
+    spec = CASES["burgers2d"]
+    assert (spec.params, spec.domain, spec.boundary, spec.n_grid, spec.coarse) == (
+        {"nu": 5e-3}, ((0.0, 1.0), (0.0, 1.0)), ("dirichlet", "dirichlet"), (128, 128), (8, 8))
+    assert (spec.t_end, spec.n_steps, spec.noise, spec.n_traj) == (1.0, 1001, 1e-3, 30)
+    assert split_sizes(spec.split, spec.n_traj) == {"train": 20, "val": 5, "test": 5}
+    assert spec.storage_dtype == "float32"
+    tr = simulate("burgers2d", n_grid=8, n_steps=2, t_end=1e-3, progress=False)   # default count and split
+    assert tr.n_traj == 30 and {k: len(v) for k, v in tr.splits.items()} == {"train": 20, "val": 5, "test": 5}
+    assert tr.u.dtype == np.float64                       # the simulator works in float64; files store float32
+
+
+def test_burgers2d_older_draw_is_two_options_away():
+    # the former default (20 trajectories, fractions 0.9/0.05/0.05 -> 18/1/1, float64 file) through
+    # counts: the same initial draws, noise and split permutation, bit for bit
+    kw = dict(n_traj=20, n_grid=8, n_steps=3, t_end=2e-3, seed=3, progress=False)
+    a = simulate("burgers2d", split=(18, 1, 1), **kw)
+    b = simulate("burgers2d", split=(0.9, 0.05, 0.05), **kw)
+    assert np.array_equal(a.u, b.u) and a.attrs == b.attrs and a.u.dtype == np.float64
+    assert {k: len(v) for k, v in a.splits.items()} == {"train": 18, "val": 1, "test": 1}
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_burgers2d_files_store_float32_unless_asked(tmp_path, suffix):
+    from pymsde.data.io import load
+    from pymsde.systems import simulate_to_file
+
+    if suffix == ".h5":
+        pytest.importorskip("h5py")
+    kw = dict(n_traj=3, n_grid=8, n_steps=3, t_end=2e-3, seed=1, progress=False)
+    s = simulate_to_file("burgers2d", tmp_path / f"a{suffix}", **kw)
+    a = load(s["path"])
+    ref = simulate("burgers2d", **kw)
+    assert s["dtype"] == "float32" and a.u.dtype == np.float32
+    assert np.array_equal(a.u, ref.u.astype(np.float32)) and a.splits == ref.splits
+    b = load(simulate_to_file("burgers2d", tmp_path / f"b{suffix}", dtype="float64", **kw)["path"])
+    assert b.u.dtype == np.float64 and np.array_equal(b.u, ref.u)
+    assert load(simulate_to_file("burgers1d", tmp_path / f"c{suffix}", n_traj=3, n_grid=40, n_steps=2, t_end=1e-3,
+                                 progress=False)["path"]).u.dtype == np.float64     # other cases: float64
+    with pytest.raises(ConfigError, match="dtype"):
+        simulate_to_file("burgers2d", tmp_path / f"d{suffix}", dtype="float16", **kw)
+    assert not (tmp_path / f"d{suffix}").exists()
+
+
+def test_simulate_command_stores_burgers2d_as_float32(tmp_path, capsys):
+    from pymsde.cli import main
+    from pymsde.data.io import load
+
+    args = ["simulate", "burgers2d", "--n-grid", "8", "--n-steps", "2", "--t-end", "1e-3"]
+    assert main(args + ["--out", str(tmp_path / "a.npz")]) == 0
+    assert "float32" in capsys.readouterr().out
+    a = load(tmp_path / "a.npz")
+    assert a.u.dtype == np.float32 and a.n_traj == 30 and len(a.splits["train"]) == 20
+    assert main(args + ["--out", str(tmp_path / "b.npz"), "--dtype", "float64", "--n-traj", "20",
+                        "--split", "18,1,1"]) == 0
+    b = load(tmp_path / "b.npz")
+    assert b.u.dtype == np.float64 and b.n_traj == 20 and len(b.splits["test"]) == 1

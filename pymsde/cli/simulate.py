@@ -1,10 +1,13 @@
 """``pymsde simulate CASE --out FILE [...]``: generate a benchmark data set and save it.
 
 CASE is one of burgers1d, kdv1d, burgers2d, wave1d, swe2d, cylinder2d; options left out take
-the case's defaults (the paper's sizes: METHOD.md section 8 for Burgers, the final paper for
-kdv1d -- 20 trajectories split 10/5/5 --, wave1d -- 30 split 20/5/5 --, swe2d -- 1000 dam
-breaks split 900/50/50 -- and cylinder2d -- one trajectory of 1501 frames split in time
-1301/100/100). METHOD.md's older KdV draw is ``--n-traj 10 --split 8,1,1``. The file is written atomically; a one-line summary is printed;
+the case's defaults (the paper's sizes: METHOD.md section 8 for burgers1d, the final paper for
+kdv1d -- 20 trajectories split 10/5/5 --, wave1d -- 30 split 20/5/5 --, burgers2d -- 30 split
+20/5/5, stored as float32 --, swe2d -- 1000 dam breaks split 900/50/50 -- and cylinder2d -- one
+trajectory of 1501 frames split in time 1301/100/100). METHOD.md's older KdV draw is
+``--n-traj 10 --split 8,1,1``, the older Burgers 2-D one ``--n-traj 20 --split 18,1,1 --dtype
+float64``. ``--dtype`` sets the dtype of ``u`` in the file (default: the case's, float32 for
+burgers2d, float64 otherwise; the simulation runs in float64). The file is written atomically; a one-line summary is printed;
 ``--plot PNG`` also draws trajectory 0 (as ``pymsde plot``). ``swe2d`` into an HDF5 file is
 streamed: each chunk of trajectories is written as it is produced (float32, chunked per
 trajectory), so the 6.6 GB data set never sits in memory.
@@ -58,6 +61,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from pymsde.data.io import file_format, save
     from pymsde.systems import simulate
+    from pymsde.systems.cases import as_stored, storage_dtype
     from pymsde.util.errors import DataError
 
     # refuse bad output names before a simulation that may take minutes
@@ -78,15 +82,17 @@ def run(args: argparse.Namespace) -> int:
     n_grid = None if args.n_grid is None else (args.n_grid[0] if len(args.n_grid) == 1 else tuple(args.n_grid))
     if args.case == "swe2d" and file_format(args.out) == "hdf5":
         return _streamed(args, n_grid, extra)
+    dtype = storage_dtype(args.case, args.dtype)
     start = time.perf_counter()
     traj = simulate(args.case, n_traj=args.n_traj, seed=args.seed, n_grid=n_grid,
                     n_steps=args.n_steps, t_end=args.t_end, backend=args.backend, progress=True, **extra)
     elapsed = time.perf_counter() - start
+    traj = as_stored(traj, dtype)             # rebinding frees the float64 field before the file is written
     path = save(traj, args.out)
     splits = (", ".join(f"{k} frames [{a}, {b})" for k, (a, b) in traj.time_splits.items())
               or ", ".join(f"{k} {len(v)}" for k, v in traj.splits.items()))
     print(f"wrote {path}: {args.case}, {traj.n_traj} trajectories x {traj.n_t} times, grid {traj.grid_shape} "
-          f"({', '.join(traj.boundary)}), dt {traj.dt:.6g}, u in [{traj.u.min():.4g}, {traj.u.max():.4g}]"
+          f"({', '.join(traj.boundary)}), dt {traj.dt:.6g}, u in [{traj.u.min():.4g}, {traj.u.max():.4g}] {traj.u.dtype}"
           f"{', split ' + splits if splits else ''}; {path.stat().st_size / 1e6:.3g} MB, simulated in {elapsed:.2f} s")
     if args.plot:
         from pymsde.cli.plot import plot_trajectory
@@ -98,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
 def _streamed(args: argparse.Namespace, n_grid, extra: dict) -> int:
     from pymsde.systems import simulate_to_file
 
+    if args.dtype not in (None, "float32"):
+        from pymsde.util.errors import DataError
+
+        raise DataError(f"--dtype {args.dtype}: swe2d is streamed to HDF5 as float32; expected float32, or "
+                        f"an .npz output for float64")
     s = simulate_to_file(args.case, args.out, n_traj=args.n_traj, seed=args.seed, n_grid=n_grid, n_steps=args.n_steps,
                          t_end=args.t_end, backend=args.backend, progress=True, **extra)
     splits = ", ".join(f"{k} {n}" for k, n in s["splits"].items())
@@ -131,9 +142,12 @@ def register(subparsers) -> None:
                    help="std of the Gaussian observation noise, 0 for clean data (case default)")
     p.add_argument("--split", default=None, metavar="A,B,C",
                    help="train,val,test counts summing to the trajectories (e.g. 8,1,1) or fractions "
-                        "(case default: burgers1d 8/1/1, kdv1d 10/5/5, burgers2d 18/1/1, wave1d 20/5/5, "
+                        "(case default: burgers1d 8/1/1, kdv1d 10/5/5, burgers2d 20/5/5, wave1d 20/5/5, "
                         "swe2d 900/50/50 consecutive); cylinder2d: frame counts of its one trajectory "
                         "(default 1301,100,100)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
+                   help="dtype of u in the file (case default: float32 for burgers2d, float64 otherwise; "
+                        "swe2d into HDF5: float32)")
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
                    help="compute backend of the simulator (default torch)")
     p.add_argument("--plot", default=None, metavar="PNG", help="also draw trajectory 0 to this PNG")

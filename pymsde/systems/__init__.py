@@ -21,7 +21,7 @@ import numpy as np
 
 from pymsde.data.io import file_format, save
 from pymsde.data.trajectories import Trajectories
-from pymsde.systems.cases import CASES, CaseSpec, split_sizes
+from pymsde.systems.cases import CASES, CaseSpec, as_stored, split_sizes, storage_dtype
 from pymsde.systems import flows
 from pymsde.systems.coarse import coarse_grain, refine, solve_coarse
 from pymsde.systems.solvers import (advect_fourier, burgers_dt_limit, gaussian_pulse_advection, integrate_burgers,
@@ -167,7 +167,7 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         case: ``"burgers1d"``, ``"kdv1d"``, ``"burgers2d"``, ``"wave1d"``, ``"swe2d"`` or
             ``"cylinder2d"`` (keys of :data:`CASES`; the last two: ``pymsde.systems.flows``,
             whose options are ``flows.FLOW_OPTIONS``).
-        n_traj: number of trajectories (default: the case's, 10 / 20 / 20 / 30 / 1000 / 1).
+        n_traj: number of trajectories (default: the case's, 10 / 20 / 30 / 30 / 1000 / 1).
         seed: seed of ``numpy.random.default_rng``: initial-condition parameters, then noise,
             then the split permutation. Same arguments, same data (bit for bit).
         n_grid: fine points per axis (an int applies to every axis).
@@ -237,27 +237,32 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
 
 def simulate_to_file(case: str, path, n_traj: int | None = None, seed: int = 0, n_grid=None, n_steps: int | None = None,
                      t_end: float | None = None, backend: str = "torch", progress: bool = True,
-                     **overrides: Any) -> dict:
+                     dtype: str | None = None, **overrides: Any) -> dict:
     """Simulate ``case`` into the file ``path`` and return a summary dict (``path``, ``n_traj``,
-    ``n_t``, ``grid``, ``dt``, ``min``, ``max``, ``splits``, ``seconds``).
+    ``n_t``, ``grid``, ``dt``, ``dtype``, ``min``, ``max``, ``splits``, ``seconds``).
 
     ``swe2d`` into HDF5 (``.h5`` / ``.hdf5``) is streamed: each chunk of trajectories is written
     as it is produced (``u`` float32, chunked per trajectory, atomic; ``flows.stream_swe``), in
     the memory of one chunk. Every other request is :func:`simulate` then
-    :func:`pymsde.data.io.save` (same arguments, same values).
+    :func:`pymsde.data.io.save` of ``u`` in ``dtype`` (``"float32"`` / ``"float64"``; default
+    the case's ``storage_dtype``: float32 for burgers2d; :func:`~pymsde.systems.cases.as_stored`).
     """
     fmt = file_format(path, for_writing=True)
     spec = CASES.get(case)
     if spec is not None and spec.pde == "swe" and fmt == "hdf5":
+        if dtype not in (None, "float32"):
+            raise ConfigError(f"simulate_to_file: dtype = {dtype!r}; {case} is streamed to HDF5 as float32")
         flows.check_options(spec, overrides)
         seed = check_seed(seed, "simulate: seed")
         n_traj_, shape, n_steps_, t_end_, noise = _sizes_streamed(spec, n_traj, n_grid, n_steps, t_end, overrides)
         flows.check_backend(spec, backend)
         return flows.stream_swe(spec, path, n_traj_, shape, n_steps_, t_end_, noise, seed, overrides, progress)
+    want = storage_dtype(case, dtype)                    # a bad dtype is refused before the run
     start = time.perf_counter()
     traj = simulate(case, n_traj=n_traj, seed=seed, n_grid=n_grid, n_steps=n_steps, t_end=t_end, backend=backend,
                     progress=progress, **overrides)
     seconds = time.perf_counter() - start
+    traj = as_stored(traj, want)
     out = save(traj, path)
     return {"path": out, "case": case, "n_traj": traj.n_traj, "n_t": traj.n_t, "grid": traj.grid_shape,
             "boundary": traj.boundary, "dt": traj.dt, "dtype": str(traj.u.dtype), "min": float(traj.u.min()),

@@ -1,13 +1,21 @@
 """The benchmark cases: PDE, domain, grid, parameters, initial-condition distribution,
 observation noise, split, the coarse grid of the baseline and the scored time steps.
 
-Sources of the defaults: burgers1d and burgers2d follow docs/method.md section 8; kdv1d and wave1d
-follow the final paper's data scripts (``datasets/kdv_1d/gen_data.py`` and
-``datasets/wave_1d/gen_data.py`` of the paper's repository, ailersic/multiscale-visde; docs/method.md
-section 8); swe2d and cylinder2d follow FINAL_PAPER.md sections 6.1 and 5.1 (generated in-house by
-``systems.swe`` and ``systems.cylinder``, docs/swe_cylinder.md). :func:`pymsde.systems.simulate`
-overrides any of them by keyword; the earlier KdV draw (10 trajectories split 8/1/1) is
-``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``.
+Sources of the defaults: burgers1d follows docs/method.md section 8; kdv1d, wave1d and burgers2d
+follow the final paper's data scripts (``datasets/kdv_1d/gen_data.py``, ``datasets/wave_1d/gen_data.py``
+and ``datasets/burgers_2d/gen_data.py`` of the paper's repository, ailersic/multiscale-visde;
+FINAL_PAPER.md sections 2-4); swe2d and cylinder2d follow FINAL_PAPER.md sections 6.1 and 5.1
+(generated in-house by ``systems.swe`` and ``systems.cylinder``, docs/swe_cylinder.md).
+:func:`pymsde.systems.simulate` overrides any of them by keyword; the earlier KdV draw (10
+trajectories split 8/1/1) is ``simulate("kdv1d", n_traj=10, split=(8, 1, 1))``, the earlier
+Burgers 2-D draw (20 split 18/1/1, stored in float64) ``simulate("burgers2d", n_traj=20,
+split=(18, 1, 1))`` saved with ``dtype="float64"`` (``pymsde simulate burgers2d --n-traj 20
+--split 18,1,1 --dtype float64``).
+
+Storage: simulators compute and return float64; :attr:`CaseSpec.storage_dtype` is the dtype of
+``u`` in the files ``pymsde simulate``, :func:`pymsde.systems.simulate_to_file` and the benchmark
+write (:func:`as_stored`): float32 for burgers2d (the paper's 30 x 1001 x 128^2 set: 1.97 GB
+instead of 3.94 GB), float64 for the others.
 
 The two flow cases are stored at cell centres: each axis is a ``"dirichlet"`` axis on the
 physical domain shrunk by half a cell (``cell_centred=True``), so ``Grid.coordinates`` gives the
@@ -16,6 +24,7 @@ cell centres ``lo + (j + 1/2) dx``; their physical boundary kinds are in ``bound
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -111,6 +120,8 @@ class CaseSpec:
             axis (``"outflow"``, ``"inflow"``, ``"slip"``), or None.
         split_by: ``"trajectory"`` (``split`` divides the trajectories) or ``"time"``
             (``split`` divides the frames of every trajectory: ``attrs["time_split"]``).
+        storage_dtype: ``"float32"`` or ``"float64"``: the dtype of ``u`` in the data files
+            written for the case (:func:`as_stored`); the simulator itself works in float64.
     """
 
     name: str
@@ -130,6 +141,7 @@ class CaseSpec:
     cell_centred: bool = False
     boundary_physical: tuple | None = None
     split_by: str = "trajectory"
+    storage_dtype: str = "float64"
 
     def grid(self, n_grid: tuple[int, ...] | None = None) -> Grid:
         """The fine :class:`Grid` (default size or ``n_grid``). For a cell-centred case the
@@ -154,9 +166,11 @@ CASES: dict[str, CaseSpec] = {
     # final paper: 20 trajectories split 10/5/5 (the earlier reference draw: 10, split 8/1/1)
     "kdv1d": CaseSpec("kdv1d", "kdv", ((0.0, 10.0),), ("periodic",), (1000,), (20,),
                       {"d": 0.02}, 20, 1.0, 1001, 1e-2, (0.5, 0.25, 0.25), _ic_kdv1d),
+    # final paper, section 4: 30 trajectories split 20/5/5, stored as float32 (the earlier draw:
+    # 20, split 18/1/1, float64)
     "burgers2d": CaseSpec("burgers2d", "burgers", ((0.0, 1.0), (0.0, 1.0)), ("dirichlet", "dirichlet"),
-                          (128, 128), (8, 8), {"nu": 5e-3}, 20, 1.0, 1001, 1e-3, (0.9, 0.05, 0.05),
-                          _ic_burgers2d),
+                          (128, 128), (8, 8), {"nu": 5e-3}, 30, 1.0, 1001, 1e-3, (20 / 30, 5 / 30, 5 / 30),
+                          _ic_burgers2d, storage_dtype="float32"),
     # final paper, section 3: a Gaussian pulse advected once around the periodic unit interval
     "wave1d": CaseSpec("wave1d", "advection", ((0.0, 1.0),), ("periodic",), (1000,), (20,),
                        {"c": 1.0}, 30, 1.0, 1001, 1e-3, (20 / 30, 5 / 30, 5 / 30), _ic_wave1d,
@@ -194,4 +208,30 @@ def split_sizes(split, n: int, what: str = "n_traj") -> dict[str, int]:
     n_test = max(1, int(round(fractions[2] * n)))
     return {"train": n - n_val - n_test, "val": n_val, "test": n_test}
 
-__all__ = ["CaseSpec", "CASES", "split_sizes"]
+
+#: dtypes a data file may store ``u`` in
+STORAGE_DTYPES = ("float32", "float64")
+
+
+def storage_dtype(case: str | None, dtype: str | None = None) -> str:
+    """The dtype to store ``u`` of ``case`` in: ``dtype`` when given (checked), else the case's
+    :attr:`CaseSpec.storage_dtype` (``"float64"`` for a case not in :data:`CASES`)."""
+    if dtype is None:
+        spec = CASES.get(case) if isinstance(case, str) else None
+        return spec.storage_dtype if spec is not None else "float64"
+    if dtype not in STORAGE_DTYPES:
+        raise ConfigError(f"simulate: dtype = {dtype!r}; expected one of {', '.join(STORAGE_DTYPES)}")
+    return dtype
+
+
+def as_stored(traj, dtype: str):
+    """``traj`` with ``u`` in ``dtype`` (``"float32"`` or ``"float64"``; the same object when it
+    already is): what a data file of the case holds. The cast rounds each value once (float32:
+    relative 6e-8, far below the observation noise of every case)."""
+    want = np.dtype(storage_dtype(None, dtype))
+    if traj.u.dtype == want:
+        return traj
+    return dataclasses.replace(traj, u=traj.u.astype(want))
+
+
+__all__ = ["CaseSpec", "CASES", "split_sizes", "STORAGE_DTYPES", "storage_dtype", "as_stored"]

@@ -141,9 +141,11 @@ def _prepare(out: Path, stages, overwrite: bool) -> None:
 
 
 def _data(case: str, data, out: Path, seed: int, sizes: dict, backend: str, progress: bool):
-    """``(trajectories, data file)``: loaded from ``data``, or simulated and saved to ``OUT/data.npz``."""
+    """``(trajectories, data file)``: loaded from ``data``, or simulated and saved to ``OUT/data.npz``
+    (``u`` in the case's storage dtype, as ``pymsde simulate`` writes it: float32 for burgers2d)."""
     from pymsde.data.io import load, save
     from pymsde.systems import simulate
+    from pymsde.systems.cases import as_stored, storage_dtype
 
     if data is not None:
         traj = load(data)
@@ -151,7 +153,7 @@ def _data(case: str, data, out: Path, seed: int, sizes: dict, backend: str, prog
         if found is not None and found != case:
             raise ConfigError(f"benchmark {case}: the data file {data} holds case {found!r}; expected {case!r}")
         return traj, Path(data)
-    traj = simulate(case, seed=seed, backend=backend, progress=progress, **sizes)
+    traj = as_stored(simulate(case, seed=seed, backend=backend, progress=progress, **sizes), storage_dtype(case))
     path = out / "data.npz"
     save(traj, path)
     return traj, path
