@@ -36,15 +36,19 @@ def find_rows(paths) -> list[Path]:
 
 
 def read_rows(files) -> dict[str, tuple[dict, Path]]:
-    """``case -> (row, file)``; the latest ``date`` wins when a case has several files."""
+    """``published key -> (row, file)`` (the key of ``PUBLISHED``: a swe2d row is the
+    ``shallow_water2d`` row); the latest ``date`` wins when a case has several files."""
+    from pymsde.workflows.benchmark import published_key
+
     rows: dict[str, tuple[dict, Path]] = {}
     for f in files:
         row = json.loads(Path(f).read_text(encoding="utf-8"))
         if not isinstance(row, dict) or "case" not in row or "measured" not in row:
             raise ValueError(f"{f}: not a row written by `pymsde benchmark` (no 'case' / 'measured')")
-        old = rows.get(row["case"])
+        key = row.get("published_key") or published_key(row["case"])
+        old = rows.get(key)
         if old is None or str(row.get("date", "")) >= str(old[0].get("date", "")):
-            rows[row["case"]] = (row, Path(f))
+            rows[key] = (row, Path(f))
     return rows
 
 

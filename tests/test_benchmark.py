@@ -65,11 +65,13 @@ def test_benchmark_command_writes_the_row_and_the_table_renders_it(tmp_path, mon
     assert "| wave_1d (published; not run here) | 1.381 ± 0.382 |" in text
 
 
-def test_unknown_and_published_only_cases_are_refused_on_one_line(tmp_path, capsys):
+def test_unknown_and_published_only_cases_are_refused_on_one_line(tmp_path, capsys, monkeypatch):
     assert main(["benchmark", "nosuch", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "unknown case 'nosuch'; expected one of kdv1d, wave1d" in err and "\n" not in err
-    assert main(["benchmark", "burgers2d", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown case 'nosuch'; expected one of kdv1d, wave1d, burgers2d, cylinder2d, swe2d" in err
+    assert "\n" not in err and "published rows only" not in err          # every published row is runnable
+    monkeypatch.setitem(bm.PUBLISHED, "other2d", dict(bm.PUBLISHED["burgers2d"]))
+    assert main(["benchmark", "other2d", "--out", str(tmp_path / "x")]) == 2
     assert "only its published row" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="--minutes 0; expected a positive number"):
@@ -86,3 +88,73 @@ def test_stages_and_scored_times():
     assert bm.score_steps(wave, "wave1d") == 9                   # t <= 0.2 of t in [0, 1], 41 times
     kdv = simulate("kdv1d", n_traj=3, n_grid=32, n_steps=5, t_end=0.004, progress=False)
     assert bm.score_steps(kdv, "kdv1d") is None
+
+
+def test_published_keys_and_benchmark_cases_map_one_to_one():
+    # the published rows keep their JSON keys (shallow_water2d); the cases are the simulator's (swe2d)
+    assert set(bm.PUBLISHED) == {"kdv1d", "wave1d", "burgers2d", "cylinder2d", "shallow_water2d"}
+    assert set(bm.BENCHMARK_CASES) == {"kdv1d", "wave1d", "burgers2d", "cylinder2d", "swe2d"}
+    assert bm.published_key("swe2d") == "shallow_water2d" and bm.benchmark_case("shallow_water2d") == "swe2d"
+    assert {bm.published_key(c) for c in bm.BENCHMARK_CASES} == set(bm.PUBLISHED) == set(bm.PAPER_NAMES)
+    assert all(bm.benchmark_case(bm.published_key(c)) == c for c in bm.BENCHMARK_CASES)
+    assert bm.get_case("shallow_water2d") is bm.get_case("swe2d") is bm.BENCHMARK_CASES["swe2d"]
+    row = bm._row("swe2d", {}, [], [], {})
+    assert (row["case"], row["published_key"], row["paper_case"]) == ("swe2d", "shallow_water2d", "shallow_water_2d")
+    assert row["published"]["multiscale"] == {"mean": 0.152, "std": 0.047}
+    # benchmarks/paper_table.py puts a swe2d row on the shallow_water_2d line
+    pt = _paper_table()
+    rows = {"shallow_water2d": (dict(row, measured={m: {"mean": 0.5, "std": 0.1} for m in bm.METHODS},
+                                     date="2026-01-01"), Path("swe2d/benchmark.json"))}
+    text = pt.render(rows)
+    assert "| shallow_water_2d (pymsde) | 0.500 ± 0.100 |" in text and "(published; not run here) | 0.861" not in text
+    assert "| burgers_2d (published; not run here) | 0.560 ± 0.273 |" in text
+
+
+def test_two_dimensional_cases_carry_the_papers_architecture():
+    import torch
+
+    from pymsde.model import ModelConfig, MultiscaleModel
+    from pymsde.systems import CASES
+    from pymsde.training.recipes import recipe
+
+    channels, n_mu = {"burgers2d": 1, "cylinder2d": 2, "swe2d": 1}, {"swe2d": 1}
+    flat = {"burgers2d": 16 * 16 * 16, "cylinder2d": 16 * 40 * 10, "swe2d": 16 * 16 * 16}   # FINAL_PAPER.md 4.2, 5.2
+    for case, c in channels.items():
+        spec = bm.BENCHMARK_CASES[case]
+        assert spec.model["coarse_shape"] == CASES[case].coarse and spec.n_samples == (64 if case == "cylinder2d"
+                                                                                      else 16)
+        cfg = ModelConfig.for_grid(CASES[case].grid(), channels=c, n_mu=n_mu.get(case, 0),
+                                   **{**spec.model, "micro_dim": 5})
+        assert cfg.positional_inputs == (case == "cylinder2d")
+        with torch.random.fork_rng():
+            model = MultiscaleModel(cfg)
+        p = model.drift_params()
+        # the paper's macro-drift input: C x 25 neighbours (+ 4 positional features) + n_eta (+ mu here)
+        assert p.macro_in == c * 25 + (4 if case == "cylinder2d" else 0) + 5 + n_mu.get(case, 0), case
+        assert [w.shape[0] for w in p.macro_weights] == [128, 256, 128, c]
+        assert model.encoder.micro.linear.in_features == flat[case], case
+        assert recipe("final-paper", case=case).epochs == {"burgers2d": 100, "cylinder2d": 1000, "swe2d": 20}[case]
+
+
+def test_a_tiny_two_dimensional_row_runs_end_to_end(tmp_path):
+    """burgers2d at toy sizes through run_benchmark: data stored as float32, two trainings, the
+    five methods scored, the row keyed as the paper's burgers_2d."""
+    import numpy as np
+
+    from pymsde.data.io import load
+
+    res = bm.run_benchmark(
+        "burgers2d", tmp_path / "b2d", sizes=dict(n_traj=4, n_grid=16, n_steps=21, split=(2, 1, 1)),
+        model_overrides=dict(coarse_shape=(4, 4), drift_hidden=(8,), micro_hidden=(8,), encoder_channels=(2,),
+                             encoder_kernel=3, gp_hidden=()),
+        train_overrides=dict(max_steps=2, window=8, val_forecast_steps=4, val_forecast_samples=2,
+                             checkpoint_every=0),
+        n_samples=2, plots=False, progress=False, device="cpu")
+    row = res.row
+    assert (row["case"], row["paper_case"], row["published_key"]) == ("burgers2d", "burgers_2d", "burgers2d")
+    assert [(s["micro_dim"], s["lr"]) for s in row["stages"]] == [(0, 1e-3), (5, 1e-4)]
+    for m in bm.METHODS:
+        assert row["relative_error"][m]["mean"] is not None and row["relative_error"][m]["mean"] > 0, m
+    assert row["model"]["encoder_channels"] == [2] and row["model"]["drift_hidden"] == [8]
+    assert load(row["data"]).u.dtype == np.float32
+    assert "| burgers_2d (published) | 0.560 ± 0.273 |" in res.markdown_path.read_text()

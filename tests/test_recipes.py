@@ -33,6 +33,15 @@ def test_cases_overrides_and_the_window_balance():
     assert recipe("final-paper", window=32, residual_scale="elbo").residual_scale == "elbo"
 
 
+def test_the_two_dimensional_cases_of_the_final_paper():
+    # FINAL_PAPER.md 4.3, 5.3, 6.3: epochs, validation period, KL ramp (n_transition)
+    got = {c: (r.epochs, r.validate_every, r.beta_steps)
+           for c, r in ((c, recipe("final-paper", case=c)) for c in ("burgers2d", "cylinder2d", "swe2d"))}
+    assert got == {"burgers2d": (100, 20, 1600), "cylinder2d": (1000, 50, 1700), "swe2d": (20, 5, 1800)}
+    assert recipe("final-paper", case="cylinder2d", warm=True).lr == 1e-4
+    assert recipe("final-paper", case="swe2d", beta_steps=10).beta_steps == 10      # overrides still win
+
+
 def test_unknown_names_and_bad_values_are_refused():
     with pytest.raises(ConfigError, match="recipe 'paper': unknown; expected one of reference, final-paper"):
         recipe("paper")

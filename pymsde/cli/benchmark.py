@@ -15,6 +15,7 @@ _DESCRIPTION = """one row of the final paper's table (FINAL_PAPER.md section 0).
     pymsde benchmark kdv1d --out bench/kdv1d                 # the paper's budget (epochs)
     pymsde benchmark wave1d --out bench/wave1d --minutes 60  # a wall-clock budget for all trainings
     pymsde benchmark kdv1d --out bench/k --chain             # warm start 0 -> 1 -> ... -> 5
+    pymsde benchmark cylinder2d --out bench/cylinder2d       # 2-D: burgers2d, cylinder2d, swe2d
     python benchmarks/paper_table.py bench                   # collect DIR/*/benchmark.json
 
 Writes DIR/closure, DIR/multiscale (and DIR/micro1..4 with --chain): the training runs;
@@ -26,11 +27,14 @@ a row takes has not been measured yet.
 def register(subparsers) -> None:
     from pymsde.workflows.benchmark import BENCHMARK_CASES, PUBLISHED
 
+    from pymsde.workflows.benchmark import benchmark_case
+
     cases = ", ".join(BENCHMARK_CASES)
-    only = ", ".join(c for c in PUBLISHED if c not in BENCHMARK_CASES)
+    only = ", ".join(c for c in PUBLISHED if benchmark_case(c) not in BENCHMARK_CASES)
     p = subparsers.add_parser("benchmark", help="one row of the final paper's table (train, warm start, evaluate)",
                               description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("case", metavar="CASE", help=f"the case: {cases} (published rows only: {only})")
+    p.add_argument("case", metavar="CASE", help=f"the case: {cases}" + (f" (published rows only: {only})" if only
+                                                                         else " (shallow_water2d: swe2d)"))
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="wall-clock budget of all trainings together: each gets the minutes left divided by the "

@@ -2,8 +2,9 @@
 
 :func:`run_benchmark`:
 
-1. simulates the case (:func:`pymsde.systems.simulate`, saved as ``OUT/data.npz``) or loads
-   ``data`` (a file with train / val / test splits);
+1. simulates the case (:func:`pymsde.systems.simulate`, saved as ``OUT/data.npz`` in the case's
+   storage dtype) or loads ``data`` (a file with train / val / test splits, by trajectory or,
+   cylinder2d, in time);
 2. trains the implicit-scale model (``micro_dim = 0``, ``OUT/closure``) from scratch with the
    ``"final-paper"`` recipe (:mod:`pymsde.training.recipes`) and the paper's architecture of
    the case where pymsde has it (:data:`BENCHMARK_CASES`);
@@ -18,6 +19,11 @@
    are still fitted on the whole training trajectories, as the paper);
 5. writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``: the measured row next to the
    published one (:data:`PUBLISHED`, fractions as in the paper; pymsde's scores are percent).
+
+Cases: kdv1d, wave1d, burgers2d, cylinder2d, swe2d (:data:`BENCHMARK_CASES`, the simulator's
+names). The published rows keep the keys they were written with; the one that differs is
+``shallow_water2d`` for ``swe2d`` (:data:`PUBLISHED_KEYS`, :func:`published_key`; the JSON row
+records both, ``case`` and ``published_key``, and ``pymsde benchmark shallow_water2d`` runs swe2d).
 
 A wall-clock budget (``minutes``) is shared by the trainings: each gets the minutes left
 divided by the trainings left (``max_minutes``), so a stage that finishes its epochs early
@@ -59,9 +65,23 @@ PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
     "shallow_water2d": {"dns": (0.861, 0.190), "dmd": (0.531, 0.227), "sindy": (0.535, 0.210),
                         "closure": (0.426, 0.099), "multiscale": (0.152, 0.047)},
 }
-#: The paper's case names.
+#: The paper's case names (keys: those of :data:`PUBLISHED`).
 PAPER_NAMES = {"kdv1d": "kdv_1d", "wave1d": "wave_1d", "burgers2d": "burgers_2d", "cylinder2d": "cylinder_2d",
                "shallow_water2d": "shallow_water_2d"}
+#: The benchmark (simulate) cases whose published row has another key: the rows keep the JSON keys
+#: they were written with (``shallow_water2d``), the cases the simulator's names (``swe2d``).
+PUBLISHED_KEYS = {"swe2d": "shallow_water2d"}
+
+
+def published_key(case: str) -> str:
+    """The key in :data:`PUBLISHED` / :data:`PAPER_NAMES` of benchmark case ``case`` (``swe2d`` ->
+    ``shallow_water2d``; the others are their own)."""
+    return PUBLISHED_KEYS.get(case, case)
+
+
+def benchmark_case(name: str) -> str:
+    """The benchmark case of ``name``, a case or a published key (``shallow_water2d`` -> ``swe2d``)."""
+    return {v: k for k, v in PUBLISHED_KEYS.items()}.get(name, name)
 #: The table's columns: (method, heading), in the paper's order.
 COLUMNS = (("dns", "Coarse DNS"), ("dmd", "DMD"), ("sindy", "POD-SINDy"), ("closure", "Implicit-scale (n_η=0)"),
            ("multiscale", "Multiscale (n_η=5)"))
@@ -76,16 +96,30 @@ _ARCH_1D = {"coarse_shape": (20,), "stencil_radius": 2, "drift_hidden": (128, 12
             "micro_hidden": (128, 512, 128), "encoder_channels": (4, 16, 64), "encoder_kernel": 25,
             "gp_hidden": (128, 128), "diffusion_init": math.log(2.0)}
 
+# The paper's 2-D architecture where ModelConfig has it (FINAL_PAPER.md 4.2, 5.2, 6.2): the 5 x 5
+# stencil, macro and micro drift 128-256-128, micro encoder Conv(C -> 64 -> 32 -> 16, kernel 9,
+# stride 2) mirrored by the decoder, kernel half-width n_sigma = 2, diffusion softplus(0) = log 2.
+# LeakyReLU is not in pymsde: relu. GP warp: Identity in burgers_2d and shallow_water_2d, whose
+# nearest here is gp_hidden = () (a linear warp, initially the identity: a learnable rescaling of
+# the window); an MLP 1-128-128-1 in cylinder_2d (ReLU there, tanh here). Not in pymsde: the
+# cylinder's micro drift without a time input and its residual micro activation.
+_ARCH_2D = {"stencil_radius": 2, "drift_hidden": (128, 256, 128), "micro_hidden": (128, 256, 128),
+            "encoder_channels": (64, 32, 16), "encoder_kernel": 9, "kernel_n_sigma": 2.0,
+            "diffusion_init": math.log(2.0), "gp_hidden": ()}
+
 
 @dataclass(frozen=True)
 class BenchmarkCase:
     """A runnable row: the paper's architecture (ModelConfig fields) and forecast ensemble size.
 
     Attributes:
-        name: case key of :data:`pymsde.systems.CASES`.
+        name: case key of :data:`pymsde.systems.CASES` (and of the recipe's per-case settings,
+            :data:`pymsde.training.recipes.FINAL_PAPER_CASES`).
         model: ModelConfig architecture fields (``micro_dim`` is set per stage).
         n_samples: forecast ensemble size (the paper's SDE paths ``N_enc``; at least 2 here).
         sources: where the settings come from.
+
+    The published row is ``PUBLISHED[published_key(name)]``.
     """
 
     name: str
@@ -100,6 +134,15 @@ BENCHMARK_CASES: dict[str, BenchmarkCase] = {
     # the paper forecasts one SDE path (N_enc = 1); pymsde's ensembles have at least 2 members
     "wave1d": BenchmarkCase("wave1d", {**_ARCH_1D, "kernel_n_sigma": 3.0}, 2,
                             "FINAL_PAPER.md 3.2 (n_sigma 3), 3.4 (1 SDE path; 2 here)"),
+    "burgers2d": BenchmarkCase("burgers2d", {**_ARCH_2D, "coarse_shape": (8, 8)}, 16,
+                               "FINAL_PAPER.md 4.2 (8 x 8, sigma 16, n_sigma 2, identity warp), 4.4 (16 SDE paths)"),
+    # the 32 x 8 coarse mesh per channel (fine 320 x 80, x first), the positional inputs of the drift
+    "cylinder2d": BenchmarkCase("cylinder2d", {**_ARCH_2D, "coarse_shape": (32, 8), "gp_hidden": (128, 128),
+                                               "positional_inputs": True}, 64,
+                                "FINAL_PAPER.md 5.2 (2 x 32 x 8, sigma 10, n_sigma 2, cos/sin positional "
+                                "inputs, warp MLP 128-128), 5.4 (64 SDE paths)"),
+    "swe2d": BenchmarkCase("swe2d", {**_ARCH_2D, "coarse_shape": (8, 8)}, 16,
+                           "FINAL_PAPER.md 6.2 (as burgers_2d), 6.4 (16 SDE paths, Euler-Maruyama)"),
 }
 
 
@@ -114,15 +157,17 @@ class BenchmarkResult:
 
 
 def get_case(case: str) -> BenchmarkCase:
-    """The runnable case; ConfigError (one line listing the cases) for an unknown or a published-only one."""
-    if case in BENCHMARK_CASES:
-        return BENCHMARK_CASES[case]
+    """The runnable case (by its name or its published key: ``shallow_water2d`` is ``swe2d``);
+    ConfigError (one line listing the cases) for an unknown or a published-only one."""
+    if benchmark_case(case) in BENCHMARK_CASES:
+        return BENCHMARK_CASES[benchmark_case(case)]
     runnable = ", ".join(BENCHMARK_CASES)
     if case in PUBLISHED:
         raise ConfigError(f"benchmark: case {case!r} has only its published row here (not yet runnable); "
                           f"runnable cases: {runnable}")
-    raise ConfigError(f"benchmark: unknown case {case!r}; expected one of {runnable} (published rows only: "
-                      f"{', '.join(c for c in PUBLISHED if c not in BENCHMARK_CASES)})")
+    only = [c for c in PUBLISHED if benchmark_case(c) not in BENCHMARK_CASES]
+    raise ConfigError(f"benchmark: unknown case {case!r}; expected one of {runnable}"
+                      + (f" (published rows only: {', '.join(only)})" if only else ""))
 
 
 def stage_names(chain: bool) -> list[tuple[int, str]]:
@@ -216,8 +261,9 @@ def _row(case: str, metrics: dict, stages: list[dict], notes: list[str], extra: 
     rel = metrics.get("relative_error", {})
     measured = {m: (None if m not in rel or rel[m]["mean"] is None else
                     {"mean": rel[m]["mean"] / 100.0, "std": rel[m]["std"] / 100.0}) for m in METHODS}
-    return {"case": case, "paper_case": PAPER_NAMES[case],
-            "published": {m: {"mean": v[0], "std": v[1]} for m, v in PUBLISHED[case].items()},
+    key = published_key(case)
+    return {"case": case, "paper_case": PAPER_NAMES[key], "published_key": key,
+            "published": {m: {"mean": v[0], "std": v[1]} for m, v in PUBLISHED[key].items()},
             "published_source": PUBLISHED_SOURCE, "measured": measured,
             "relative_error": {m: rel.get(m) for m in METHODS}, "units": {"published": "fraction",
                                                                          "measured": "fraction",
@@ -265,7 +311,8 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     """Run one row of the paper's table into ``out`` (module docstring).
 
     Args:
-        case: a key of :data:`BENCHMARK_CASES` (``"kdv1d"``, ``"wave1d"``).
+        case: a key of :data:`BENCHMARK_CASES` (``"kdv1d"``, ``"wave1d"``, ``"burgers2d"``,
+            ``"cylinder2d"``, ``"swe2d"``), or a published key naming one (``"shallow_water2d"``).
         out: output folder (runs, ``data.npz``, ``report/``, ``benchmark.json``, ``benchmark.md``).
         minutes: wall-clock budget of all trainings together (each: the minutes left / the trainings left).
         data: a data file to use instead of simulating (train / val / test splits).
@@ -287,6 +334,7 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     from pymsde.workflows.evaluation import evaluate_run
 
     spec = get_case(case)
+    case = spec.name                                   # shallow_water2d -> swe2d
     if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
         raise ConfigError(f"benchmark: --minutes {minutes!r}; expected a positive number")
     out = Path(out)
@@ -300,8 +348,9 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     records = _train_stages(traj, data_path, out, spec, stages, base, minutes, seed, device,
                             dict(model_overrides or {}))
     n = score_steps(traj, case)
+    paper_name = PAPER_NAMES[published_key(case)]
     notes = [] if n is None else [f"scored on the first {n} of {traj.n_t} times of each test trajectory (the "
-                                  f"paper's rule for {PAPER_NAMES[case]}); DMD and POD-SINDy are fitted on the "
+                                  f"paper's rule for {paper_name}); DMD and POD-SINDy are fitted on the "
                                   f"whole training trajectories, as the paper"]
     result = evaluate_run(out / "multiscale", data_path, split="test", baselines=BASELINES, score_steps=n,
                           closure_run=out / "closure", n_samples=n_samples or spec.n_samples, out=out / "report",
@@ -321,4 +370,5 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
 
 
 __all__ = ["run_benchmark", "BenchmarkResult", "BenchmarkCase", "BENCHMARK_CASES", "PUBLISHED", "PUBLISHED_SOURCE",
-           "PAPER_NAMES", "COLUMNS", "METHODS", "get_case", "markdown_rows", "score_steps", "stage_names"]
+           "PAPER_NAMES", "PUBLISHED_KEYS", "published_key", "benchmark_case", "COLUMNS", "METHODS", "get_case",
+           "markdown_rows", "score_steps", "stage_names"]
