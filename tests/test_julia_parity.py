@@ -485,3 +485,44 @@ def test_pad_with_per_axis_widths(jlb):
     x = torch.randn(2, 1, 7, 9, dtype=torch.float64)
     bc = ("dirichlet", "periodic")
     assert torch.equal(jlb.pad(x, (1, 3), bc, "zeros"), padding.pad(x, (1, 3), bc, "zeros"))
+
+
+def _positional_params(dtype=torch.float64):
+    g = torch.Generator().manual_seed(7)
+    coarse, C, dm = (4, 6), 2, 3
+    mw, mb = init_mlp([C * 25 + 4 + dm, 16, C], generator=g, dtype=dtype)
+    qw, qb = init_mlp([dm + C * 24 + 2, 16, dm], generator=g, dtype=dtype)
+    for b in mb + qb:
+        b.normal_(0.0, 0.1, generator=g)
+    return DriftParams(mw, mb, qw, qb, "tanh", 2, ("periodic", "dirichlet"), coarse, C, dm, positional=True)
+
+
+def test_multiscale_drift_with_positional_inputs(jlb):
+    p = _positional_params()
+    z = torch.randn(5, p.latent_dim, dtype=torch.float64)
+    assert rel(jlb.multiscale_drift(p, 0.3, z), multiscale_drift(p, 0.3, z)) < 1e-10
+
+
+def test_bridge_passes_the_positional_flag(fake, monkeypatch):
+    # the flag travels after n_f only when it is on (drift_params_from_python's optional Bool)
+    seen = []
+
+    def drift_b(out, t, z, mu, f, *pargs):
+        seen.append(pargs[8])
+        flag = pargs[8] is True
+        head, rest = pargs[:8], pargs[9:] if flag else pargs[8:]
+        ws, bs = [_t(a) for a in rest[1::2]], [_t(a) for a in rest[2::2]]
+        n = rest[0]
+        act, radius, boundary, coarse, C, dm, n_mu, n_f = head
+        p = DriftParams(ws[:n], bs[:n], ws[n:], bs[n:], act, radius, _csv(boundary), _csv(coarse, int), C, dm, n_mu,
+                        n_f, positional=flag)
+        _t(out).copy_(multiscale_drift(p, t, _t(z)))
+
+    monkeypatch.setitem(jlmod._STATE["fns"], "multiscale_drift!", drift_b)
+    p = _positional_params()
+    z = torch.randn(3, p.latent_dim, dtype=torch.float64)
+    assert torch.equal(jlmod.multiscale_drift(p, 0.2, z), multiscale_drift(p, 0.2, z)) and seen == [True]
+    off = _params((6,), ("periodic",), dm=2)
+    z = torch.randn(3, off.latent_dim, dtype=torch.float64)
+    assert torch.equal(jlmod.multiscale_drift(off, 0.2, z), multiscale_drift(off, 0.2, z))
+    assert seen[1] == len(off.macro_weights)                  # off: n_macro right after n_f, as before

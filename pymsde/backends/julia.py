@@ -260,7 +260,10 @@ def _params_args(params) -> list:
     """DriftParams as the flat positional list ``drift_params_from_python`` expects."""
     p = params.detach()
     args = [p.activation, int(p.radius), _csv(reversed(p.boundary)), _csv(reversed(p.coarse_shape)),
-            int(p.channels), int(p.micro_dim), int(p.n_mu), int(p.n_f), len(p.macro_weights)]
+            int(p.channels), int(p.micro_dim), int(p.n_mu), int(p.n_f)]
+    if p.positional:                  # the optional flag of drift_params_from_python (absent: off)
+        args.append(True)
+    args.append(len(p.macro_weights))
     for w, b in zip(p.macro_weights, p.macro_biases):
         args += [_jl(w, "macro weight"), _jl(b, "macro bias")]
     for w, b in zip(p.micro_weights, p.micro_biases):
