@@ -4,8 +4,10 @@
 Julia kernels of pymsde, mirroring its torch kernels one to one: boundary padding and
 stencil gathers, finite-difference derivatives, the right-hand sides, time steps and whole runs
 of the benchmark PDEs (finite-difference Burgers + RK4, pseudo-spectral ETDRK4 for KdV and 1-D
-Burgers, the finite-volume coarse-grid Burgers + SSP-RK3), the functional MLP, the drift of the
-learned multiscale SDE and whole ensemble rollouts (Euler-Maruyama, stochastic Heun, SRA1).
+Burgers, the finite-volume coarse-grid Burgers + SSP-RK3), the two flow solvers' whole runs (shallow water:
+MUSCL, HLL, SSP-RK; flow past a cylinder: MAC projection, immersed disc, SSP-RK3), the functional
+MLP, the drift of the learned multiscale SDE and whole ensemble rollouts (Euler-Maruyama,
+stochastic Heun, SRA1).
 
 Array layout. pymsde's torch tensors are row-major; Julia sees a C-contiguous tensor of shape
 `(d_1, ..., d_n)` as a column-major array of size `(d_n, ..., d_1)` over the same memory. So a
@@ -33,13 +35,17 @@ export pad!, gather_stencil!, apply_central!, derivative!, fd_weights, central_w
        rollout!, parse_boundary, burgers_rhs!, rk4_step, burgers_rk4_step, burgers_fd_run!,
        padded_square, conservative_advection_hat, etd_coefficients, etdrk4_step,
        advection_etdrk4_step, spectral_run!, burgers_fv_rhs!, burgers_fv_run!, ssprk3_step, minmod,
-       CentralStencil, central_stencil, burgers_stencils
+       CentralStencil, central_stencil, burgers_stencils, hll_flux, swe_rhs!, swe_wave_rate, swe_ssp_step,
+       swe_run!, cylinder_momentum, dct2_forward, dct2_inverse, neumann_poisson, poisson_solve, cylinder_project!,
+       cylinder_rk3_step, cylinder_output_field!, cylinder_run!
 
 include("stencils.jl")
 include("mlp.jl")
 include("multiscale.jl")
 include("sde.jl")
 include("pde.jl")
+include("swe.jl")
+include("cylinder.jl")
 include("bridge.jl")
 
 end # module PyMSDEKernels

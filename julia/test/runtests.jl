@@ -499,3 +499,7 @@ end
         @test all(outs .== collect(etd_coefficients(lin, 1e-3, 64)))
     end
 end
+
+# ---------------------------------------------------------------- the flow solvers
+
+include("flows.jl")
