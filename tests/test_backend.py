@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -327,18 +328,98 @@ def test_julia_mirrors_every_protocol_kernel_with_the_torch_signature():
     positional arguments, in the same order (the torch functions add keyword-only extras)."""
     import inspect
 
+    from pymsde.backends import julia_flows as jf
     from pymsde.forecast.rollout import sde_rollout
     from pymsde.systems.coarse import burgers_fv_run
+    from pymsde.systems.cylinder import cylinder_run
     from pymsde.systems.solvers import burgers_fd_run, spectral_run
+    from pymsde.systems.swe import swe_run
 
     torch_impl = {"sde_rollout": sde_rollout, "burgers_fd_run": burgers_fd_run, "spectral_run": spectral_run,
-                  "burgers_fv_run": burgers_fv_run}
+                  "burgers_fv_run": burgers_fv_run, "swe_run": swe_run, "cylinder_run": cylinder_run}
     assert set(torch_impl) == set(bk.KERNELS)
 
     def positional(fn):
         return [p.name for p in inspect.signature(fn).parameters.values()
                 if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
 
+    julia_backend = bk.Backend("julia", "julia", "signature check (Julia is not started)")
     for name, fn in torch_impl.items():
+        bridge = jf if name in bk.FLOW_KERNELS else jl
         assert fn.__name__ == name
-        assert positional(getattr(jl, name)) == positional(fn), name
+        assert positional(getattr(bridge, name)) == positional(fn), name
+        assert julia_backend.kernel(name) is getattr(bridge, name)       # what a caller gets
+    assert positional(swe_run)[:2] == ["q0", "t_out"] and positional(cylinder_run)[-1] == "probe"
+
+
+class _TorchKernelsAsJulia(bk.Backend):
+    """A resolved non-torch Backend whose kernels are the torch implementations, recording each
+    call: the flow solvers' routing through the switch, checked without Julia (resolve_backend
+    passes a Backend through, so callers take it wherever they take a name)."""
+
+    def kernel(self, name):
+        from pymsde.systems.cylinder import cylinder_run
+        from pymsde.systems.swe import swe_run
+
+        fn = {"swe_run": swe_run, "cylinder_run": cylinder_run}[name]
+
+        def call(*args):
+            self.info["calls"].append(name)
+            return fn(*args)
+
+        return call
+
+
+SMALL_CYL = dict(n_grid=(32, 8), t_end=0.5, n_steps=21, refine=1, length=4.0, split=(15, 3, 3), progress=False)
+
+
+def test_the_flow_cases_route_their_time_loops_through_the_backend():
+    import numpy as np
+
+    from pymsde.systems import simulate, solve_coarse
+
+    be = _TorchKernelsAsJulia("julia", "julia", "torch kernels standing in for Julia", {"calls": []})
+    kw = dict(n_traj=3, n_grid=16, n_steps=5, seed=2, chunk=2, progress=False)
+    ref, got = simulate("swe2d", **kw), simulate("swe2d", backend=be, **kw)
+    # same kernels, same operations: identical numbers; one kernel call per trajectory (batch 1)
+    assert np.array_equal(got.u, ref.u) and be.info["calls"] == ["swe_run"] * 3
+    assert (ref.attrs["backend"], got.attrs["backend"]) == ("torch", "julia")
+    assert {**got.attrs, "backend": "torch"} == ref.attrs
+    ref_c, got_c = simulate("cylinder2d", **SMALL_CYL), simulate("cylinder2d", backend=be, **SMALL_CYL)
+    assert np.array_equal(got_c.u, ref_c.u) and be.info["calls"][-1] == "cylinder_run"
+    assert got_c.attrs["steps"] == ref_c.attrs["steps"] and got_c.attrs["backend"] == "julia"
+    # the coarse DNS of both: the set-up and the map back in torch, the loop a kernel call
+    del be.info["calls"][:]
+    tr = simulate("swe2d", n_traj=2, n_grid=32, n_steps=6, noise=0.0, progress=False)
+    a = solve_coarse("swe2d", tr.u[:, 0], tr.t[0], return_coarse=True, backend=be)
+    b = solve_coarse("swe2d", tr.u[:, 0], tr.t[0], return_coarse=True)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and be.info["calls"] == ["swe_run"]
+    tc = simulate("cylinder2d", **{**SMALL_CYL, "n_grid": (64, 16)})
+    a = solve_coarse("cylinder2d", tc.u[:, -1], tc.t[0][:4], return_coarse=True, backend=be)
+    b = solve_coarse("cylinder2d", tc.u[:, -1], tc.t[0][:4], return_coarse=True)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and be.info["calls"][-1] == "cylinder_run"
+
+
+def test_the_flow_cases_with_unavailable_julia_fail_before_any_work(monkeypatch, tmp_path):
+    from pymsde.systems import cylinder, simulate, simulate_to_file, solve_coarse, swe
+
+    def never(*args, **kwargs):
+        raise AssertionError("a solver ran")
+
+    monkeypatch.setattr(swe, "swe_run", never)
+    monkeypatch.setattr(cylinder, "cylinder_run", never)
+    monkeypatch.setattr(cylinder, "volume_fractions", never)
+    calls = [lambda: simulate("swe2d", n_traj=1, n_grid=16, n_steps=3, backend="julia", progress=False),
+             lambda: simulate_to_file("swe2d", tmp_path / "s.h5", n_traj=1, n_grid=16, n_steps=3, backend="julia",
+                                      progress=False),
+             lambda: simulate("cylinder2d", backend="julia", **SMALL_CYL),
+             lambda: solve_coarse("swe2d", np.zeros((1, 1, 16, 16)), [0.0, 0.1], backend="julia"),
+             lambda: solve_coarse("cylinder2d", np.ones((1, 2, 32, 8)), [0.0, 0.1], backend="julia"),
+             lambda: swe.integrate_swe(swe.dam_break_state([0.5], 8), [0.0, 0.1], (0.5, 0.5), backend="julia"),
+             lambda: cylinder.run_cylinder(backend="julia", show_progress=False)]
+    for call in calls:
+        with pytest.raises(BackendUnavailableError, match="pip install pymsde"):
+            call()
+    with pytest.raises(ConfigError, match="backend 'jax'"):
+        simulate("swe2d", n_traj=1, n_grid=16, n_steps=3, backend="jax", progress=False)
+    assert not (tmp_path / "s.h5").exists()

@@ -279,6 +279,28 @@ class FakePyMSDEKernels:
                                    self._faces(faces, nd))
         _t(out).copy_(ref)
 
+    def swe_run_b(self, out, steps, q0, t_out, dx, g, boundary, cfl, limiter, rk):
+        from pymsde.systems.swe import swe_run as torch_swe_run
+
+        assert out.ndim == 5 and steps.dtype == np.int64 and t_out.ndim == 1
+        ref, n = torch_swe_run(_t(q0), torch.from_numpy(t_out), _csv(dx, float), g, _csv(boundary), cfl, limiter, rk,
+                               "h" if out.shape[2] == 1 else "all")
+        _t(out).copy_(ref)
+        _t(steps).copy_(n)
+        return t_out.size                                  # every frame written
+
+    def cylinder_run_b(self, frames, forces, probe_v, max_div, stats, u0, v0, chi_u, chi_v, h, nu, u_in, dt_out, cfl,
+                       refine, ip, jp):
+        from pymsde.systems.cylinder import cylinder_run as torch_cylinder_run
+
+        assert frames.shape[2] == 2 and forces.shape == (2, frames.shape[3] - 1) and stats.shape == (2,)
+        got = torch_cylinder_run(_t(u0), _t(v0), _t(chi_u), _t(chi_v), h, nu, u_in, dt_out, frames.shape[3], cfl,
+                                 refine, frames.shape[1], (ip, jp))
+        for dst, src in zip((frames, forces, probe_v, max_div), got[:4]):
+            _t(dst).copy_(src)
+        _t(stats).copy_(torch.tensor([float(got[4]), 0.0], dtype=torch.float64))
+        return 0
+
     def synchronize_device(self, a):
         pass
 
@@ -388,6 +410,72 @@ def test_bridge_marshals_the_finite_volume_solver_and_etd_coefficients(fake):
         assert a.dtype == torch.complex128 and torch.equal(a, b)
 
 
+def _swe_state(B=2, nx=12, ny=10, seed=9):
+    """A depth bump with some momentum, non-square, float64 ``(B, 3, nx, ny)``."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.zeros(B, 3, nx, ny, dtype=torch.float64)
+    q[:, 0] = 1.0 + 0.5 * torch.rand(B, nx, ny, generator=g, dtype=torch.float64)
+    q[:, 1:] = 0.1 * torch.randn(B, 2, nx, ny, generator=g, dtype=torch.float64)
+    return q
+
+
+#: a small cylinder channel with a crop (out_length) and a block average (refine 2)
+SMALL_SETUP = dict(cells_per_unit=8, refine=2, length=2.0, out_length=1.5, t_end=0.1, dt_out=0.05)
+
+
+def test_bridge_marshals_the_flow_solvers(fake):
+    from pymsde.backends import julia_flows as jf
+    from pymsde.backends.protocol import Backend
+    from pymsde.systems import cylinder, swe
+
+    q0 = _swe_state()
+    t = torch.linspace(0.0, 0.3, 4, dtype=torch.float64)
+    bc, dx = ("outflow", "reflective"), (0.4, 0.5)          # not symmetric: a swapped axis would show
+    for channels, lim, rk in (("h", "mc", 2), ("all", "minmod", 3)):
+        a = jf.swe_run(q0, t, dx, 1.0, bc, 0.4, lim, rk, channels)
+        b = swe.swe_run(q0, t, dx, 1.0, bc, 0.4, lim, rk, channels)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    # the callers' path: a resolved julia Backend hands the whole loop to the bridge
+    julia_be = Backend("julia", "julia", "fake PyMSDEKernels")
+    out, info = swe.integrate_swe(q0, t.numpy(), dx, 1.0, bc, backend=julia_be)
+    ref, ref_info = swe.integrate_swe(q0, t.numpy(), dx, 1.0, bc)
+    assert np.array_equal(out, ref) and info["steps"] == ref_info["steps"] and info["backend"] == "julia"
+    a = cylinder.run_cylinder(show_progress=False, backend=julia_be, **SMALL_SETUP)
+    b = cylinder.run_cylinder(show_progress=False, **SMALL_SETUP)
+    assert a["u"].shape == (3, 2, 12, 8) and a["steps"] == b["steps"] and a["backend"] == "julia"
+    for key in ("u", "cd", "cl", "probe_v", "max_div"):
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_bridge_refuses_bad_flow_input_and_reports_blow_ups(fake, monkeypatch):
+    from pymsde.backends import julia_flows as jf
+    from pymsde.util.errors import ConfigError, StabilityError
+
+    q0, t = _swe_state(), torch.linspace(0.0, 0.3, 4, dtype=torch.float64)
+    args = [q0, t, (0.4, 0.5), 1.0, ("outflow", "outflow"), 0.4, "mc", 2, "h"]
+    for i, bad, match in ((0, q0[:, :2], r"q0 of shape \(2, 2, 12, 10\)"), (4, ("outflow", "wall"), "boundary"),
+                          (6, "superbee", "limiter"), (7, 4, "rk 4"), (1, t[:1], "t_out of shape")):
+        with pytest.raises(ConfigError, match=match):
+            jf.swe_run(*args[:i], bad, *args[i + 1:])
+    monkeypatch.setitem(jlmod._STATE["fns"], "swe_run!", lambda *a: 2)        # stopped before frame 2
+    with pytest.raises(StabilityError, match="before t = 0.2 "):
+        jf.swe_run(*args)
+    u0, v0 = torch.ones(9, 4, dtype=torch.float64), torch.zeros(8, 5, dtype=torch.float64)
+    chi_u, chi_v = torch.zeros_like(u0), torch.zeros_like(v0)
+    chi_u[3, 1], chi_v[3, 2] = 0.5, 0.5
+    cargs = [u0, v0, chi_u, chi_v, 0.25, 1e-3, 1.0, 0.05, 3, 0.8, 1, 8, (4, 2)]
+    with pytest.raises(ConfigError, match="volume fractions"):
+        jf.cylinder_run(*cargs[:2], chi_v, chi_u, *cargs[4:])
+    with pytest.raises(ConfigError, match="probe"):
+        jf.cylinder_run(*cargs[:-1], (8, 2))
+    with pytest.raises(ConfigError, match="refine dividing ny"):
+        jf.cylinder_run(*cargs[:10], 3, 2, (4, 2))
+    for status, match in ((2, r"blew up \(max \|u\| \+ \|v\| = 0\) before t = 0.1;"), (-1, "non-finite")):
+        monkeypatch.setitem(jlmod._STATE["fns"], "cylinder_run!", lambda *a, s=status: s)
+        with pytest.raises(StabilityError, match=match):
+            jf.cylinder_run(*cargs)
+
+
 def test_bridge_passes_per_sample_times(fake):
     p = _params((6,), ("periodic",), dm=2)
     z = torch.randn(4, p.latent_dim, dtype=torch.float64)
@@ -485,6 +573,52 @@ def test_pad_with_per_axis_widths(jlb):
     x = torch.randn(2, 1, 7, 9, dtype=torch.float64)
     bc = ("dirichlet", "periodic")
     assert torch.equal(jlb.pad(x, (1, 3), bc, "zeros"), padding.pad(x, (1, 3), bc, "zeros"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The flow solvers' whole runs, Julia (swe.jl, cylinder.jl) against torch (skip without Julia).
+# Same operations in the same order on both sides (torch's add-with-alpha and lerp are fmas, as
+# Julia's fma); the shallow-water step counts must agree exactly, the fields to 1e-10. The
+# cylinder's cosine transforms are FFTW's against torch's pocketfft: 1e-9 over its few steps.
+
+@pytest.mark.parametrize("boundary", [("outflow", "outflow"), ("reflective", "periodic")])
+@pytest.mark.parametrize("limiter,rk", [("mc", 2), ("minmod", 3)])
+def test_swe_run(jlb, boundary, limiter, rk):
+    from pymsde.backends import julia_flows
+    from pymsde.systems import swe
+
+    q0 = _swe_state(nx=16, ny=12)
+    t = torch.linspace(0.0, 0.4, 5, dtype=torch.float64)
+    a, sa = julia_flows.swe_run(q0, t, (0.3, 0.25), 1.0, boundary, 0.4, limiter, rk, "all")
+    b, sb = swe.swe_run(q0, t, (0.3, 0.25), 1.0, boundary, 0.4, limiter, rk, "all")
+    assert torch.equal(sa, sb) and rel(a, b) < 1e-10
+
+
+def test_cylinder_run(jlb):
+    from pymsde.systems import cylinder
+
+    a = cylinder.run_cylinder(show_progress=False, backend="julia", **SMALL_SETUP)
+    b = cylinder.run_cylinder(show_progress=False, **SMALL_SETUP)
+    assert a["steps"] == b["steps"] and a["backend"] == "julia"
+    for key in ("u", "cd", "cl", "probe_v"):
+        assert rel(torch.as_tensor(a[key]), torch.as_tensor(b[key])) < 1e-9, key
+    assert a["max_div"].max() < 1e-11
+
+
+@pytest.mark.parametrize("case", ["swe2d", "cylinder2d"])
+def test_flow_cases_backends_agree(jlb, case):
+    import numpy as np
+
+    from pymsde.systems import simulate, solve_coarse
+
+    kw = (dict(n_traj=2, n_grid=32, n_steps=6, noise=0.0) if case == "swe2d" else
+          dict(n_grid=(64, 16), t_end=0.3, n_steps=13, refine=1, length=4.0, split=(9, 2, 2)))
+    a = simulate(case, backend="julia", progress=False, **kw)
+    b = simulate(case, backend="torch", progress=False, **kw)
+    assert a.attrs["backend"] == "julia" and float(np.abs(a.u - b.u).max() / np.abs(b.u).max()) < 1e-9
+    fa = solve_coarse(case, b.u[:, 0], b.t[0], backend="julia")
+    fb = solve_coarse(case, b.u[:, 0], b.t[0], backend="torch")
+    assert float(np.abs(fa - fb).max() / np.abs(fb).max()) < 1e-9
 
 
 def _positional_params(dtype=torch.float64):

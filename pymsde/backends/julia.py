@@ -4,7 +4,8 @@ package in ``julia/``, plus CUDA.jl when torch sees a GPU or ``PYMSDE_JULIA_CUDA
 its kernels on DLPack-shared tensors (:mod:`pymsde.backends.dlpack`).
 
 The wrappers have the signatures of the torch functions they mirror (``pymsde.numerics``,
-``pymsde.model``, and the four whole-run kernels of :mod:`pymsde.backends.protocol`). Outputs
+``pymsde.model``, and the whole-run kernels of :mod:`pymsde.backends.protocol`; the two flow
+solvers' bridge is :mod:`pymsde.backends.julia_flows`). Outputs
 are allocated by torch and filled in place by Julia. Inputs torch refuses are refused before
 Julia runs (a periodic stencil wider than its axis: torch's ValueError; a finite-volume axis
 of fewer than 2 cells). GPU tensors: one device per call, made current for torch and CUDA.jl
@@ -88,8 +89,8 @@ def cuda_functional() -> bool:
 # Julia functions the wrappers call, looked up once by load() (`!` is no Python attribute)
 _JULIA_FUNCTIONS = ("wrap_tensor", "pad!", "gather_stencil!", "derivative!", "mlp_forward!",
                     "multiscale_drift!", "rollout!", "burgers_rhs!", "burgers_fd_run!", "spectral_run!",
-                    "etd_coefficients!", "burgers_fv_rhs!", "burgers_fv_run!", "synchronize_device",
-                    "select_device")
+                    "etd_coefficients!", "burgers_fv_rhs!", "burgers_fv_run!", "swe_run!", "cylinder_run!",
+                    "synchronize_device", "select_device")
 
 
 def _fn(name: str):

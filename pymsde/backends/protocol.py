@@ -1,16 +1,22 @@
 """The compute-backend switch and the protocol of the accelerated kernels.
 
-A backend runs the four whole-run loops of pymsde as one call each (:data:`KERNELS`)::
+A backend runs the six whole-run loops of pymsde as one call each (:data:`KERNELS`)::
 
     sde_rollout(params, sigma, z0, t0, dt, n_steps, scheme, save_every, dW, dI, mu, f)
         -> (ts (n_saved,), zs (n_saved, B, D))              # the learned SDE (forecast)
     burgers_fd_run(u0, dt, n_sub, n_out, dx, nu, boundary, order) -> (B, n_out, C, *grid)
     spectral_run(v0_hat, coeffs, k, mask, n, dealias, n_sub, n_out) -> (B, n_out, C, n)
     burgers_fv_run(c0, dt, n_sub, n_out, dx, nu, boundary, face_values) -> (B, n_out, C, *cells)
+    swe_run(q0, t_out, dx, g, boundary, cfl, limiter, rk, channels)
+        -> (out (B, n_t, 1 or 3, nx, ny), steps (B,))      # shallow water, CFL step per trajectory
+    cylinder_run(u0, v0, chi_u, chi_v, h, nu, u_in, dt_out, n_out, cfl, refine, nx_out, probe)
+        -> (frames (n_out, 2, nx_out, ny_out), forces (n_out - 1, 2), probe_v (n_out,),
+            max_div (n_out - 1,), steps)                   # the MAC projection solver
 
 The torch implementation of each is the code the callers run anyway, named after the kernel:
 :func:`pymsde.forecast.rollout.sde_rollout`, :func:`pymsde.systems.solvers.burgers_fd_run`,
-:func:`pymsde.systems.solvers.spectral_run`, :func:`pymsde.systems.coarse.burgers_fv_run`.
+:func:`pymsde.systems.solvers.spectral_run`, :func:`pymsde.systems.coarse.burgers_fv_run`,
+:func:`pymsde.systems.swe.swe_run`, :func:`pymsde.systems.cylinder.cylinder_run`.
 A caller asks :meth:`Backend.accelerated` and either calls its own torch function or the
 backend's kernel of the same name and signature -- there is no second copy of any loop.
 
@@ -40,7 +46,10 @@ logger = logging.getLogger(__name__)
 BACKEND_NAMES = ("torch", "julia", "auto")
 
 #: the whole-run kernels a backend implements (signatures in the module docstring)
-KERNELS = ("sde_rollout", "burgers_fd_run", "spectral_run", "burgers_fv_run")
+KERNELS = ("sde_rollout", "burgers_fd_run", "spectral_run", "burgers_fv_run", "swe_run", "cylinder_run")
+
+#: the kernels whose bridge lives in :mod:`pymsde.backends.julia_flows` (the rest: :mod:`~pymsde.backends.julia`)
+FLOW_KERNELS = ("swe_run", "cylinder_run")
 
 
 @dataclass(frozen=True)
@@ -76,9 +85,9 @@ class Backend:
         if not self.accelerated:
             raise ConfigError(f"backend torch: {name!r} is the caller's own torch loop; check "
                               f"Backend.accelerated before asking for a kernel")
-        from pymsde.backends import julia
+        from pymsde.backends import julia, julia_flows
 
-        return getattr(julia, name)
+        return getattr(julia_flows if name in FLOW_KERNELS else julia, name)
 
     def __getattr__(self, name: str) -> Callable:
         if name in KERNELS:

@@ -215,8 +215,8 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
     seed = check_seed(seed, "simulate: seed")
     n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides)
     if spec.pde in flows.FLOW_OPTIONS:
-        flows.check_backend(spec, backend)
-        return flows.simulate_flow(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, progress)
+        be = flows.check_backend(spec, backend)
+        return flows.simulate_flow(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, progress, backend=be)
     be = _backend_for(spec, backend, overrides)
     grid = spec.grid(shape)
     rng = np.random.default_rng(seed)
@@ -255,8 +255,9 @@ def simulate_to_file(case: str, path, n_traj: int | None = None, seed: int = 0, 
         flows.check_options(spec, overrides)
         seed = check_seed(seed, "simulate: seed")
         n_traj_, shape, n_steps_, t_end_, noise = _sizes_streamed(spec, n_traj, n_grid, n_steps, t_end, overrides)
-        flows.check_backend(spec, backend)
-        return flows.stream_swe(spec, path, n_traj_, shape, n_steps_, t_end_, noise, seed, overrides, progress)
+        be = flows.check_backend(spec, backend)
+        return flows.stream_swe(spec, path, n_traj_, shape, n_steps_, t_end_, noise, seed, overrides, progress,
+                                backend=be)
     want = storage_dtype(case, dtype)                    # a bad dtype is refused before the run
     start = time.perf_counter()
     traj = simulate(case, n_traj=n_traj, seed=seed, n_grid=n_grid, n_steps=n_steps, t_end=t_end, backend=backend,

@@ -308,20 +308,22 @@ def _coarse_advection(c, h_out, dt, cell, par, show_progress):
         return advection_cd_run(c, h, n_sub, h_out[1], par["c"], cell[0], show_progress=show_progress), what, h
 
 
-def _coarse_swe(c, t_out, cell, par, show_progress):
-    """Coarse shallow water from the block averages ``c (B, 1, *cells)`` of ``u = h - h_out``."""
+def _coarse_swe(c, t_out, cell, par, be, show_progress):
+    """Coarse shallow water from the block averages ``c (B, 1, *cells)`` of ``u = h - h_out``
+    (the time loop: the kernel ``swe_run`` of the backend ``be``)."""
     h_out = par.get("h_out", swe.DAM_DEFAULTS["h_out"])
     q0 = torch.zeros((c.shape[0], 3, *c.shape[2:]), dtype=torch.float64)
     q0[:, 0] = c[:, 0] + h_out
     t = np.asarray(t_out, dtype=np.float64)
     out, info = swe.integrate_swe(q0, t - t[0], cell, g=par["g"], boundary="outflow", show_progress=show_progress,
-                                  desc="coarse")
+                                  desc="coarse", backend=be)
     h = float(t[-1] - t[0]) / max(1, int(np.mean(info["steps"])))          # the mean internal step
     return torch.as_tensor(out - h_out), "solve_coarse (finite-volume shallow water)", h
 
 
-def _coarse_cylinder(c, t_out, spec, par, show_progress):
-    """Coarse cylinder flow from the block averages ``c (B, 2, nx, ny)`` of ``(u, v)``."""
+def _coarse_cylinder(c, t_out, spec, par, be, show_progress):
+    """Coarse cylinder flow from the block averages ``c (B, 2, nx, ny)`` of ``(u, v)`` (the time
+    loop of each trajectory: the kernel ``cylinder_run`` of the backend ``be``)."""
     (x_lo, x_hi), (y_lo, y_hi) = spec.domain
     per_unit = c.shape[2] / (x_hi - x_lo)
     if per_unit != int(per_unit) or c.shape[3] != per_unit * (y_hi - y_lo):
@@ -332,7 +334,7 @@ def _coarse_cylinder(c, t_out, spec, par, show_progress):
                                    height=y_hi - y_lo, cells_per_unit=int(per_unit), refine=1,
                                    t_end=float(t[-1] - t[0]), dt_out=float(t[-1] - t[0]) / (len(t) - 1),
                                    perturbation=0.0)
-    runs = [cylinder.run_cylinder(setup, show_progress=show_progress, initial=ci.numpy()) for ci in c]
+    runs = [cylinder.run_cylinder(setup, show_progress=show_progress, initial=ci.numpy(), backend=be) for ci in c]
     h = setup.dt_out * (len(t) - 1) / max(1, runs[0]["steps"])
     return torch.as_tensor(np.stack([r["u"] for r in runs])), "solve_coarse (incompressible, MAC projection)", h
 
@@ -351,7 +353,7 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
 
     Args:
         case: case name or :class:`CaseSpec` (PDE, domain, boundary types, default coarse grid);
-            swe2d and cylinder2d run torch only (like wave1d) with the CFL step (no ``dt``).
+            swe2d and cylinder2d step with the CFL step (no ``dt``).
         u0_fine: ``(n, C, *grid)`` fine initial fields (numpy or torch; float64 used inside).
         t_out: ``(n_t,)`` uniform output times; ``t_out[0]`` is the time of ``u0_fine``.
         factors: coarsening factor per axis (default: fine shape / the case's coarse grid
@@ -367,7 +369,8 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
             (Burgers, advection) or the values at the block centres (KdV).
         backend: ``"torch"`` (default), ``"julia"`` or ``"auto"``
             (``kernels.backend.resolve_backend``). A non-torch backend runs the whole coarse time
-            loop in one kernel call (``burgers_fv_run`` / ``spectral_run``; no progress bar);
+            loop in one kernel call (``burgers_fv_run`` / ``spectral_run`` / ``swe_run`` /
+            ``cylinder_run``, one call per trajectory for the cylinder; no progress bar);
             the set-up and the map back to the fine grid stay in torch. The advection loop
             (wave1d) has no Julia mirror and runs on torch whatever backend is asked (the name
             is checked; Julia is not started).
@@ -389,13 +392,13 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
         factors = grid.coarsening_factors(spec.coarse)     # ConfigError when it does not divide
     factors = _check_factors(u0.shape, factors, "solve_coarse")
     h_out = (_check_times(t_out, "solve_coarse"), len(t_out))     # (output step, outputs)
-    if spec.pde in ("advection", "swe", "incompressible"):
+    if spec.pde == "advection":
         _torch_only(backend)
-        if dt is not None and spec.pde != "advection":
-            raise ConfigError(f"solve_coarse: dt = {dt} for case {spec.name!r}; its step is chosen by the CFL "
-                              f"condition (leave dt out)")
     else:
         be = resolve_backend(backend)   # before any work: an unavailable "julia" fails at once
+    if dt is not None and spec.pde in ("swe", "incompressible"):
+        raise ConfigError(f"solve_coarse: dt = {dt} for case {spec.name!r}; its step is chosen by the CFL "
+                          f"condition (leave dt out)")
     c = coarse_grain(u0, factors)
     cell = tuple(h * s for h, s in zip(grid.spacing, factors))
     if spec.pde == "burgers":
@@ -405,9 +408,9 @@ def solve_coarse(case: str | CaseSpec, u0_fine, t_out, factors: Sequence[int] | 
     elif spec.pde == "advection":
         coarse, what, h = _coarse_advection(c, h_out, dt, cell, par, show_progress)
     elif spec.pde == "swe":
-        coarse, what, h = _coarse_swe(c, t_out, cell, par, show_progress)
+        coarse, what, h = _coarse_swe(c, t_out, cell, par, be, show_progress)
     elif spec.pde == "incompressible":
-        coarse, what, h = _coarse_cylinder(c, t_out, spec, par, show_progress)
+        coarse, what, h = _coarse_cylinder(c, t_out, spec, par, be, show_progress)
     else:  # pragma: no cover - CASES only holds these PDEs
         raise ConfigError(f"solve_coarse: no coarse solver for PDE {spec.pde!r}")
     _check_finite(coarse[:, -1], what, h)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from pymsde.backends.protocol import resolve_backend
 from pymsde.systems.solvers import compute_threads
 from pymsde.util.errors import ConfigError, StabilityError
 from pymsde.util.progress import progress
@@ -258,17 +259,18 @@ def immersed_forcing(u: torch.Tensor, v: torch.Tensor, masks) -> tuple[float, fl
     return out[0], out[1]
 
 
-def rk3_step(u, v, dt: float, s: CylinderSetup, h: float, masks, solver: NeumannPoisson):
-    """One SSP-RK3 step with forcing and projection per stage. Returns ``(u, v, (Fx, Fy))``,
-    the force on the cylinder per unit span averaged over the step (density 1)."""
+def rk3_step(u, v, dt: float, nu: float, u_in: float, h: float, masks, solver: NeumannPoisson):
+    """One SSP-RK3 step with forcing and projection per stage (viscosity ``nu``, inflow ``u_in``).
+    Returns ``(u, v, (Fx, Fy))``, the force on the cylinder per unit span averaged over the step
+    (density 1)."""
     un, vn = u, v
     force = [0.0, 0.0]
     for a, w in zip(_RK3_A, _RK3_W):
-        ru, rv = momentum_rhs(u, v, s.nu, h, s.u_in)
+        ru, rv = momentum_rhs(u, v, nu, h, u_in)
         u, v = torch.add(u, ru, alpha=dt), torch.add(v, rv, alpha=dt)
         if a:
             u, v = torch.lerp(u, un, a), torch.lerp(v, vn, a)
-        u[0] = s.u_in
+        u[0] = u_in
         mx, my = immersed_forcing(u, v, masks)
         force[0] += w * mx * h * h / dt
         force[1] += w * my * h * h / dt
@@ -301,17 +303,73 @@ def faces_from_centres(w, s: CylinderSetup, nx: int, ny: int):
     return u, torch.cat([zero, 0.5 * (w[1, :, 1:] + w[1, :, :-1]), zero], dim=1)
 
 
-def output_field(u: torch.Tensor, v: torch.Tensor, s: CylinderSetup) -> torch.Tensor:
-    """Cell-centred velocity block-averaged by ``refine`` and cropped: ``(2, nx_out, ny_out)``."""
-    r = int(s.refine)
+def output_field(u: torch.Tensor, v: torch.Tensor, refine: int, nx_out: int) -> torch.Tensor:
+    """Cell-centred velocity block-averaged by ``refine`` and cropped to the first ``nx_out``
+    output columns: ``(2, nx_out, ny // refine)``."""
+    r = int(refine)
     w = torch.stack([0.5 * (u[:-1] + u[1:]), 0.5 * (v[:, :-1] + v[:, 1:])])
-    nxo = int(round(s.out_length * s.cells_per_unit))
+    nxo = int(nx_out)
     w = w[:, : nxo * r]
     return w.reshape(2, nxo, r, w.shape[2] // r, r).mean(dim=(2, 4))
 
 
+def cylinder_run(u0: torch.Tensor, v0: torch.Tensor, chi_u: torch.Tensor, chi_v: torch.Tensor, h: float, nu: float,
+                 u_in: float, dt_out: float, n_out: int, cfl: float, refine: int, nx_out: int, probe,
+                 *, show_progress: bool = False):
+    """The time loop of :func:`run_cylinder` (the torch implementation of the backend kernel of
+    the same name, :mod:`pymsde.backends.protocol`): ``n_out - 1`` output intervals, each of
+    ``n_sub`` SSP-RK3 steps (:func:`rk3_step`), ``n_sub`` from the CFL and viscous limits at its start.
+
+    Args:
+        u0, v0: ``(nx + 1, ny)`` and ``(nx, ny + 1)`` float64 MAC face velocities, already
+            forced and projected (the state of the first frame); not modified.
+        chi_u, chi_v: the volume fractions of :func:`volume_fractions` (same shapes).
+        h: cell side; nu: viscosity; u_in: inflow velocity; dt_out: output interval (time);
+        n_out: frames including the first; cfl: CFL number of the advective limit;
+        refine, nx_out: the block average and crop of :func:`output_field`;
+        probe: ``(i, j)``: the probe is ``v`` averaged over the y-faces ``(i - 1, j)``, ``(i, j)``.
+    Returns:
+        ``(frames (n_out, 2, nx_out, ny // refine), forces (n_out - 1, 2), probe_v (n_out,),
+        max_div (n_out - 1,), steps)``: float64 tensors (``(Fx, Fy)`` on the body per unit span
+        averaged over each interval; max |div u| of the MAC field, 1/time), the internal steps.
+    Raises:
+        StabilityError: the velocity blew up or became non-finite.
+    """
+    nx, ny = v0.shape[0], u0.shape[1]
+    masks = disc_masks((chi_u, chi_v))
+    solver = NeumannPoisson(nx, ny, h)
+    ip, jp = (int(k) for k in probe)
+    u, v = u0, v0
+    first = output_field(u, v, refine, nx_out)
+    frames = torch.empty((int(n_out), *first.shape), dtype=torch.float64)
+    frames[0] = first
+    forces = torch.empty((int(n_out) - 1, 2), dtype=torch.float64)
+    max_div = torch.empty(int(n_out) - 1, dtype=torch.float64)
+    probe_v, steps = [float(0.5 * (v[ip - 1, jp] + v[ip, jp]))], 0
+    for i in progress(range(1, int(n_out)), desc="cylinder_2d", unit="frame", enabled=show_progress):
+        speed = float(u.abs().max() + v.abs().max())
+        if not math.isfinite(speed) or speed > 20 * u_in:
+            raise StabilityError(f"cylinder: the velocity blew up (max |u| + |v| = {speed:.3g}) before "
+                                 f"t = {i * dt_out:.4g}; reduce cfl")
+        rate = max(speed / (cfl * h), nu / (VISCOUS_LIMIT * h * h))
+        n_sub = max(1, math.ceil(dt_out * rate - 1e-9))
+        dt = dt_out / n_sub
+        fx = fy = 0.0
+        for _k in range(n_sub):
+            u, v, (f0, f1) = rk3_step(u, v, dt, nu, u_in, h, masks, solver)
+            fx, fy = fx + f0 / n_sub, fy + f1 / n_sub
+        steps += n_sub
+        forces[i - 1, 0], forces[i - 1, 1] = fx, fy
+        probe_v.append(float(0.5 * (v[ip - 1, jp] + v[ip, jp])))
+        max_div[i - 1] = ((u[1:] - u[:-1] + v[:, 1:] - v[:, :-1]) / h).abs().max()
+        frames[i] = output_field(u, v, refine, nx_out)
+    if not bool(torch.isfinite(u).all() and torch.isfinite(v).all()):
+        raise StabilityError("cylinder: the velocity became non-finite; reduce cfl")
+    return frames, forces, torch.tensor(probe_v, dtype=torch.float64), max_div, steps
+
+
 def run_cylinder(setup: CylinderSetup | None = None, show_progress: bool = True, dtype=np.float64, initial=None,
-                 **overrides) -> dict:
+                 backend="torch", **overrides) -> dict:
     """Simulate the cylinder flow and return the saved velocity and the diagnostics.
 
     Args:
@@ -319,58 +377,49 @@ def run_cylinder(setup: CylinderSetup | None = None, show_progress: bool = True,
         dtype: dtype of the returned field (float64 inside).
         initial: start from this cell-centred velocity ``(2, nx, ny)`` of the internal grid
             (:func:`faces_from_centres`) instead of uniform flow plus the perturbation.
+        backend: ``"torch"``, ``"julia"``, ``"auto"`` or a ``Backend`` (``resolve_backend``); a
+            non-torch one runs the time loop (:func:`cylinder_run`) in one kernel call, no
+            progress bar; the set-up (fractions, the first forcing and projection) stays in torch.
     Returns:
         dict with ``u (n_t, 2, nx_out, ny_out)`` (velocity; x first), ``t (n_t,)``, ``x (nx_out,)``
         and ``y (ny_out,)`` cell centres, ``cd`` and ``cl (n_t - 1,)`` (force coefficients
         averaged over each output interval), ``probe_v (n_t,)`` (v at ``centre + (4 D, 0)`` on
         the internal grid), ``max_div (n_t - 1,)`` (max |div u| of the internal MAC field, 1/time),
-        ``steps`` (internal steps) and ``setup`` (a dict).
+        ``steps`` (internal steps), ``setup`` (a dict) and ``backend`` (the one that ran).
     Raises:
         ConfigError: impossible parameters. StabilityError: a non-finite or runaway velocity.
+        BackendUnavailableError: ``"julia"`` asked for and Julia cannot start.
     """
     s = (setup or CylinderSetup())
     s = CylinderSetup(**{**asdict(s), **overrides}).check()
+    be = resolve_backend(backend)
     n = int(s.cells_per_unit) * int(s.refine)
     h = 1.0 / n
     nx, ny = int(round(s.length * n)), int(round(s.height * n))
     n_t = int(round(s.t_end / s.dt_out)) + 1
-    masks = disc_masks(volume_fractions(nx, ny, h, s.centre, s.radius))
+    chi = volume_fractions(nx, ny, h, s.centre, s.radius)
+    masks = disc_masks(chi)
     solver = NeumannPoisson(nx, ny, h)
     u, v = initial_velocity(s, nx, ny, h) if initial is None else faces_from_centres(initial, s, nx, ny)
     immersed_forcing(u, v, masks)
     project(u, v, solver, h)
-    ip, jp = int(round((s.centre[0] + 4 * s.radius * 2) * n)), int(round(s.centre[1] * n))
-    first = output_field(u, v, s)
-    frames = torch.empty((n_t, *first.shape), dtype=torch.float32 if dtype == np.float32 else torch.float64)
-    frames[0] = first
-    probe, max_div, cd, cl, steps = [float(0.5 * (v[ip - 1, jp] + v[ip, jp]))], [], [], [], 0
+    probe = (int(round((s.centre[0] + 4 * s.radius * 2) * n)), int(round(s.centre[1] * n)))
+    nxo = int(round(s.out_length * s.cells_per_unit))
+    args = (u, v, *chi, h, s.nu, s.u_in, s.dt_out, n_t, s.cfl, int(s.refine), nxo, probe)
+    if be.accelerated:
+        frames, forces, probe_v, max_div, steps = be.cylinder_run(*args)
+    else:
+        with compute_threads():
+            frames, forces, probe_v, max_div, steps = cylinder_run(*args, show_progress=show_progress)
+    if dtype == np.float32:
+        frames = frames.to(torch.float32)
     scale = 2.0 / (s.u_in ** 2 * 2 * s.radius)
-    with compute_threads():
-        for i in progress(range(1, n_t), desc="cylinder_2d", unit="frame", enabled=show_progress):
-            speed = float(u.abs().max() + v.abs().max())
-            if not math.isfinite(speed) or speed > 20 * s.u_in:
-                raise StabilityError(f"cylinder: the velocity blew up (max |u| + |v| = {speed:.3g}) before "
-                                     f"t = {i * s.dt_out:.4g}; reduce cfl")
-            rate = max(speed / (s.cfl * h), s.nu / (VISCOUS_LIMIT * h * h))
-            n_sub = max(1, math.ceil(s.dt_out * rate - 1e-9))
-            dt = s.dt_out / n_sub
-            fx = fy = 0.0
-            for _k in range(n_sub):
-                u, v, (f0, f1) = rk3_step(u, v, dt, s, h, masks, solver)
-                fx, fy = fx + f0 / n_sub, fy + f1 / n_sub
-            steps += n_sub
-            cd.append(scale * fx)
-            cl.append(scale * fy)
-            probe.append(float(0.5 * (v[ip - 1, jp] + v[ip, jp])))
-            max_div.append(float(((u[1:] - u[:-1] + v[:, 1:] - v[:, :-1]) / h).abs().max()))
-            frames[i] = output_field(u, v, s)
-    if not bool(torch.isfinite(u).all() and torch.isfinite(v).all()):
-        raise StabilityError("cylinder: the velocity became non-finite; reduce cfl")
-    nxo, nyo = first.shape[1:]
+    nyo = frames.shape[3]
     return {"u": frames.numpy(), "t": np.linspace(0, s.dt_out * (n_t - 1), n_t),
             "x": (np.arange(nxo) + 0.5) / s.cells_per_unit, "y": (np.arange(nyo) + 0.5) / s.cells_per_unit,
-            "cd": np.asarray(cd), "cl": np.asarray(cl), "probe_v": np.asarray(probe), "max_div": np.asarray(max_div),
-            "steps": steps, "setup": {**asdict(s), "reynolds": s.reynolds, "internal_cells": [nx, ny]}}
+            "cd": (scale * forces[:, 0]).numpy(), "cl": (scale * forces[:, 1]).numpy(), "probe_v": probe_v.numpy(),
+            "max_div": max_div.numpy(), "steps": int(steps), "backend": be.name,
+            "setup": {**asdict(s), "reynolds": s.reynolds, "internal_cells": [nx, ny]}}
 
 
 def dominant_frequency(signal, dt: float, pad: int = 16) -> float:
@@ -399,6 +448,6 @@ def centred_divergence(field, h: float) -> np.ndarray:
     return ((f[..., 0, 2:, 1:-1] - f[..., 0, :-2, 1:-1]) + (f[..., 1, 1:-1, 2:] - f[..., 1, 1:-1, :-2])) / (2 * h)
 
 
-__all__ = ["CylinderSetup", "run_cylinder", "volume_fractions", "dct2", "idct2", "NeumannPoisson",
+__all__ = ["CylinderSetup", "run_cylinder", "cylinder_run", "volume_fractions", "dct2", "idct2", "NeumannPoisson",
            "momentum_rhs", "project", "disc_masks", "immersed_forcing", "rk3_step", "initial_velocity",
            "output_field", "faces_from_centres", "dominant_frequency", "strouhal", "centred_divergence"]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pymsde.backends.protocol import Backend, resolve_backend
 from pymsde.data.splits import time_split_counts
 from pymsde.data.stream import stream_writer
 from pymsde.data.trajectories import Trajectories
@@ -40,12 +41,11 @@ FLOW_OPTIONS = {"swe": {"noise", "split", "g", "cfl", "limiter", "rk", "batch", 
                 "incompressible": {"noise", "split", "nu", "refine", "length", "cfl", "perturbation"}}
 
 
-def check_backend(spec: CaseSpec, backend) -> None:
-    """The flow solvers run in torch: ``"torch"`` / ``"auto"``; ConfigError for anything else."""
-    name = getattr(backend, "name", backend)
-    if name not in ("torch", "auto"):
-        raise ConfigError(f"simulate: backend {backend!r} for case {spec.name!r}; its solver runs in torch only "
-                          f"(no Julia kernel); expected 'torch' or 'auto'")
+def check_backend(spec: CaseSpec, backend) -> Backend:
+    """The resolved backend of a flow case, before any work (:func:`resolve_backend`: ConfigError
+    for an unknown name, BackendUnavailableError for ``"julia"`` without a working Julia). Its
+    time loop is the kernel ``swe_run`` (swe2d) or ``cylinder_run`` (cylinder2d)."""
+    return resolve_backend(backend)
 
 
 def check_options(spec: CaseSpec, overrides: dict) -> None:
@@ -89,18 +89,19 @@ def swe_split(spec: CaseSpec, split, n_traj: int) -> dict[str, list[int]]:
 
 def swe_attrs(spec: CaseSpec, grid, seed: int, noise: float, opts: dict, radii, steps, split) -> dict:
     """The ``attrs`` of a swe2d data set (the same in memory and streamed)."""
-    return {**_common_attrs(spec, grid, seed, noise), "g": opts["g"], "h_in": swe.DAM_DEFAULTS["h_in"],
-            "h_out": swe.DAM_DEFAULTS["h_out"], "field": "h - 1 (depth minus the outer depth)",
+    return {**_common_attrs(spec, grid, seed, noise), "backend": opts["backend"].name, "g": opts["g"],
+            "h_in": swe.DAM_DEFAULTS["h_in"], "h_out": swe.DAM_DEFAULTS["h_out"],
+            "field": "h - 1 (depth minus the outer depth)",
             "mu_names": ["dam_radius"], "ic": {"radius": [float(r) for r in radii]},
             "scheme": "finite volume, MUSCL (mc) on (h, u, v), HLL fluxes, SSP-RK2, CFL 0.4 (systems.swe)",
             "steps": [int(k) for k in steps], "split": split}
 
 
 def simulate_swe(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
-                 overrides: dict, progress: bool) -> Trajectories:
+                 overrides: dict, progress: bool, backend="torch") -> Trajectories:
     """The swe2d data set in memory: ``u (n_traj, n_steps, 1, N, N)`` float64 (the streamed HDF5
     path, ``systems.simulate_to_file``, writes float32 in bounded memory)."""
-    opts = swe_options(spec, shape, n_steps, t_end, overrides)
+    opts = {**swe_options(spec, shape, n_steps, t_end, overrides), "backend": resolve_backend(backend)}
     grid = spec.grid(shape)
     u = np.empty((n_traj, n_steps, 1, *shape))
     mu = np.empty((n_traj, 1))
@@ -116,13 +117,13 @@ def simulate_swe(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float,
 
 
 def stream_swe(spec: CaseSpec, path, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
-               overrides: dict, progress: bool, dtype=np.float32) -> dict:
+               overrides: dict, progress: bool, dtype=np.float32, backend="torch") -> dict:
     """Generate swe2d chunk by chunk straight into the HDF5 file ``path`` (``u`` float32,
     chunked per trajectory, written atomically: ``pymsde.data.stream``); the same values as
     :func:`simulate_swe` rounded to ``dtype``. Peak memory: one chunk of ``chunk`` (default 25)
     trajectories in float64, about 3 x 8 x chunk x n_steps x N^2 bytes (0.8 GB at the
     defaults), not the data set. Returns a summary (path, sizes, value range, splits, seconds)."""
-    opts = swe_options(spec, shape, n_steps, t_end, overrides)
+    opts = {**swe_options(spec, shape, n_steps, t_end, overrides), "backend": resolve_backend(backend)}
     chunk = int(overrides.get("chunk", 25))
     if chunk < 1:
         raise ConfigError(f"simulate: chunk = {chunk}; expected a positive number of trajectories")
@@ -172,20 +173,20 @@ def time_split(spec: CaseSpec, split, n_steps: int) -> dict[str, list[int]]:
 
 
 def simulate_cylinder(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
-                      overrides: dict, progress: bool) -> Trajectories:
+                      overrides: dict, progress: bool, backend="torch") -> Trajectories:
     """The cylinder2d data set: ``u (1, n_steps, 2, nx, ny)`` float64, split in time."""
     if n_traj != 1:
         raise ConfigError(f"simulate: n_traj = {n_traj} for case {spec.name!r}; expected 1 (the run is "
                           f"deterministic: every trajectory would be the same)")
     setup = cylinder_setup(spec, shape, n_steps, t_end, overrides)
     splits = time_split(spec, overrides.get("split"), n_steps)          # refuse a bad split before the run
-    run = cylinder.run_cylinder(setup, show_progress=progress)
+    run = cylinder.run_cylinder(setup, show_progress=progress, backend=backend)
     u = run["u"][None]
     if noise > 0:
         u += noise * np.random.default_rng(seed).standard_normal(u.shape)
     grid = spec.grid(shape)
     attrs = {**_common_attrs(spec, grid, seed, noise), "nu": setup.nu, "u_in": setup.u_in,
-             "reynolds": setup.reynolds, "field": "velocity (u, v), cell averages",
+             "reynolds": setup.reynolds, "field": "velocity (u, v), cell averages", "backend": run["backend"],
              "scheme": "MAC projection, 3rd-order upwind advection, SSP-RK3, immersed disc (systems.cylinder)",
              "steps": int(run["steps"]), "max_div_internal": float(run["max_div"].max()),
              "setup": run["setup"], "time_split": splits, **_wake_numbers(run, setup)}
@@ -204,10 +205,12 @@ def _wake_numbers(run: dict, setup) -> dict:
 
 
 def simulate_flow(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
-                  overrides: dict, progress: bool) -> Trajectories:
-    """Dispatch a validated swe2d / cylinder2d request (see the module docstring)."""
+                  overrides: dict, progress: bool, backend="torch") -> Trajectories:
+    """Dispatch a validated swe2d / cylinder2d request (see the module docstring); ``backend``
+    a name or the :class:`Backend` of :func:`check_backend`."""
     fn = simulate_swe if spec.pde == "swe" else simulate_cylinder
-    return fn(spec, n_traj, tuple(shape), int(n_steps), float(t_end), float(noise), int(seed), overrides, progress)
+    return fn(spec, n_traj, tuple(shape), int(n_steps), float(t_end), float(noise), int(seed), overrides, progress,
+              backend=backend)
 
 
 __all__ = ["FLOW_OPTIONS", "simulate_flow", "simulate_swe", "stream_swe", "simulate_cylinder", "swe_options", "swe_split",

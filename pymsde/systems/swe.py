@@ -31,6 +31,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from pymsde.backends.protocol import resolve_backend
 from pymsde.numerics.padding import pad_axis
 from pymsde.systems.solvers import compute_threads
 from pymsde.util.errors import ConfigError, StabilityError
@@ -167,9 +168,54 @@ def _check_options(boundary, limiter: str, rk: int, cfl: float, g: float) -> tup
     return boundary
 
 
+def swe_run(q0: torch.Tensor, t_out: torch.Tensor, dx: Sequence[float], g: float, boundary: Sequence[str],
+            cfl: float, limiter: str, rk: int, channels: str, *, show_progress: bool = False,
+            desc: str = "swe") -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole shallow-water run: the time loop of :func:`integrate_swe`.
+
+    The torch implementation of the backend kernel of the same name
+    (:mod:`pymsde.backends.protocol`). Each output interval ``t_out[i] - t_out[i - 1]`` is split
+    per trajectory into ``n_b = ceil(interval x wave_rate / cfl)`` equal SSP-RK steps, the rate
+    taken at the start of the interval; a trajectory whose ``n_b`` steps are done keeps its state
+    while the others of the batch step on. The step is ``interval x (1 / n_b)`` evaluated in
+    float32 (torch's ``float / int64 tensor`` is ``reciprocal() * float`` in the default dtype),
+    then widened to float64: kept as it was, so the data generated so far are reproduced.
+
+    Args:
+        q0: ``(B, 3, nx, ny)`` float64 conserved state ``(h, hu, hv)``, positive depth.
+        t_out: ``(n_t,)`` float64 increasing output times (``t_out[0]`` the time of ``q0``).
+        dx, g, boundary, cfl, limiter, rk: as :func:`integrate_swe` (``boundary`` one name per axis).
+        channels: ``"h"`` (save the depth) or ``"all"`` (save ``(h, hu, hv)``).
+    Returns:
+        ``(out (B, n_t, 1 or 3, nx, ny) float64, steps (B,) int64)``: the saved states and the
+        number of steps each trajectory took.
+    Raises:
+        StabilityError: a non-finite or non-positive depth at the end of an output interval.
+    """
+    q = q0
+    dt_out = torch.diff(t_out)
+    sel = slice(0, 1) if channels == "h" else slice(0, 3)
+    out = q.new_empty((q.shape[0], t_out.numel(), sel.stop, *q.shape[2:]))
+    out[:, 0] = q[:, sel]
+    steps = torch.zeros(q.shape[0], dtype=torch.int64)
+    for i in progress(range(1, t_out.numel()), desc=desc, unit="frame", enabled=show_progress, leave=False):
+        interval = float(dt_out[i - 1])
+        n_b = torch.ceil(interval * wave_rate(q, dx, g) / cfl - 1e-9).clamp(min=1).to(torch.int64)
+        dt = (interval / n_b).view(-1, 1, 1, 1).to(q.dtype)
+        for k in range(int(n_b.max())):
+            new = ssp_step(q, dt, dx, boundary, g, limiter, rk)
+            q = new if k < int(n_b.min()) else torch.where((k < n_b).view(-1, 1, 1, 1), new, q)
+        steps += n_b
+        if not (bool(torch.isfinite(q).all()) and bool((q[:, 0] > 0).all())):
+            raise StabilityError(f"swe: the depth became non-positive or non-finite before t = {float(t_out[i]):.4g} "
+                                 f"(cfl = {cfl}); reduce cfl")
+        out[:, i] = q[:, sel]
+    return out, steps
+
+
 def integrate_swe(q0, t_out, dx: Sequence[float], g: float = 1.0, boundary="outflow", cfl: float = 0.4,
                   limiter: str = "mc", rk: int = 2, channels: str = "h", show_progress: bool = False,
-                  desc: str = "swe") -> tuple[np.ndarray, dict]:
+                  desc: str = "swe", backend="torch") -> tuple[np.ndarray, dict]:
     """Solve the shallow-water equations from ``q0`` and save at the times ``t_out``.
 
     Args:
@@ -179,14 +225,20 @@ def integrate_swe(q0, t_out, dx: Sequence[float], g: float = 1.0, boundary="outf
             (:data:`SWE_BOUNDARIES`); cfl: CFL number of the step (<= 0.5 keeps MUSCL TVD);
             limiter: ``"mc"`` or ``"minmod"``; rk: 2 or 3 (SSP Runge-Kutta order).
         channels: ``"h"`` saves the depth only, ``"all"`` saves ``(h, hu, hv)``.
+        backend: ``"torch"``, ``"julia"``, ``"auto"`` or a resolved ``Backend``
+            (:func:`pymsde.backends.protocol.resolve_backend`); a non-torch backend runs the
+            whole time loop in one kernel call (:func:`swe_run`; no progress bar).
     Returns:
         ``(out, info)``: ``out (B, n_t, 1 or 3, nx, ny)`` float64; ``info`` with the number of
-        steps taken per trajectory (``steps``), the scheme and the options.
+        steps taken per trajectory (``steps``), the scheme, the options and the backend.
     Raises:
         ConfigError: bad options or a non-positive initial depth. StabilityError: a
-        non-finite or non-positive depth during the run.
+        non-finite or non-positive depth during the run. BackendUnavailableError: ``"julia"``
+        asked for and Julia cannot start.
     """
     boundary = _check_options(boundary, limiter, rk, cfl, g)
+    if channels not in ("h", "all"):
+        raise ConfigError(f"swe: channels {channels!r}; expected 'h' (the depth) or 'all' (h, hu, hv)")
     q = torch.as_tensor(np.asarray(q0, dtype=np.float64) if not torch.is_tensor(q0) else q0).to(torch.float64)
     if q.dim() != 4 or q.shape[1] != 3:
         raise ConfigError(f"swe: q0 of shape {tuple(q.shape)}; expected (B, 3, nx, ny)")
@@ -196,25 +248,16 @@ def integrate_swe(q0, t_out, dx: Sequence[float], g: float = 1.0, boundary="outf
     dt_out = np.diff(t_out)
     if t_out.ndim != 1 or t_out.size < 2 or not (dt_out > 0).all():
         raise ConfigError(f"swe: output times of shape {t_out.shape}; expected >= 2 increasing times")
-    sel = slice(0, 1) if channels == "h" else slice(0, 3)
-    out = q.new_empty((q.shape[0], t_out.size, sel.stop, *q.shape[2:]))
-    out[:, 0] = q[:, sel]
-    steps = torch.zeros(q.shape[0], dtype=torch.int64)
-    dx = tuple(float(d) for d in dx)
-    with compute_threads():
-        for i in progress(range(1, t_out.size), desc=desc, unit="frame", enabled=show_progress, leave=False):
-            n_b = torch.ceil(float(dt_out[i - 1]) * wave_rate(q, dx, g) / cfl - 1e-9).clamp(min=1).to(torch.int64)
-            dt = (float(dt_out[i - 1]) / n_b).view(-1, 1, 1, 1).to(q.dtype)
-            for k in range(int(n_b.max())):
-                new = ssp_step(q, dt, dx, boundary, g, limiter, rk)
-                q = new if k < int(n_b.min()) else torch.where((k < n_b).view(-1, 1, 1, 1), new, q)
-            steps += n_b
-            if not (bool(torch.isfinite(q).all()) and bool((q[:, 0] > 0).all())):
-                raise StabilityError(f"swe: the depth became non-positive or non-finite before t = {t_out[i]:.4g} "
-                                     f"(cfl = {cfl}); reduce cfl")
-            out[:, i] = q[:, sel]
+    be = resolve_backend(backend)
+    args = (q, torch.as_tensor(t_out), tuple(float(d) for d in dx), float(g), boundary, float(cfl), limiter,
+            int(rk), channels)
+    if be.accelerated:
+        out, steps = be.swe_run(*args)
+    else:
+        with compute_threads():
+            out, steps = swe_run(*args, show_progress=show_progress, desc=desc)
     info = {"scheme": f"finite volume, MUSCL ({limiter}) on (h, u, v), HLL fluxes, SSP-RK{rk}",
-            "cfl": cfl, "boundary": list(boundary), "steps": steps.tolist()}
+            "cfl": cfl, "boundary": list(boundary), "steps": steps.tolist(), "backend": be.name}
     return out.numpy(), info
 
 
@@ -238,7 +281,7 @@ def radial_dam_break(radius, n_grid: int = 128, n_steps: int = 101, t_end: float
     Args:
         radius: ``(B,)`` dam radii (length). n_grid: cells per axis. n_steps: saved times on
             ``[0, t_end]``, t = 0 included. g, h_in, h_out: gravity and the inner/outer depths.
-        boundary, **solver: as :func:`integrate_swe` (``cfl``, ``limiter``, ``rk``, ``channels``).
+        boundary, **solver: as :func:`integrate_swe` (``cfl``, ``limiter``, ``rk``, ``channels``, ``backend``).
     Returns:
         ``(h, info)``: ``h (B, n_steps, 1, n_grid, n_grid)`` float64 depth (not the perturbation).
     """
@@ -275,7 +318,8 @@ def iter_swe_chunks(n_traj: int = 1000, seed: int = 0, chunk: int = 25, noise: f
     ``chunk`` nor ``batch``. ``batch`` trajectories are stepped together (on a CPU 1 is
     fastest: one trajectory's working set stays in cache; docs/swe_cylinder.md). Options:
     ``n_grid``, ``n_steps``, ``t_end``, ``g``, ``h_in``, ``h_out``, ``radius_range`` and the
-    solver's (:func:`radial_dam_break`).
+    solver's (:func:`radial_dam_break`, ``backend`` included: pass a resolved ``Backend`` to
+    resolve it once).
 
     Yields:
         dicts with ``index (b,)`` trajectory indices, ``u (b, n_steps, 1, n, n)`` the depth
@@ -362,5 +406,5 @@ def stoker_solution(x, t: float, h_l: float, h_r: float, g: float = 1.0, x0: flo
 
 
 __all__ = ["SWE_BOUNDARIES", "DAM_DEFAULTS", "cell_centres", "hll_flux", "swe_rhs", "wave_rate", "ssp_step",
-           "integrate_swe", "dam_break_state", "radial_dam_break", "sample_dam_break", "iter_swe_chunks",
+           "swe_run", "integrate_swe", "dam_break_state", "radial_dam_break", "sample_dam_break", "iter_swe_chunks",
            "generate_swe", "stoker_middle_state", "stoker_solution"]
