@@ -21,7 +21,7 @@ import sys
 from pymsde.util.errors import PymsdeError, TrainingInterrupted
 
 # Order in ``pymsde --help``; modules found in this package but not listed come after.
-_ORDER = ["demo", "simulate", "import_pdebench", "info", "plot", "train", "evaluate"]
+_ORDER = ["demo", "simulate", "merge_shards", "import_pdebench", "info", "plot", "train", "evaluate"]
 
 
 def _command_modules() -> list[str]:

@@ -11,6 +11,15 @@ burgers2d, float64 otherwise; the simulation runs in float64). The file is writt
 ``--plot PNG`` also draws trajectory 0 (as ``pymsde plot``). ``swe2d`` into an HDF5 file is
 streamed: each chunk of trajectories is written as it is produced (float32, chunked per
 trajectory), so the 6.6 GB data set never sits in memory.
+
+In shards (HDF5 output; every case but cylinder2d; docs/distributed.md): under ``torchrun
+--nproc-per-node N -m pymsde simulate CASE --out OUT.h5`` (or any launcher that sets RANK and
+WORLD_SIZE) rank r simulates the r-th contiguous slice of the trajectories into
+``OUT.shard-(r+1)-of-N.h5`` beside OUT, and after all ranks are done rank 0 merges the shards in
+order into OUT and removes them. Without a process group, ``--shard K/N`` writes shard K of N
+(counted from 1) only, e.g. one per job of a cluster array, and ``pymsde merge-shards OUT.h5``
+merges the complete set. Either way OUT equals the file one process writes with the same
+seed and options, bit for bit (u, t, mu, attrs), plus ``attrs["shards"] = N``.
 """
 from __future__ import annotations
 
@@ -38,6 +47,16 @@ def _parse_split(text: str):
     return values
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    """``"2/8"`` -> ``(2, 8)``: shard K of N, counted from 1."""
+    from pymsde.util.errors import DataError
+
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or not 1 <= int(parts[0]) <= int(parts[1]):
+        raise DataError(f"--shard {text}: expected K/N with 1 <= K <= N (shard K of N, counted from 1; e.g. 2/8)")
+    return int(parts[0]), int(parts[1])
+
+
 def _check_flags(args: argparse.Namespace) -> None:
     """Every number on the command line, named by its flag, before anything is simulated (the
     sizes' memory is checked by :func:`pymsde.systems.simulate` before it allocates)."""
@@ -56,6 +75,8 @@ def _check_flags(args: argparse.Namespace) -> None:
         raise DataError(f"--t-end {args.t_end}: expected a finite positive final time")
     if args.noise is not None and not (math.isfinite(args.noise) and args.noise >= 0):
         raise DataError(f"--noise {args.noise}: expected a non-negative (finite) standard deviation")
+    if args.shard is not None:
+        _parse_shard(args.shard)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     if args.split is not None:
         extra["split"] = _parse_split(args.split)
     n_grid = None if args.n_grid is None else (args.n_grid[0] if len(args.n_grid) == 1 else tuple(args.n_grid))
+    from pymsde.training.distributed import from_environment
+
+    world = from_environment().world_size
+    if args.shard is not None or world > 1:
+        return _sharded(args, n_grid, extra, world)
     if args.case == "swe2d" and file_format(args.out) == "hdf5":
         return _streamed(args, n_grid, extra)
     dtype = storage_dtype(args.case, args.dtype)
@@ -125,10 +151,64 @@ def _streamed(args: argparse.Namespace, n_grid, extra: dict) -> int:
     return 0
 
 
+#: how long a rank waits for the others at the end of its shard and for rank 0's merge (seconds)
+SHARD_TIMEOUT_S = 6 * 3600.0
+
+
+def _shard_line(s: dict) -> str:
+    k, n = s["shard"]
+    lo, hi = s["trajectories"]
+    return (f"wrote {s['path']}: shard {k} of {n} of {s['case']}, trajectories [{lo}, {hi}) of {s['n_traj_total']} x "
+            f"{s['n_t']} times, grid {s['grid']}, u in [{s['min']:.4g}, {s['max']:.4g}] {s['dtype']}; "
+            f"{s['path'].stat().st_size / 1e6:.3g} MB, simulated in {s['seconds']:.2f} s")
+
+
+def _sharded(args: argparse.Namespace, n_grid, extra: dict, world: int) -> int:
+    """``--shard K/N`` (one shard, no process group) or a launcher's ranks (a shard each, then
+    rank 0 merges): every rank checks and fails alike, so errors are agreed on as one line."""
+    from pymsde.cli.merge_shards import merged_line
+    from pymsde.data.io import file_format
+    from pymsde.data.stream import merge_shards, shard_path
+    from pymsde.systems import simulate_to_file
+    from pymsde.util.errors import DataError
+
+    if file_format(args.out) != "hdf5":
+        raise DataError(f"--out {args.out}: shards are HDF5 files; expected a name ending in .h5 or .hdf5")
+    kw = dict(n_traj=args.n_traj, seed=args.seed, n_grid=n_grid, n_steps=args.n_steps, t_end=args.t_end,
+              backend=args.backend, dtype=args.dtype, **extra)
+    if world == 1:
+        if args.plot:
+            raise DataError(f"--plot with --shard {args.shard}: a shard is a part of the data set; plot the merged "
+                            f"file (pymsde plot {args.out} --out PNG)")
+        print(_shard_line(simulate_to_file(args.case, args.out, progress=True, shard=_parse_shard(args.shard), **kw)))
+        return 0
+    if args.shard is not None:
+        raise DataError(f"--shard {args.shard} under a launcher (WORLD_SIZE = {world}): the ranks are the shards; "
+                        f"expected no --shard")
+    from pymsde.training.distributed import session
+
+    with session(timeout_s=SHARD_TIMEOUT_S) as dist:
+        s = dist.run_agreed(simulate_to_file, args.case, args.out, progress=dist.main,
+                            shard=(dist.rank + 1, dist.world_size), **kw)
+        print(_shard_line(s), flush=True)
+        paths = [shard_path(args.out, k, dist.world_size) for k in range(1, dist.world_size + 1)]
+        merged = dist.run_agreed(merge_shards, args.out, paths, main_only=True)
+        if dist.main:
+            print(merged_line(merged))
+            if args.plot:
+                from pymsde.cli.plot import plot_trajectory
+                from pymsde.data.lazy import open_lazy
+
+                with open_lazy(merged["path"]) as data:
+                    print(f"wrote {plot_trajectory(data.subset([0]).to_trajectories(), args.plot)}")
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d, wave1d, "
                                                "swe2d, cylinder2d)",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0],
+                              epilog=" ".join(__doc__.split("\n\n")[2].replace("``", "").split()))
     p.add_argument("case", choices=CASES, help="the benchmark case")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.npz, .h5 or .hdf5)")
     p.add_argument("--n-traj", type=int, default=None, metavar="N", help="number of trajectories (case default)")
@@ -151,4 +231,9 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
                    help="compute backend of the simulator (default torch)")
     p.add_argument("--plot", default=None, metavar="PNG", help="also draw trajectory 0 to this PNG")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="write only shard K of N (counted from 1: the K-th contiguous slice of the trajectories) "
+                        "to OUT.shard-K-of-N.h5 beside OUT (HDF5); merge the N shards with pymsde merge-shards OUT. "
+                        "Under torchrun (WORLD_SIZE > 1) the ranks write one shard each and rank 0 merges them "
+                        "into OUT; no --shard then")
     p.set_defaults(func=run)

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from pymsde.data.grid import uniform_step
 from pymsde.data.io import file_format, save
+from pymsde.data.stream import shard_attrs, shard_path, shard_slice, stream_writer
 from pymsde.data.trajectories import Trajectories
 from pymsde.systems.cases import CASES, CaseSpec, as_stored, split_sizes, storage_dtype
 from pymsde.systems import flows
@@ -65,9 +67,10 @@ def _count(value, name: str, lo: int) -> int:
     return int(value)
 
 
-def _sizes(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides: dict):
+def _sizes(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides: dict, shard=None):
     """Validated ``(n_traj, grid shape, n_steps, t_end, noise)`` from the arguments and defaults;
-    a size whose data would not fit in memory is refused here, before anything is allocated."""
+    a size whose data would not fit in memory is refused here, before anything is allocated
+    (for shard ``(k, n)``: the trajectories of that shard; a bad shard is refused too)."""
     if n_traj is None:
         n_traj = len(overrides["u0"]) if "u0" in overrides else spec.n_traj
     n_traj = _count(n_traj, "n_traj", 1)
@@ -89,11 +92,13 @@ def _sizes(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides: dict):
         raise ConfigError(f"simulate: t_end = {t_end}; expected a finite positive final time")
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"simulate: noise = {noise}; expected a non-negative (finite) standard deviation")
+    lo, hi = (0, n_traj) if shard is None else shard_slice(n_traj, *shard)
+    held = hi - lo
     # the saved field (float64) and a few fields' worth of solver state per trajectory
-    n_values = n_traj * math.prod(shape) * (2 if spec.pde == "incompressible" else 1)
+    n_values = held * math.prod(shape) * (2 if spec.pde == "incompressible" else 1)
     hint = "lower n_traj, n_steps or n_grid" + (f", or stream it to HDF5 (pymsde simulate {spec.name} --out FILE.h5)"
                                                if spec.pde == "swe" else "")
-    check_memory(8.0 * n_values * (n_steps + 8), f"simulate {spec.name}: n_traj {n_traj} x n_steps {n_steps} x "
+    check_memory(8.0 * n_values * (n_steps + 8), f"simulate {spec.name}: n_traj {held} x n_steps {n_steps} x "
                  f"n_grid {shape} float64 values", hint=hint)
     return n_traj, shape, n_steps, t_end, noise
 
@@ -202,6 +207,20 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         (the number of leading saved times the paper scores: those with ``t <= score_t_end``,
         201 at the defaults) and ``score_t_end`` (0.2).
     """
+    spec, seed = _request(case, seed, overrides)
+    n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides)
+    if spec.pde in flows.FLOW_OPTIONS:
+        be = flows.check_backend(spec, backend)
+        return flows.simulate_flow(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, progress, backend=be)
+    be = _backend_for(spec, backend, overrides)
+    u, t, grid, attrs = _simulate_pde(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, be, progress)
+    traj = Trajectories(u=u, t=np.broadcast_to(t, (n_traj, n_steps)).copy(), domain=np.asarray(grid.domain),
+                        boundary=grid.boundary, mu=None, f=None, attrs=attrs)
+    return _record_split(traj, overrides.get("split", spec.split), n_traj, seed)
+
+
+def _request(case: str, seed, overrides: dict) -> tuple[CaseSpec, int]:
+    """The case's spec and the checked seed; ConfigError for an unknown case or option."""
     if case not in CASES:
         raise ConfigError(f"simulate: unknown case {case!r}; expected one of {sorted(CASES)}")
     spec: CaseSpec = CASES[case]
@@ -212,34 +231,83 @@ def simulate(case: str, n_traj: int | None = None, seed: int = 0, n_grid: int | 
         if unknown:
             raise ConfigError(f"simulate: unknown option(s) {sorted(unknown)}; expected a subset of "
                               f"{sorted(_OVERRIDES)}")
-    seed = check_seed(seed, "simulate: seed")
-    n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides)
-    if spec.pde in flows.FLOW_OPTIONS:
-        be = flows.check_backend(spec, backend)
-        return flows.simulate_flow(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, progress, backend=be)
-    be = _backend_for(spec, backend, overrides)
+    return spec, check_seed(seed, "simulate: seed")
+
+
+def _simulate_pde(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
+                  overrides: dict, be: Backend | None, progress: bool, part: tuple[int, int] | None = None):
+    """``(u, t, grid, attrs)`` of burgers1d / kdv1d / burgers2d / wave1d: all ``n_traj``
+    trajectories, or only ``part = (lo, hi)`` of them with the values they have in the whole set.
+
+    One generator ``default_rng(seed)`` draws the initial-condition parameters of all
+    trajectories, then the noise of trajectory 0, 1, ... in turn. A part draws the same
+    parameters (all of them: cheap), solves its trajectories only (:func:`_solve_part`: the
+    internal step of the whole set) and regenerates and discards the noise of the trajectories
+    before ``lo`` (:func:`_skip_normals`): numpy's normal sampler consumes a value-dependent
+    number of bits (ziggurat rejections), so the stream cannot be jumped, only replayed."""
     grid = spec.grid(shape)
     rng = np.random.default_rng(seed)
     u0, ic_params = _initial_fields(spec, overrides, rng, n_traj, shape, grid)
     t = np.linspace(0.0, t_end, n_steps)
-    u, params, info = _solve_fine(spec, u0, ic_params, t, grid, overrides, be, progress)
+    lo, hi = (0, n_traj) if part is None else part
+    if part is None:
+        u, params, info = _solve_fine(spec, u0, ic_params, t, grid, overrides, be, progress)
+    else:
+        u, params, info = _solve_part(spec, u0, ic_params, t, grid, overrides, be, progress, lo, hi)
     if noise > 0:
+        _skip_normals(rng, lo * math.prod(u.shape[1:]))
         # one trajectory at a time: no second full-size array (Burgers 2-D is 2.6 GB)
-        for i in range(n_traj):
+        for i in range(hi - lo):
             u[i] += noise * rng.standard_normal(u.shape[1:])
-
-    attrs = {"case": case, "pde": spec.pde, **params, "seed": int(seed), "noise": noise, "ic": ic_params,
+    attrs = {"case": spec.name, "pde": spec.pde, **params, "seed": int(seed), "noise": noise, "ic": ic_params,
              "coarse": list(spec.coarse), **info, **_score_steps(spec, t)}
-    traj = Trajectories(u=u, t=np.broadcast_to(t, (n_traj, n_steps)).copy(), domain=np.asarray(grid.domain),
-                        boundary=grid.boundary, mu=None, f=None, attrs=attrs)
-    return _record_split(traj, overrides.get("split", spec.split), n_traj, seed)
+    return u, t, grid, attrs
+
+
+def _skip_normals(rng: np.random.Generator, n: int, block: int = 2 ** 20) -> None:
+    """Advance ``rng`` past ``n`` standard normals, drawn (and dropped) ``block`` at a time."""
+    while n > 0:
+        rng.standard_normal(min(n, block))
+        n -= block
+
+
+def _solve_part(spec: CaseSpec, u0: np.ndarray, ic_params: dict, t: np.ndarray, grid, overrides: dict,
+                be: Backend | None, progress: bool, lo: int, hi: int) -> tuple[np.ndarray, dict, dict]:
+    """:func:`_solve_fine` of trajectories ``lo .. hi - 1`` as the whole set solves them.
+
+    The automatic internal step is set by the largest ``|u0|`` of the whole set, so it is found
+    by the solver itself on that one trajectory over one output interval (the same ``dt_out``),
+    and the part is solved with that step given as ``dt`` (the same substeps and step, tested);
+    a ``dt`` of the caller is checked there against the whole set's stability limit, as the
+    whole run checks it. Solutions are per trajectory (element-wise, batched FFTs), so the
+    part's values are those of the whole set's run, bit for bit."""
+    if spec.pde == "advection":     # closed form, per trajectory
+        ic = ic_params if ic_params.get("given") else {**ic_params, "width": ic_params["width"][lo:hi]}
+        return _solve_fine(spec, u0[lo:hi], ic, t, grid, overrides, be, progress)
+    if float(overrides.get("safety", 0.8)) > 1:
+        raise ConfigError(f"simulate: safety = {overrides['safety']} with shards; expected at most 1 (a shard "
+                          f"runs at the whole set's step, which a safety above 1 may not let it take)")
+    big = int(np.argmax(np.abs(u0).reshape(len(u0), -1).max(axis=1)))
+    dt_out = float(uniform_step(t))
+    _, _, probe = _solve_fine(spec, u0[big:big + 1], ic_params, np.array([0.0, dt_out]), grid, overrides, be, False)
+    u, params, info = _solve_fine(spec, u0[lo:hi], ic_params, t, grid, {**overrides, "dt": probe["dt_internal"]},
+                                  be, progress)
+    if (info["dt_internal"], info["substeps"]) != (probe["dt_internal"], probe["substeps"]):
+        raise ConfigError(f"simulate: the shard's internal step {info['dt_internal']!r} x {info['substeps']} "
+                          f"differs from the whole set's {probe['dt_internal']!r} x {probe['substeps']} (a bug)")
+    return u, params, {**info, "dt_limit": probe["dt_limit"]}
 
 
 def simulate_to_file(case: str, path, n_traj: int | None = None, seed: int = 0, n_grid=None, n_steps: int | None = None,
                      t_end: float | None = None, backend: str = "torch", progress: bool = True,
-                     dtype: str | None = None, **overrides: Any) -> dict:
+                     dtype: str | None = None, shard: tuple[int, int] | None = None, **overrides: Any) -> dict:
     """Simulate ``case`` into the file ``path`` and return a summary dict (``path``, ``n_traj``,
     ``n_t``, ``grid``, ``dt``, ``dtype``, ``min``, ``max``, ``splits``, ``seconds``).
+
+    ``shard = (k, n)``: write only shard ``k`` of ``n`` (1-based) of that data set, the
+    trajectories ``pymsde.data.stream.shard_slice(n_traj, k, n)``, to the HDF5 file
+    ``shard_path(path, k, n)`` beside ``path`` (:func:`simulate_shard`);
+    ``pymsde.data.stream.merge_shards(path)`` then writes ``path``.
 
     ``swe2d`` into HDF5 (``.h5`` / ``.hdf5``) is streamed: each chunk of trajectories is written
     as it is produced (``u`` float32, chunked per trajectory, atomic; ``flows.stream_swe``), in
@@ -248,6 +316,9 @@ def simulate_to_file(case: str, path, n_traj: int | None = None, seed: int = 0, 
     the case's ``storage_dtype``: float32 for burgers2d; :func:`~pymsde.systems.cases.as_stored`).
     """
     fmt = file_format(path, for_writing=True)
+    if shard is not None:
+        return simulate_shard(case, path, shard, n_traj=n_traj, seed=seed, n_grid=n_grid, n_steps=n_steps, t_end=t_end,
+                              backend=backend, progress=progress, dtype=dtype, **overrides)
     spec = CASES.get(case)
     if spec is not None and spec.pde == "swe" and fmt == "hdf5":
         if dtype not in (None, "float32"):
@@ -270,6 +341,63 @@ def simulate_to_file(case: str, path, n_traj: int | None = None, seed: int = 0, 
             "max": float(traj.u.max()), "splits": {k: len(v) for k, v in traj.splits.items()}, "seconds": seconds}
 
 
+def simulate_shard(case: str, path, shard: tuple[int, int], n_traj: int | None = None, seed: int = 0, n_grid=None,
+                   n_steps: int | None = None, t_end: float | None = None, backend: str = "torch",
+                   progress: bool = True, dtype: str | None = None, **overrides: Any) -> dict:
+    """Write shard ``k`` of ``n`` of the data set ``simulate_to_file(case, path, ...)`` would
+    write: its trajectories ``[lo, hi) = shard_slice(n_traj, k, n)`` with the values they have in
+    the whole set (bit for bit, in ``u``, ``mu`` and ``t``), streamed atomically to the HDF5 file
+    ``shard_path(path, k, n)`` (``u`` in the dtype of the whole file), with the whole set's
+    ``attrs`` and the record ``attrs["shard"]`` (``pymsde.data.stream.shard_attrs``).
+
+    swe2d goes through ``flows.stream_swe`` (radii of all trajectories drawn, noise keyed by
+    trajectory); burgers1d, kdv1d, burgers2d and wave1d through :func:`_simulate_pde` (the
+    sequential noise replayed). cylinder2d (one trajectory) is refused. Memory: the shard's
+    trajectories (swe2d: one chunk). Returns the summary of :func:`simulate_to_file` with
+    ``path`` the shard file, ``n_traj`` its trajectories, ``shard``, ``trajectories`` and
+    ``n_traj_total``."""
+    if file_format(path, for_writing=True) != "hdf5":
+        raise ConfigError(f"simulate: {path}: shards are streamed HDF5 files; expected an output name ending in "
+                          f".h5 or .hdf5")
+    spec, seed = _request(case, seed, overrides)
+    if spec.split_by == "time" or spec.pde == "incompressible":
+        raise ConfigError(f"simulate: {case} is one trajectory (split in time); it cannot be generated in shards, "
+                          f"expected one process without --shard")
+    k, n_shards = shard
+    if spec.pde == "swe":
+        if dtype not in (None, "float32"):
+            raise ConfigError(f"simulate_to_file: dtype = {dtype!r}; {case} is streamed to HDF5 as float32")
+        n_traj, shape, n_steps, t_end, noise = _sizes_streamed(spec, n_traj, n_grid, n_steps, t_end, overrides)
+        shard_slice(n_traj, k, n_shards)                    # a bad shard before any work
+        be = flows.check_backend(spec, backend)
+        return flows.stream_swe(spec, path, n_traj, shape, n_steps, t_end, noise, seed, overrides, progress,
+                                backend=be, shard=(k, n_shards))
+    want = storage_dtype(case, dtype)
+    n_traj, shape, n_steps, t_end, noise = _sizes(spec, n_traj, n_grid, n_steps, t_end, overrides, shard=(k, n_shards))
+    lo, hi = shard_slice(n_traj, k, n_shards)
+    be = _backend_for(spec, backend, overrides)
+    split = _whole_split(overrides.get("split", spec.split), n_traj, seed)      # a bad split before the run
+    start = time.perf_counter()
+    u, t, grid, attrs = _simulate_pde(spec, n_traj, shape, n_steps, t_end, noise, seed, overrides, be, progress,
+                                      part=(lo, hi))
+    out = shard_path(path, k, n_shards)
+    with stream_writer(out, u.shape, t, grid.domain, grid.boundary, dtype=want) as w:
+        w.write(0, u)
+        w.attrs = shard_attrs({**attrs, "split": split}, k, n_shards, n_traj)
+    return {"path": out, "case": case, "n_traj": hi - lo, "n_traj_total": n_traj, "shard": (k, n_shards),
+            "trajectories": (lo, hi), "n_t": n_steps, "grid": tuple(shape), "boundary": grid.boundary,
+            "dt": float(t[1] - t[0]), "dtype": want, "min": float(w.vmin.min()), "max": float(w.vmax.max()),
+            "splits": {name: len(v) for name, v in split.items()}, "seconds": time.perf_counter() - start}
+
+
+def _whole_split(split, n_traj: int, seed: int) -> dict[str, list[int]]:
+    """``attrs["split"]`` of the whole set of ``n_traj`` trajectories, as :func:`simulate`
+    records it (the one implementation, ``Trajectories.split``, on a stand-in of that size)."""
+    stand_in = Trajectories(u=np.zeros((n_traj, 2, 1, 2)), t=np.array([0.0, 1.0]), domain=np.array([[0.0, 1.0]]),
+                            boundary=("periodic",))
+    return _record_split(stand_in, split, n_traj, seed).attrs["split"]
+
+
 def _sizes_streamed(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides):
     """:func:`_sizes` without the whole-data-set memory check (a streamed run holds one chunk)."""
     probe = _sizes(spec, 1, n_grid, n_steps, t_end, overrides)
@@ -277,5 +405,5 @@ def _sizes_streamed(spec: CaseSpec, n_traj, n_grid, n_steps, t_end, overrides):
     return (n_traj, *probe[1:])
 
 
-__all__ = ["simulate", "simulate_to_file", "CASES", "CaseSpec", "coarse_grain", "refine", "solve_coarse", "integrate_burgers",
+__all__ = ["simulate", "simulate_to_file", "simulate_shard", "CASES", "CaseSpec", "coarse_grain", "refine", "solve_coarse", "integrate_burgers",
            "integrate_kdv", "burgers_dt_limit", "kdv_dt_limit", "gaussian_pulse_advection", "advect_fourier"]
