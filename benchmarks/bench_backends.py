@@ -1,12 +1,12 @@
 """Backend benchmark: the same work on the torch kernels and on the Julia kernels, in one run.
 
-    python benchmarks/bench_backends.py                  # METHOD.md sizes, JSON on stdout
+    python benchmarks/bench_backends.py                  # docs/method.md sizes, JSON on stdout
     python benchmarks/bench_backends.py --quick          # small sizes: a sanity run (seconds)
     python benchmarks/bench_backends.py --out bench.json --only rollout_256,rollout_4096
 
 Work items (each a single call of a backend kernel, so the loops run inside the backend):
 
-- ``burgers1d_sim``: Burgers 1-D fine-grid simulation, METHOD.md section 8 (10 trajectories,
+- ``burgers1d_sim``: Burgers 1-D fine-grid simulation, docs/method.md section 8 (10 trajectories,
   1000 periodic points, nu = 5e-4, T = 1, 1001 saved times): Fourier pseudo-spectral + ETDRK4
   (the simulator's default scheme), ``spectral_run``. The internal step and substeps are the
   ones ``systems.solvers.integrate_burgers`` chooses.

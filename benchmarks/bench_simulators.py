@@ -1,6 +1,6 @@
 """Wall time and throughput of the fine-grid simulators and the coarse-grid solver.
 
-Runs each case of METHOD.md section 8 at its published size (burgers1d: 10 trajectories x
+Runs each case of docs/method.md section 8 at its published size (burgers1d: 10 trajectories x
 1000 points, kdv1d: 10 x 1000, burgers2d: 20 x 128 x 128; T = 1, 1001 saved times) and prints
 one JSON document: per run the wall time, the internal step, and grid-point updates per
 second counted two ways -- per saved output step (``n_traj * points * (n_t - 1) / wall``,
@@ -13,7 +13,7 @@ trajectories (Heun, dt = 1e-3, second-order differences) and about 4 s per KdV t
 
 Usage::
 
-    python benchmarks/bench_simulators.py                 # all cases, METHOD.md sizes
+    python benchmarks/bench_simulators.py                 # all cases, docs/method.md sizes
     python benchmarks/bench_simulators.py --quick         # 101 saved times to t = 0.1 (smoke test)
     python benchmarks/bench_simulators.py --cases burgers1d kdv1d --repeat 3
     python benchmarks/bench_simulators.py --accuracy      # the numbers of docs/simulators.md

@@ -1,6 +1,6 @@
 """Training-step cost (and accuracy per wall time) for the Burgers 1-D and 2-D reference setups.
 
-Cases (``--case``): ``burgers1d`` (issue 3, METHOD.md section 6: fine 1000, coarse 20, 10
+Cases (``--case``): ``burgers1d`` (issue 3, docs/method.md section 6: fine 1000, coarse 20, 10
 trajectories of 1001 steps, trained on the 8 of the train split) and ``burgers2d`` (fine
 128 x 128, coarse 8 x 8; a small *simulated* set, ``pymsde.simulate("burgers2d")`` with 4
 trajectories of 257 steps at the case's step 1e-3, trained on 3). Both: micro 5 (and the

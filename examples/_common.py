@@ -20,7 +20,7 @@ from pymsde.training.config import TrainConfig
 from pymsde.systems import simulate
 from pymsde.util.errors import PymsdeError
 
-#: Trajectory counts (train, val, test) of each case (METHOD.md section 8).
+#: Trajectory counts (train, val, test) of each case (docs/method.md section 8).
 SPLITS = {"burgers1d": (8, 1, 1), "kdv1d": (8, 1, 1), "burgers2d": (18, 1, 1)}
 
 

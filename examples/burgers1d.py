@@ -1,4 +1,4 @@
-"""Burgers 1-D with the paper's settings (METHOD.md sections 6-8), end to end.
+"""Burgers 1-D with the paper's settings (docs/method.md sections 6-8), end to end.
 
 Simulate the data as the paper's code generates it (10 trajectories on 1000 points, split
 8/1/1, T = 1, 1001 steps, nu = 5e-4), train the multiscale model (coarse 20, micro 5,

@@ -1,4 +1,4 @@
-"""KdV 1-D with the paper's settings (METHOD.md sections 6-8), end to end.
+"""KdV 1-D with the paper's settings (docs/method.md sections 6-8), end to end.
 
 Simulate the data as the paper's code generates it (10 trajectories on 1000 points of
 [0, 10), split 8/1/1, T = 1, 1001 steps, delta = 0.02, observation noise 0.01), train the

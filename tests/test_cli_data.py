@@ -118,7 +118,7 @@ def test_simulate_passes_noise_and_split(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(pymsde.systems, "simulate", fake_simulate, raising=False)
     out = str(tmp_path / "k.npz")
-    # METHOD.md's older KdV draw through the command line
+    # docs/method.md's older KdV draw through the command line
     assert main(["simulate", "kdv1d", "--out", out, "--n-traj", "10", "--split", "8,1,1", "--noise", "0.01"]) == 0
     assert (calls["case"], calls["n_traj"], calls["split"], calls["noise"]) == ("kdv1d", 10, (8, 1, 1), 0.01)
     assert isinstance(calls["split"][0], int)

@@ -9,14 +9,14 @@ from pymsde.util.errors import ConfigError, StabilityError
 
 
 def nrmse(pred, truth):
-    """METHOD.md section 7, per trajectory, in percent."""
+    """docs/method.md section 7, per trajectory, in percent."""
     ax = tuple(range(2, truth.ndim))
     return 100 * np.sqrt(np.mean(np.sum((pred - truth) ** 2, axis=ax) / np.sum(truth ** 2, axis=ax), axis=1))
 
 
 @pytest.fixture(scope="module")
 def fine():
-    # clean reference solutions; Burgers 2-D on 64 x 64 (coarse 8 x 8 as in METHOD.md) to keep the test short
+    # clean reference solutions; Burgers 2-D on 64 x 64 (coarse 8 x 8 as in docs/method.md) to keep the test short
     return {
         "burgers1d": simulate("burgers1d", n_traj=2, noise=0.0, progress=False),
         "kdv1d": simulate("kdv1d", n_traj=2, noise=0.0, progress=False),

@@ -1,4 +1,4 @@
-"""The objective (METHOD.md section 6): closed-form expectations, normalisation, batching."""
+"""The objective (docs/method.md section 6): closed-form expectations, normalisation, batching."""
 import math
 
 import numpy as np

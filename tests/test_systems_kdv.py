@@ -84,7 +84,7 @@ def test_final_paper_defaults_and_the_older_method_draw():
     clean = simulate("kdv1d", n_steps=2, t_end=1e-3, noise=0.0, progress=False)
     resid = tr.u - clean.u                                               # same seed: same initial draws
     assert abs(resid.std() / 0.01 - 1) < 5 / np.sqrt(2 * resid.size)     # 5 sigma (4.0e4 samples)
-    # METHOD.md's older draw stays one call away: 10 trajectories split 8/1/1, the same noise
+    # docs/method.md's older draw stays one call away: 10 trajectories split 8/1/1, the same noise
     old = simulate("kdv1d", n_traj=10, split=(8, 1, 1), noise=0.01, n_steps=2, t_end=1e-3, progress=False)
     assert {k: len(v) for k, v in old.splits.items()} == {"train": 8, "val": 1, "test": 1}
     # the first 10 initial draws of a seed do not depend on how many trajectories are drawn
@@ -92,7 +92,7 @@ def test_final_paper_defaults_and_the_older_method_draw():
 
 
 def test_method_draw_is_the_old_default_file():
-    # METHOD.md's draw through counts equals the old default (fractions 0.8/0.1/0.1 of 10): same
+    # docs/method.md's draw through counts equals the old default (fractions 0.8/0.1/0.1 of 10): same
     # initial draws, noise and split permutation, bit for bit
     kw = dict(n_traj=10, n_steps=2, t_end=1e-3, seed=4, progress=False)
     a = simulate("kdv1d", split=(8, 1, 1), **kw)

@@ -1,10 +1,10 @@
 """``pymsde simulate CASE --out FILE [...]``: generate a benchmark data set and save it.
 
 CASE is one of burgers1d, kdv1d, burgers2d, wave1d, swe2d, cylinder2d; options left out take
-the case's defaults (the paper's sizes: METHOD.md section 8 for burgers1d, the final paper for
+the case's defaults (the paper's sizes: docs/method.md section 8 for burgers1d, the final paper for
 kdv1d -- 20 trajectories split 10/5/5 --, wave1d -- 30 split 20/5/5 --, burgers2d -- 30 split
 20/5/5, stored as float32 --, swe2d -- 1000 dam breaks split 900/50/50 -- and cylinder2d -- one
-trajectory of 1501 frames split in time 1301/100/100). METHOD.md's older KdV draw is
+trajectory of 1501 frames split in time 1301/100/100). docs/method.md's older KdV draw is
 ``--n-traj 10 --split 8,1,1``, the older Burgers 2-D one ``--n-traj 20 --split 18,1,1 --dtype
 float64``. ``--dtype`` sets the dtype of ``u`` in the file (default: the case's, float32 for
 burgers2d, float64 otherwise; the simulation runs in float64). The file is written atomically; a one-line summary is printed;

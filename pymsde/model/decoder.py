@@ -1,4 +1,4 @@
-"""The Product-of-Experts decoder ``p(u | z) = N(mean, var)`` (METHOD.md section 4).
+"""The Product-of-Experts decoder ``p(u | z) = N(mean, var)`` (docs/method.md section 4).
 
 Two Gaussian experts on the fine grid:
 

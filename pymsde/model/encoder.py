@@ -1,4 +1,4 @@
-"""The amortized encoder ``q(z | u) = N(m(u), diag(v))`` (METHOD.md section 3).
+"""The amortized encoder ``q(z | u) = N(m(u), diag(v))`` (docs/method.md section 3).
 
 - macroscale mean ``mM = K * u + b`` (the shared :class:`CoarseGrainingKernel`, stride ``s``);
 - microscale mean ``mm = E(u - K_smooth * u)``: :class:`MicroEncoder`, a small CNN of

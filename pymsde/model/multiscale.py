@@ -1,4 +1,4 @@
-"""``MultiscaleModel``: the stochastic multiscale model of METHOD.md sections 2-5 in one module.
+"""``MultiscaleModel``: the stochastic multiscale model of docs/method.md sections 2-5 in one module.
 
 Latent vectors are flat, ``z = concat(zM.flatten(1), zm)``: ``zM`` of shape
 ``(B, C, *coarse_shape)`` (one value per channel and coarse cell) and ``zm`` of shape

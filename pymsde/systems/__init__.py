@@ -1,11 +1,11 @@
 """Fine-grid simulators of the benchmark PDEs and the coarse-grid (under-resolved DNS) solver.
 
-- :func:`simulate` draws initial conditions of a case of :data:`CASES` (METHOD.md section 8;
+- :func:`simulate` draws initial conditions of a case of :data:`CASES` (docs/method.md section 8;
   kdv1d and wave1d: the final paper, FINAL_PAPER.md sections 2-3; swe2d and cylinder2d: sections
   5-6, through ``pymsde.systems.flows``), solves the PDE on the fine grid (wave1d: writes the
   exact advected pulse) and returns a :class:`~pymsde.data.trajectories.Trajectories` with
   observation noise, the case parameters in ``attrs`` and a train/val/test split.
-- :func:`coarse_grain`, :func:`refine`, :func:`solve_coarse`: the baseline of METHOD.md
+- :func:`coarse_grain`, :func:`refine`, :func:`solve_coarse`: the baseline of docs/method.md
   section 7 (see ``pymsde.systems.coarse``).
 
 The numerics live in ``pymsde.numerics.pde`` / ``stencils`` / ``spectral``; the time loops in

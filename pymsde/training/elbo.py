@@ -1,4 +1,4 @@
-"""The training objective: the amortized-reparametrization ELBO of METHOD.md section 6.
+"""The training objective: the amortized-reparametrization ELBO of docs/method.md section 6.
 
 For a batch of ``B`` windows of ``M`` consecutive observations ``u_k`` at times ``t_k``
 (one common step ``dt``), with the encoder's means / log-variances interpolated through time
