@@ -158,3 +158,14 @@ def test_a_tiny_two_dimensional_row_runs_end_to_end(tmp_path):
     assert row["model"]["encoder_channels"] == [2] and row["model"]["drift_hidden"] == [8]
     assert load(row["data"]).u.dtype == np.float32
     assert "| burgers_2d (published) | 0.560 ± 0.273 |" in res.markdown_path.read_text()
+
+
+def test_from_scratch_trains_the_multiscale_model_without_a_warm_start(tmp_path):
+    row = bm.run_benchmark("kdv1d", tmp_path / "b", from_scratch=True, plots=False, **TINY).row
+    assert [(s["run"], s["micro_dim"], s["warm_start_from"], s["lr"]) for s in row["stages"]] == \
+        [("closure", 0, None, 1e-3), ("multiscale", 5, None, 1e-3)]
+    assert row["from_scratch"] is True
+    meta = json.loads((tmp_path / "b" / "multiscale" / "metadata.json").read_text())
+    assert "init_from" not in meta
+    with pytest.raises(ConfigError, match="--chain and --from-scratch exclude each other"):
+        bm.run_benchmark("kdv1d", tmp_path / "c", from_scratch=True, chain=True, **TINY)

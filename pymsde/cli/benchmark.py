@@ -43,6 +43,9 @@ def register(subparsers) -> None:
                                                                  "instead of simulating")
     p.add_argument("--chain", action="store_true", help="warm-start through micro_dim 1, 2, 3, 4 as the paper "
                                                          "(default: 0 -> 5 directly)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="train the multiscale model from scratch at lr 1e-3 instead of warm-starting it (not the "
+                        "paper's rule; default: the warm start)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, trainings, warm starts, forecasts (default: 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device (default: auto)")
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from pymsde.workflows.benchmark import markdown_rows, run_benchmark
 
     res = run_benchmark(args.case, args.out, minutes=args.minutes, data=args.data, chain=args.chain,
-                        seed=args.seed, device=args.device, backend=args.backend, overwrite=args.overwrite,
+                        from_scratch=args.from_scratch, seed=args.seed, device=args.device, backend=args.backend,
+                        overwrite=args.overwrite,
                         plots=not args.no_plots)
     if args.json:
         print(json.dumps(res.row, indent=2, default=str))
