@@ -1,8 +1,9 @@
 """The ``pymsde`` command. Each subcommand lives in its own module of this package and
 exposes ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
 
-Subcommands: ``simulate``, ``info``, ``plot`` (data), ``train`` (model), ``evaluate`` and
-``demo`` (forecasts, baselines, report). Errors that pymsde raises for bad input are printed
+Subcommands: ``simulate``, ``merge-shards``, ``import`` (PDEBench files), ``info``, ``plot``
+(data), ``train`` (model), ``evaluate``, ``benchmark`` and ``demo`` (forecasts, baselines,
+report). Errors that pymsde raises for bad input are printed
 as one line (``pymsde: error: ...``) with exit status 2, not as a traceback; so are a full
 disk and other OS errors. A training run stopped by SIGINT / SIGTERM prints one line
 (``pymsde: interrupted by SIGINT at step N ...``) and exits 130 / 143 after saving its
