@@ -50,7 +50,7 @@ from pymsde.util.errors import ConfigError
 log = logging.getLogger(__name__)
 
 #: Source of :data:`PUBLISHED`.
-PUBLISHED_SOURCE = ("FINAL_PAPER.md section 0: the README of each case, ER/<case>/README.md of "
+PUBLISHED_SOURCE = ("the README of each case, ER/<case>/README.md of "
                     "ailersic/multiscale-visde at c45b02b (relative error, mean ± std, fractions)")
 #: The paper's table, (mean, std) of the pooled relative error as a fraction, per case and method.
 PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
