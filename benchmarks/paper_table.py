@@ -58,8 +58,9 @@ def _settings_line(row: dict, path: Path) -> str:
     train_s = sum(float(s.get("train_time_s") or 0.0) for s in stages)
     budget = "the paper's epochs" if row.get("minutes") is None else f"{row['minutes']:g} min budget"
     scored = "all times" if row.get("score_steps") is None else f"first {row['score_steps']} times"
+    warm = "none (from scratch)" if row.get("from_scratch") else "chain 0..5" if row.get("chain") else "0 -> 5"
     return (f"| {row.get('paper_case', row['case'])} | {row.get('recipe', '?')} | "
-            f"{'chain 0..5' if row.get('chain') else '0 -> 5'} | {budget} | {steps} | {train_s:.0f} s | "
+            f"{warm} | {budget} | {steps} | {train_s:.0f} s | "
             f"{scored} | {row.get('date', '?')} | {path} |")
 
 
