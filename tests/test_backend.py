@@ -386,7 +386,10 @@ def test_the_flow_cases_route_their_time_loops_through_the_backend():
     assert (ref.attrs["backend"], got.attrs["backend"]) == ("torch", "julia")
     assert {**got.attrs, "backend": "torch"} == ref.attrs
     ref_c, got_c = simulate("cylinder2d", **SMALL_CYL), simulate("cylinder2d", backend=be, **SMALL_CYL)
-    assert np.array_equal(got_c.u, ref_c.u) and be.info["calls"][-1] == "cylinder_run"
+    # the cylinder's set-up (volume fractions, first projection) runs in torch's thread pool around
+    # the kernel call, so with more than one thread the two paths may differ in the last bits
+    np.testing.assert_allclose(got_c.u, ref_c.u, rtol=0, atol=1e-12)
+    assert be.info["calls"][-1] == "cylinder_run"
     assert got_c.attrs["steps"] == ref_c.attrs["steps"] and got_c.attrs["backend"] == "julia"
     # the coarse DNS of both: the set-up and the map back in torch, the loop a kernel call
     del be.info["calls"][:]
@@ -397,7 +400,9 @@ def test_the_flow_cases_route_their_time_loops_through_the_backend():
     tc = simulate("cylinder2d", **{**SMALL_CYL, "n_grid": (64, 16)})
     a = solve_coarse("cylinder2d", tc.u[:, -1], tc.t[0][:4], return_coarse=True, backend=be)
     b = solve_coarse("cylinder2d", tc.u[:, -1], tc.t[0][:4], return_coarse=True)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b)) and be.info["calls"][-1] == "cylinder_run"
+    for x, y in zip(a, b):                               # same thread-pool caveat as above
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-12)
+    assert be.info["calls"][-1] == "cylinder_run"
 
 
 def test_the_flow_cases_with_unavailable_julia_fail_before_any_work(monkeypatch, tmp_path):

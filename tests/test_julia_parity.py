@@ -443,8 +443,8 @@ def test_bridge_marshals_the_flow_solvers(fake):
     a = cylinder.run_cylinder(show_progress=False, backend=julia_be, **SMALL_SETUP)
     b = cylinder.run_cylinder(show_progress=False, **SMALL_SETUP)
     assert a["u"].shape == (3, 2, 12, 8) and a["steps"] == b["steps"] and a["backend"] == "julia"
-    for key in ("u", "cd", "cl", "probe_v", "max_div"):
-        assert np.array_equal(a[key], b[key]), key
+    for key in ("u", "cd", "cl", "probe_v", "max_div"):     # bit for bit with one thread; the set-up
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-12, err_msg=key)  # runs in torch's pool
 
 
 def test_bridge_refuses_bad_flow_input_and_reports_blow_ups(fake, monkeypatch):
