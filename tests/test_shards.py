@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import pymsde.systems as systems
+from pymsde.systems import CASES, swe
 from pymsde.cli import main
 from pymsde.data.stream import merge_shards, shard_attrs, shard_path, shard_slice
-from pymsde.systems import CASES, flows, swe
 from pymsde.training.distributed import rank_slice
 from pymsde.util.errors import ConfigError, DataError
 
@@ -102,11 +102,13 @@ def test_slices_are_the_ranks_and_the_swe_part_is_the_generator():
         assert [shard_slice(n, k, r) for k in range(1, r + 1)] == [rank_slice(n, k, r) for k in range(r)]
     kw = dict(seed=4, chunk=2, noise=0.01, show_progress=False, n_grid=16, n_steps=3)
     whole = list(swe.iter_swe_chunks(5, **kw))
-    part = list(flows.iter_swe_part(5, 1, 4, **kw))
+    part = list(swe.iter_swe_chunks(5, lo=1, hi=4, **kw))
     assert [p["index"].tolist() for p in part] == [[1, 2], [3]]
     u = np.concatenate([p["u"] for p in whole])
     assert np.array_equal(np.concatenate([p["u"] for p in part]), u[1:4])
-    assert np.array_equal(np.concatenate([p["u"] for p in flows.iter_swe_part(5, 0, 5, **kw)]), u)
+    assert all(np.array_equal(p["radii"], whole[0]["radii"]) for p in part)
+    with pytest.raises(ConfigError, match=r"trajectories \[4, 4\)"):
+        next(swe.iter_swe_chunks(5, lo=4, hi=4, **kw))
     assert shard_path("/d/swe.h5", 3, 12) == shard_path("/d/swe.h5", 3, 12).with_name("swe.shard-03-of-12.h5")
 
 

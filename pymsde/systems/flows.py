@@ -9,7 +9,7 @@ Re = 160); set-ups, verification and timings: docs/swe_cylinder.md.
   centres of [-2.5, 2.5]^2. Seeding as :func:`~pymsde.systems.swe.iter_swe_chunks` (radii
   from ``default_rng(seed)``, the noise of trajectory i from ``default_rng([seed, i])``), so a
   trajectory does not depend on how many are generated with it, nor on the shard that
-  generates it (:func:`iter_swe_part`, ``stream_swe(shard=...)``). Split: consecutive
+  generates it (:func:`~pymsde.systems.swe.iter_swe_chunks` with ``lo``/``hi``, ``stream_swe(shard=...)``). Split: consecutive
   trajectories as the paper's assemble script (the first 90 % train, the next 5 % val, the
   rest test: 900/50/50 of 1000).
 - ``cylinder2d`` (FINAL_PAPER.md 5.1): ``u = (u, v)`` (2 channels) on the 320 x 80 cell centres
@@ -36,7 +36,6 @@ from pymsde.data.trajectories import Trajectories
 from pymsde.systems import cylinder, swe
 from pymsde.systems.cases import CaseSpec, split_sizes
 from pymsde.util.errors import ConfigError, check_memory
-from pymsde.util.progress import progress as progress_bar
 
 #: The options each flow case accepts beyond the sizes (``simulate(..., **overrides)``).
 FLOW_OPTIONS = {"swe": {"noise", "split", "g", "cfl", "limiter", "rk", "batch", "chunk"},
@@ -118,37 +117,6 @@ def simulate_swe(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float,
                         boundary=grid.boundary, mu=mu, attrs=attrs)
 
 
-def iter_swe_part(n_traj: int, lo: int, hi: int, seed: int = 0, chunk: int = 25, noise: float = 1e-2,
-                  show_progress: bool = True, batch: int = 1, **options):
-    """Trajectories ``lo .. hi - 1`` of :func:`~pymsde.systems.swe.iter_swe_chunks` ``(n_traj,
-    seed, ...)`` in chunks of ``chunk`` (float64), the same values: the radii of all ``n_traj``
-    from ``default_rng(seed)``, the noise of trajectory ``i`` from ``default_rng([seed, i])``
-    (its loop, from ``lo``; ``iter_swe_part(n, 0, n)`` is ``iter_swe_chunks(n)``, tested).
-    Yields its dicts (``index`` the global trajectory indices) and ``radii`` (all ``n_traj``)."""
-    if not (0 <= lo < hi <= int(n_traj)) or int(chunk) < 1 or int(batch) < 1 or not noise >= 0:
-        raise ConfigError(f"swe: trajectories [{lo}, {hi}) of {n_traj}, chunk = {chunk}, batch = {batch}, noise = "
-                          f"{noise}; expected 0 <= lo < hi <= n_traj, positive sizes and noise >= 0")
-    r_lo, r_hi = options.pop("radius_range", swe.DAM_DEFAULTS["radius"])
-    radii = np.random.default_rng(seed).uniform(r_lo, r_hi, int(n_traj))
-    h_out = float(options.get("h_out", 1.0))
-    bar = progress_bar(total=hi - lo, desc="shallow_water_2d", unit="traj", enabled=show_progress)
-    for start in range(lo, hi, int(chunk)):
-        idx = np.arange(start, min(start + int(chunk), hi))
-        parts, steps = [], []
-        for b in range(0, idx.size, int(batch)):
-            h, info = swe.radial_dam_break(radii[idx[b:b + int(batch)]], **options)
-            parts.append(h - h_out)
-            steps += info["steps"]
-            bar.update(h.shape[0])
-        u = np.concatenate(parts)
-        del parts
-        if noise > 0:
-            for j, i in enumerate(idx):
-                u[j] += noise * np.random.default_rng([int(seed), int(i)]).standard_normal(u.shape[1:])
-        yield {"index": idx, "u": u, "mu": radii[idx, None], "radii": radii, "info": {**info, "steps": steps}}
-    bar.close()
-
-
 def stream_swe(spec: CaseSpec, path, n_traj: int, shape, n_steps: int, t_end: float, noise: float, seed: int,
                overrides: dict, progress: bool, dtype=np.float32, backend="torch", shard=None) -> dict:
     """Generate swe2d chunk by chunk straight into the HDF5 file ``path`` (``u`` float32,
@@ -174,7 +142,8 @@ def stream_swe(spec: CaseSpec, path, n_traj: int, shape, n_steps: int, t_end: fl
     radii, steps = None, []
     out = Path(path) if shard is None else shard_path(path, *shard)
     with stream_writer(out, (hi - lo, n_steps, 1, *shape), t, grid.domain, grid.boundary, n_mu=1, dtype=dtype) as w:
-        for part in iter_swe_part(n_traj, lo, hi, seed, chunk=chunk, noise=noise, show_progress=progress, **opts):
+        for part in swe.iter_swe_chunks(n_traj, seed, chunk=chunk, noise=noise, show_progress=progress, lo=lo, hi=hi,
+                                        **opts):
             w.write(int(part["index"][0]) - lo, part["u"], mu=part["mu"])
             radii = part["radii"]
             steps += part["info"]["steps"]
@@ -255,5 +224,5 @@ def simulate_flow(spec: CaseSpec, n_traj: int, shape, n_steps: int, t_end: float
               backend=backend)
 
 
-__all__ = ["FLOW_OPTIONS", "simulate_flow", "simulate_swe", "stream_swe", "iter_swe_part", "simulate_cylinder", "swe_options", "swe_split",
+__all__ = ["FLOW_OPTIONS", "simulate_flow", "simulate_swe", "stream_swe", "simulate_cylinder", "swe_options", "swe_split",
            "swe_attrs", "cylinder_setup", "time_split", "check_backend", "check_options"]

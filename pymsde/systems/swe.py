@@ -310,7 +310,8 @@ def sample_dam_break(rng: np.random.Generator, n: int, grid) -> tuple[np.ndarray
 
 
 def iter_swe_chunks(n_traj: int = 1000, seed: int = 0, chunk: int = 25, noise: float = 1e-2,
-                    dtype=np.float64, show_progress: bool = True, batch: int = 1, **options) -> Iterator[dict]:
+                    dtype=np.float64, show_progress: bool = True, batch: int = 1, lo: int = 0, hi: int | None = None,
+                    **options) -> Iterator[dict]:
     """Generate the ``shallow_water_2d`` data set chunk by chunk (bounded memory).
 
     Radii ``r ~ U(0.3, 0.7)`` are drawn for all trajectories from ``default_rng(seed)``; the
@@ -319,25 +320,29 @@ def iter_swe_chunks(n_traj: int = 1000, seed: int = 0, chunk: int = 25, noise: f
     fastest: one trajectory's working set stays in cache; docs/swe_cylinder.md). Options:
     ``n_grid``, ``n_steps``, ``t_end``, ``g``, ``h_in``, ``h_out``, ``radius_range`` and the
     solver's (:func:`radial_dam_break`, ``backend`` included: pass a resolved ``Backend`` to
-    resolve it once).
+    resolve it once). ``lo``, ``hi``: generate only trajectories ``lo .. hi - 1`` (a shard), with
+    the same values as in the whole set.
 
     Yields:
         dicts with ``index (b,)`` trajectory indices, ``u (b, n_steps, 1, n, n)`` the depth
         perturbation ``h - h_out`` plus noise N(0, noise^2) (``dtype``), ``mu (b, 1)`` the
-        dam radius, ``t (n_steps,)`` and ``info`` (``steps``: internal steps per trajectory).
+        dam radius, ``radii`` (all ``n_traj``), ``t (n_steps,)`` and ``info`` (``steps``: internal
+        steps per trajectory).
     """
-    if int(n_traj) < 1 or int(chunk) < 1 or int(batch) < 1:
-        raise ConfigError(f"swe: n_traj = {n_traj}, chunk = {chunk}, batch = {batch}; expected positive sizes")
+    hi = int(n_traj) if hi is None else int(hi)
+    if int(n_traj) < 1 or int(chunk) < 1 or int(batch) < 1 or not 0 <= int(lo) < hi <= int(n_traj):
+        raise ConfigError(f"swe: n_traj = {n_traj}, trajectories [{lo}, {hi}), chunk = {chunk}, batch = {batch}; "
+                          f"expected positive sizes and 0 <= lo < hi <= n_traj")
     if not noise >= 0:
         raise ConfigError(f"swe: noise = {noise}; expected a non-negative standard deviation")
-    lo, hi = options.pop("radius_range", DAM_DEFAULTS["radius"])
-    if not 0 < lo <= hi:
-        raise ConfigError(f"swe: radius_range = ({lo}, {hi}); expected 0 < lo <= hi")
-    radii = np.random.default_rng(seed).uniform(lo, hi, int(n_traj))
+    r_lo, r_hi = options.pop("radius_range", DAM_DEFAULTS["radius"])
+    if not 0 < r_lo <= r_hi:
+        raise ConfigError(f"swe: radius_range = ({r_lo}, {r_hi}); expected 0 < lo <= hi")
+    radii = np.random.default_rng(seed).uniform(r_lo, r_hi, int(n_traj))
     h_out = float(options.get("h_out", 1.0))
-    bar = progress(total=int(n_traj), desc="shallow_water_2d", unit="traj", enabled=show_progress)
-    for start in range(0, int(n_traj), int(chunk)):
-        idx = np.arange(start, min(start + int(chunk), int(n_traj)))
+    bar = progress(total=hi - int(lo), desc="shallow_water_2d", unit="traj", enabled=show_progress)
+    for start in range(int(lo), hi, int(chunk)):
+        idx = np.arange(start, min(start + int(chunk), hi))
         parts, steps = [], []
         for b in range(0, idx.size, int(batch)):
             h, info = radial_dam_break(radii[idx[b:b + int(batch)]], **options)
@@ -350,7 +355,7 @@ def iter_swe_chunks(n_traj: int = 1000, seed: int = 0, chunk: int = 25, noise: f
             for j, i in enumerate(idx):
                 u[j] += noise * np.random.default_rng([int(seed), int(i)]).standard_normal(u.shape[1:])
         t = np.linspace(0.0, float(options.get("t_end", 1.0)), u.shape[1])
-        yield {"index": idx, "u": u.astype(dtype, copy=False), "mu": radii[idx, None], "t": t,
+        yield {"index": idx, "u": u.astype(dtype, copy=False), "mu": radii[idx, None], "radii": radii, "t": t,
                "info": {**info, "steps": steps}}
     bar.close()
 
