@@ -231,17 +231,23 @@ def snapshots_figure(panels: Mapping[str, np.ndarray], times: np.ndarray, *, x: 
             ax = axes[r, c]
             images[name] = ax.imshow(a[c].T, origin="lower", extent=extent, vmin=vmin, vmax=vmax, cmap=cmap,
                                      interpolation="nearest")
-            ax.set_title(f"{name}, t = {times[c]:.3g}", fontsize=9)
-            if r == len(panels) - 1:
-                ax.set_xlabel(xlabel, fontsize=8)
-            if c == 0:
-                ax.set_ylabel(ylabel, fontsize=8)
-            ax.tick_params(labelsize=7)
+            _label_panel(ax, f"{name}, t = {times[c]:.3g}", xlabel if r == len(panels) - 1 else None,
+                         ylabel if c == 0 else None)
         axes_of[name] = list(axes[r])
     _shared_colorbars(fig, axes_of, images, own, label, error_label, shrink=0.9)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _label_panel(ax, title: str, xlabel: str | None, ylabel: str | None) -> None:
+    """Title, axis labels (bottom row / first column only: None elsewhere) and ticks of one snapshot panel."""
+    ax.set_title(title, fontsize=9)
+    if xlabel is not None:
+        ax.set_xlabel(xlabel, fontsize=8)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
 
 
 def plot_snapshots(panels: Mapping[str, np.ndarray], times: np.ndarray, path: str | Path, *,
@@ -435,12 +441,8 @@ def vorticity_figure(panels: Mapping[str, np.ndarray], times: np.ndarray, *, x: 
                 ax.quiver(X, Y, np.ma.masked_invalid(a[c, 0][sub]), np.ma.masked_invalid(a[c, 1][sub]),
                           angles="xy", scale_units="xy", scale=top[name] / (0.9 * stride * h), width=0.004,
                           color="k")
-            ax.set_title(f"{name}, t = {times[c]:.3g}", fontsize=9)
-            if r == len(panels) - 1:
-                ax.set_xlabel(xlabel, fontsize=8)
-            if c == 0:
-                ax.set_ylabel(ylabel, fontsize=8)
-            ax.tick_params(labelsize=7)
+            _label_panel(ax, f"{name}, t = {times[c]:.3g}", xlabel if r == len(panels) - 1 else None,
+                         ylabel if c == 0 else None)
         axes_of[name] = list(axes[r])
     _shared_colorbars(fig, axes_of, images, own, label, error_label, shrink=0.9)
     if title:
