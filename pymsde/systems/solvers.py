@@ -106,9 +106,14 @@ def loop_threads() -> int:
         raise ConfigError(f"PYMSDE_SIM_THREADS={value!r}; expected a positive integer") from None
 
 
-#: glibc's documented defaults of the two thresholds (restored after each time loop)
-_MALLOC_DEFAULTS = ((-3, 128 * 1024), (-1, 128 * 1024))   # (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
+#: (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) inside a time loop
 _MALLOC_LOOP = ((-3, 64 << 20), (-1, 512 << 20))
+#: ... and after it. Setting either one switches glibc's dynamic threshold off for good, so the
+#: documented start values (128 KiB) would stay fixed: every later allocation above 128 KiB
+#: would be a fresh mmap, page-faulted in again (the demo's training ran 2.3 times slower
+#: after its simulation, most of it system time). These are the values the dynamic rule
+#: itself grows to on 64-bit: the mmap threshold's maximum, 32 MiB, and twice that for trim.
+_MALLOC_AFTER = ((-3, 32 << 20), (-1, 64 << 20))
 
 
 def _mallopt(settings) -> bool:
@@ -132,14 +137,15 @@ def _malloc_for_reuse() -> Iterator[None]:
     Burgers 2-D); with glibc's defaults these go back to the OS on free and are page-faulted
     in again on the next allocation. Raising ``M_MMAP_THRESHOLD`` (64 MiB) and
     ``M_TRIM_THRESHOLD`` (512 MiB) for the loop avoids that (docs/simulators.md, "Threads and
-    memory in the time loops"); afterwards the defaults are set again and ``malloc_trim`` returns the memory.
+    memory in the time loops"); afterwards they are set to what glibc's dynamic rule reaches
+    (:data:`_MALLOC_AFTER`) and ``malloc_trim`` returns the memory.
     """
     tuned = _mallopt(_MALLOC_LOOP)
     try:
         yield
     finally:
         if tuned:
-            _mallopt(_MALLOC_DEFAULTS)
+            _mallopt(_MALLOC_AFTER)
             try:
                 ctypes.CDLL("libc.so.6").malloc_trim(0)
             except (OSError, AttributeError):
