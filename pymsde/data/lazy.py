@@ -27,12 +27,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from pymsde.data.grid import DT_RTOL, Grid
 from pymsde.data.io import (_check_sizes, _format, _h5_datasets, _h5py, check_keys, load, log, parse_metadata,
                             read_h5_keys)
-from pymsde.data.splits import SPLIT_KEY, TIME_SPLIT_KEY, select_split, split_names
+from pymsde.data.splits import SPLIT_KEY, TIME_SPLIT_KEY, select_split
 from pymsde.data.stream import CACHE_BYTES
-from pymsde.data.trajectories import Trajectories, validate_fields
+from pymsde.data.trajectories import Trajectories, TrajectoryShape, validate_fields
 from pymsde.util.errors import DataError, check_memory, check_readable_file, format_bytes
 
 
@@ -100,7 +99,7 @@ class LazyField:
         return f"LazyField(shape={self.shape}, dtype={self.dtype}, source={self._owner.source!r})"
 
 
-class LazyTrajectories:
+class LazyTrajectories(TrajectoryShape):
     """A trajectories file with ``u`` on disk (see the module docstring); built by :func:`open_lazy`.
 
     Attributes (as :class:`Trajectories`): ``u`` (a :class:`LazyField`), ``t (n_traj, n_t)``,
@@ -192,32 +191,7 @@ class LazyTrajectories:
             return self._view(window=(self._first + window[0], self._first + window[1]), attrs=attrs)
         return self if indices is None else self.subset(indices)
 
-    # ------------------------------------------------------------------ properties (as Trajectories)
-    n_traj = property(lambda self: int(len(self._index)), doc="Number of trajectories.")
-    n_t = property(lambda self: int(self._stop - self._first), doc="Observation times per trajectory.")
-    channels = property(lambda self: int(self._ds.shape[2]), doc="Field channels C.")
-    n_dims = property(lambda self: len(self._ds.shape) - 3, doc="Spatial axes.")
-    grid_shape = property(lambda self: tuple(int(n) for n in self._ds.shape[3:]), doc="Points per spatial axis.")
-    n_mu = property(lambda self: 0 if self.mu is None else int(self.mu.shape[1]), doc="Parameters per trajectory.")
-    n_f = property(lambda self: 0 if self.f is None else int(self.f.shape[2]), doc="Forcing values per time.")
-    splits = property(lambda self: split_names(self.attrs, self.n_traj), doc="As Trajectories.splits.")
-    time_splits = property(lambda self: {k: (int(a), int(b)) for k, (a, b) in self.attrs.get(TIME_SPLIT_KEY, {}).items()},
-                           doc="As Trajectories.time_splits.")
-
-    @property
-    def grid(self) -> Grid:
-        return Grid(self.grid_shape, tuple(map(tuple, self.domain.tolist())), self.boundary)
-
-    @property
-    def dts(self) -> np.ndarray:
-        return (self.t[:, -1] - self.t[:, 0]) / (self.n_t - 1)
-
-    @property
-    def dt(self) -> float:
-        dts = self.dts
-        if np.abs(dts - dts[0]).max() > DT_RTOL * dts[0]:
-            raise DataError(f"{self.source}: t: trajectories have different time steps; expected one common dt")
-        return float(dts.mean())
+    # sizes, grid, dt, splits: TrajectoryShape (as Trajectories)
 
     def close(self) -> None:
         """Close the file (views of it stop working)."""

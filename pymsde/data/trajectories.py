@@ -178,51 +178,12 @@ def validate_fields(shape: tuple[int, ...], dtype, t, domain, boundary, mu=None,
     return t, domain, boundary, mu, f, attrs
 
 
-@dataclass(frozen=True, eq=False)
-class Trajectories:
-    """Trajectories of a field on a fine grid (see the module docstring for the fields).
+class TrajectoryShape:
+    """What follows from the arrays' shapes and the metadata alone: sizes, the grid, the time
+    step, the recorded splits. Shared by :class:`Trajectories` (arrays in memory) and
+    :class:`pymsde.data.lazy.LazyTrajectories` (``u`` on disk); both have ``u`` with
+    ``shape``/``ndim``, ``t``, ``mu``, ``f``, ``domain``, ``boundary`` and ``attrs``."""
 
-    Construct with keywords: ``Trajectories(u=u, t=t, domain=[[0, 1]], boundary=("periodic",))``.
-    Arrays are not copied unless a conversion is needed (``t`` and ``domain`` become float64).
-    The dataclass is frozen; use :func:`dataclasses.replace` to change a field (re-validated).
-    """
-
-    u: np.ndarray
-    t: np.ndarray
-    domain: np.ndarray
-    boundary: tuple[str, ...]
-    mu: np.ndarray | None = None
-    f: np.ndarray | None = None
-    attrs: dict = field(default_factory=dict)
-
-    # ------------------------------------------------------------------ validation
-    def __post_init__(self) -> None:
-        u = _as_real_array(self.u, "u")
-        t, domain, boundary, mu, f, attrs = validate_fields(u.shape, u.dtype, self.t, self.domain, self.boundary,
-                                                            self.mu, self.f, self.attrs)
-        bad = _first_nonfinite(u, 2)
-        if bad is not None:
-            raise DataError(f"u: non-finite value (NaN or inf) at trajectory {bad[0]}, time index {bad[1]} "
-                            f"(t = {t[bad]!r})")
-        object.__setattr__(self, "u", u)
-        object.__setattr__(self, "t", t)
-        object.__setattr__(self, "domain", domain)
-        object.__setattr__(self, "boundary", boundary)
-        object.__setattr__(self, "mu", mu)
-        object.__setattr__(self, "f", f)
-        object.__setattr__(self, "attrs", attrs)
-
-    @classmethod
-    def _trusted(cls, u, t, domain, boundary, mu, f, attrs) -> "Trajectories":
-        # Build from parts of an already validated instance (subset, split) without rescanning
-        # gigabytes of field values for finiteness.
-        obj = object.__new__(cls)
-        for name, value in (("u", u), ("t", t), ("domain", domain), ("boundary", boundary),
-                            ("mu", mu), ("f", f), ("attrs", attrs)):
-            object.__setattr__(obj, name, value)
-        return obj
-
-    # ------------------------------------------------------------------ properties
     @property
     def n_traj(self) -> int:
         """Number of trajectories."""
@@ -278,7 +239,8 @@ class Trajectories:
         dts = self.dts
         if np.abs(dts - dts[0]).max() > DT_RTOL * dts[0]:
             i = int(np.argmax(np.abs(dts - dts[0])))
-            raise DataError(f"t: trajectories have different time steps (trajectory 0: {dts[0]!r}, "
+            where = f"{self.source}: " if getattr(self, "source", None) else ""     # a lazy file names itself
+            raise DataError(f"{where}t: trajectories have different time steps (trajectory 0: {dts[0]!r}, "
                             f"trajectory {i}: {dts[i]!r}); expected one common dt")
         return float(dts.mean())
 
@@ -294,6 +256,52 @@ class Trajectories:
         """The frame intervals ``name -> (first, stop)`` of ``attrs["time_split"]`` (empty when
         the data are split by trajectory or not at all)."""
         return {k: (int(a), int(b)) for k, (a, b) in self.attrs.get(TIME_SPLIT_KEY, {}).items()}
+
+
+
+@dataclass(frozen=True, eq=False)
+class Trajectories(TrajectoryShape):
+    """Trajectories of a field on a fine grid (see the module docstring for the fields).
+
+    Construct with keywords: ``Trajectories(u=u, t=t, domain=[[0, 1]], boundary=("periodic",))``.
+    Arrays are not copied unless a conversion is needed (``t`` and ``domain`` become float64).
+    The dataclass is frozen; use :func:`dataclasses.replace` to change a field (re-validated).
+    """
+
+    u: np.ndarray
+    t: np.ndarray
+    domain: np.ndarray
+    boundary: tuple[str, ...]
+    mu: np.ndarray | None = None
+    f: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ validation
+    def __post_init__(self) -> None:
+        u = _as_real_array(self.u, "u")
+        t, domain, boundary, mu, f, attrs = validate_fields(u.shape, u.dtype, self.t, self.domain, self.boundary,
+                                                            self.mu, self.f, self.attrs)
+        bad = _first_nonfinite(u, 2)
+        if bad is not None:
+            raise DataError(f"u: non-finite value (NaN or inf) at trajectory {bad[0]}, time index {bad[1]} "
+                            f"(t = {t[bad]!r})")
+        object.__setattr__(self, "u", u)
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "boundary", boundary)
+        object.__setattr__(self, "mu", mu)
+        object.__setattr__(self, "f", f)
+        object.__setattr__(self, "attrs", attrs)
+
+    @classmethod
+    def _trusted(cls, u, t, domain, boundary, mu, f, attrs) -> "Trajectories":
+        # Build from parts of an already validated instance (subset, split) without rescanning
+        # gigabytes of field values for finiteness.
+        obj = object.__new__(cls)
+        for name, value in (("u", u), ("t", t), ("domain", domain), ("boundary", boundary),
+                            ("mu", mu), ("f", f), ("attrs", attrs)):
+            object.__setattr__(obj, name, value)
+        return obj
 
     def coarse_factors(self, coarse_shape: Sequence[int]) -> tuple[int, ...]:
         """Integer factor ``s`` per axis with ``grid_shape = s * coarse_shape``.
