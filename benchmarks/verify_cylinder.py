@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pymsde.systems import cylinder as cyl  # noqa: E402
+from pymsde.util.atomic import atomic_write_text  # noqa: E402
 
 ST_WILLIAMSON = lambda re: -3.3265 / re + 0.1816 + 1.6e-4 * re   # noqa: E731  (Williamson 1988, 49 < Re < 178)
 CD_HENDERSON_160 = 1.33                                          # Henderson 1995, 2-D, Re = 160 (read off the fit)
@@ -146,8 +147,7 @@ def main():
     text = json.dumps(result, indent=1)
     print(text)
     if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(text)
+        atomic_write_text(a.out, text)          # a killed run leaves no half-written JSON
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pymsde.systems import swe  # noqa: E402
+from pymsde.util.atomic import atomic_write_text  # noqa: E402
 
 
 def _orders(sizes, errors):
@@ -172,8 +173,7 @@ def main():
     text = json.dumps(result, indent=1)
     print(text)
     if a.out:
-        with open(a.out, "w") as fh:
-            fh.write(text)
+        atomic_write_text(a.out, text)          # a killed run leaves no half-written JSON
 
 
 if __name__ == "__main__":

@@ -166,15 +166,13 @@ def _run(args, dist) -> int:
         check_warm_start_compatible(init.config, train, coarse_shape=architecture["coarse_shape"],
                                     source=f"--init-from {args.init_from}")
         model = warm_start(init, architecture["micro_dim"], seed=config.seed)
-    result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data,
-                 on_ready=(lambda: announce(derived)) if derived else None)
-    if init is not None and dist.main:                # record where the initial weights came from
-        from pymsde.training.run import METADATA_FILE, read_json, write_json
+    meta = None
+    if init is not None:                              # where the initial weights came from
+        from pymsde.model.warm_start import init_from_record
 
-        meta = read_json(Path(args.out) / METADATA_FILE)
-        meta["init_from"] = {"run": str(Path(args.init_from).resolve()), "micro_dim": int(init.config.micro_dim),
-                             "checkpoint": "last", "rule": "pymsde.model.warm_start (FINAL_PAPER.md 1.4)"}
-        write_json(Path(args.out) / METADATA_FILE, meta)
+        meta = {"init_from": init_from_record(args.init_from, init.config.micro_dim)}
+    result = fit(train, model, config, val=val, run_dir=args.out, resume=args.resume, data_path=args.data,
+                 on_ready=(lambda: announce(derived)) if derived else None, metadata=meta)
     final = result.final
     msg = (f"trained {result.steps} steps ({result.epochs} epochs) in {result.train_time_s:.1f} s; "
            f"run directory: {args.out}")

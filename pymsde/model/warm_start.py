@@ -177,4 +177,13 @@ def check_warm_start_compatible(old_config: ModelConfig | Mapping[str, Any], dat
     check_data_fits(cfg, data, "the data", source)
 
 
-__all__ = ["warm_start", "check_warm_start_compatible", "NEW_DIFFUSION_RAW_1D"]
+def init_from_record(run, micro_dim: int) -> dict:
+    """``metadata.json``'s ``"init_from"`` of a warm-started run: the run whose final
+    checkpoint gave the initial weights, its micro dimension, and the rule that copied them."""
+    from pathlib import Path
+
+    return {"run": str(Path(run).resolve()), "micro_dim": int(micro_dim), "checkpoint": "last",
+            "rule": "pymsde.model.warm_start"}
+
+
+__all__ = ["warm_start", "check_warm_start_compatible", "init_from_record", "NEW_DIFFUSION_RAW_1D"]

@@ -179,9 +179,11 @@ def _check_same_data(state: dict, run: Path, sha: str, data_path) -> None:
 
 
 def _run_meta(trainer: Trainer, resumed: bool, data: Trajectories, val: Trajectories | None, device,
-              data_path, sha: str) -> dict:
-    """The run's metadata.json (a resumed run keeps what its file holds, e.g. timings)."""
+              data_path, sha: str, extra: Mapping | None) -> dict:
+    """The run's metadata.json (a resumed run keeps what its file holds, e.g. timings), with the
+    caller's ``extra`` entries."""
     meta = trainer.files.read_meta() if resumed else {}
+    meta.update(extra or {})
     meta.pop("interrupted_by", None)
     meta.update(runmod.environment_info())
     meta.update({"device": str(device), "dtype": trainer.config.dtype, "n_obs_train": data.n_traj * data.n_t,
@@ -195,7 +197,8 @@ def _run_meta(trainer: Trainer, resumed: bool, data: Trajectories, val: Trajecto
     return meta
 
 
-def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path, weight_kl, t_wall0, dist: Dist):
+def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path, weight_kl, t_wall0, dist: Dist,
+             metadata: Mapping | None = None):
     """Every check, then the Trainer; nothing is written. Returns ``(trainer, checkpoint or None)``."""
     source = str(run / runmod.CHECKPOINT_FILE) if run is not None else "checkpoint"
     state = load_checkpoint(run / runmod.CHECKPOINT_FILE, for_resume=True) if resume else None
@@ -217,7 +220,7 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
                       opt_state=None if state is None else state["optimizer"],
                       rng=None if state is None else state["rng"], t_wall0=t_wall0, data_sha256=sha, dist=dist)
     if trainer.files is not None:
-        trainer.files.meta = _run_meta(trainer, state is not None, data, val, device, data_path, sha)
+        trainer.files.meta = _run_meta(trainer, state is not None, data, val, device, data_path, sha, metadata)
         if state is not None and "validation_time_s" not in state:
             tstate.validation_time_s = float(trainer.meta.get("validation_time_s", 0.0))
     return trainer, state
@@ -226,7 +229,7 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
 def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | None = None, *,
         val: Trajectories | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
         data_path: str | os.PathLike | None = None, weight_kl: WeightKL | None = None,
-        on_ready: Callable[[], None] | None = None) -> TrainResult:
+        on_ready: Callable[[], None] | None = None, metadata: Mapping | None = None) -> TrainResult:
     """Train a multiscale model on ``data`` (docs/method.md section 6) and return it with its logs.
 
     Args:
@@ -250,6 +253,8 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         on_ready: called once (on rank 0) when every check has passed, before the first step
             (``pymsde train`` prints the values it derived from the data there, so that a
             refused option is still a one-line error).
+        metadata: further entries of the run's ``metadata.json`` (JSON values), written with
+            it from the start (e.g. ``"init_from"`` of a warm start).
 
     Raises:
         ConfigError: impossible configuration, a size that does not fit in memory
@@ -282,7 +287,7 @@ def fit(data: Trajectories, model: Any = None, config: TrainConfig | Mapping | N
         # agreed on: a refusal on one rank is raised on all.
         dist.run_agreed(_claim, run, lock, resume, main_only=True)
         trainer, state = dist.run_agreed(_prepare, data, model, config, val, run, resume, data_path, weight_kl,
-                                         t_wall0, dist)
+                                         t_wall0, dist, metadata)
         dist.run_agreed(_create, run, lock, resume, main_only=True)
         opened = True
         if on_ready is not None and dist.main:

@@ -218,9 +218,8 @@ def score_steps(traj, case: str) -> int | None:
 def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages, base: dict, minutes, seed: int,
                   device: str, model_overrides: dict, from_scratch: bool = False) -> list[dict]:
     """Train the implicit-scale model, then each warm-started stage; one record per stage."""
-    from pymsde.model.warm_start import check_warm_start_compatible, warm_start
+    from pymsde.model.warm_start import check_warm_start_compatible, init_from_record, warm_start
     from pymsde.training import fit
-    from pymsde.training import run as runmod
     from pymsde.training.recipes import recipe
 
     train = traj.get_split("train", str(data_path), " (the benchmark trains on it)")
@@ -243,13 +242,9 @@ def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages,
             what = warm_start(model, k, generator=torch.Generator().manual_seed(seed + k))
         log.info("benchmark: training %s (micro_dim %d, lr %g)", name, k, cfg.lr)
         t0 = time.perf_counter()
-        res = fit(train, what, cfg, val=val, run_dir=out / name, data_path=data_path)
+        meta = {"init_from": init_from_record(out / records[-1]["run"], records[-1]["micro_dim"])} if warm else None
+        res = fit(train, what, cfg, val=val, run_dir=out / name, data_path=data_path, metadata=meta)
         model = res.model
-        if warm:                                         # say where the run's initial weights came from
-            meta = runmod.read_json(out / name / runmod.METADATA_FILE)
-            meta["init_from"] = {"run": str(out / records[-1]["run"]), "micro_dim": records[-1]["micro_dim"],
-                                 "checkpoint": "last", "rule": "pymsde.model.warm_start (FINAL_PAPER.md 1.4)"}
-            runmod.write_json(out / name / runmod.METADATA_FILE, meta)
         records.append({"run": name, "micro_dim": k, "warm_start_from": records[-1]["run"] if warm else None,
                         "steps": int(res.steps), "epochs": int(res.epochs), "lr": cfg.lr,
                         "max_minutes": each, "train_time_s": round(float(res.train_time_s), 3),
