@@ -20,8 +20,8 @@ _DESCRIPTION = """one row of the final paper's table (the table and its sources:
 
 Writes DIR/closure, DIR/multiscale (and DIR/micro1..4 with --chain): the training runs;
 DIR/report: the evaluation report; DIR/benchmark.json and DIR/benchmark.md: the row. With
---minutes 38 a 1-D row took 27 min (kdv1d) and 24 min (wave1d) on one CPU core (2026-12-01,
-README "The paper's table"); the 2-D rows have not been timed.
+--minutes 38 a 1-D row took 22 min (kdv1d --from-scratch) and 24 min (wave1d) on one CPU
+core (2026-12-02, README "The paper's table").
 """
 
 
