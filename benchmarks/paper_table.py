@@ -3,8 +3,9 @@
 Each ``pymsde benchmark CASE --out DIR`` writes ``DIR/benchmark.json``. This script reads
 such files (given as paths, or found as ``D/*/benchmark.json`` and ``D/benchmark.json`` under
 each directory ``D`` given; default ``bench``), and writes one table: per case of the paper
-(FINAL_PAPER.md section 0) the published row and pymsde's measured row (the latest file per
-case when several are given), then the settings of each measured row. The file is generated:
+the published row and pymsde's measured rows, one per training variant (warm start 0 -> 5,
+the chain 0..5, from scratch; the latest file of a variant when several are given), then the
+settings of each measured row. The file is generated:
 do not edit it by hand.
 
     python benchmarks/paper_table.py bench                      # bench/*/benchmark.json
@@ -35,21 +36,27 @@ def find_rows(paths) -> list[Path]:
     return found
 
 
-def read_rows(files) -> dict[str, tuple[dict, Path]]:
-    """``published key -> (row, file)`` (the key of ``PUBLISHED``: a swe2d row is the
-    ``shallow_water2d`` row); the latest ``date`` wins when a case has several files."""
+def variant(row: dict) -> str:
+    """How the row's multiscale model was trained: ``from scratch``, ``chain 0..5`` or ``warm start 0 -> 5``."""
+    return "from scratch" if row.get("from_scratch") else "chain 0..5" if row.get("chain") else "warm start 0 -> 5"
+
+
+def read_rows(files) -> dict[tuple[str, str], tuple[dict, Path]]:
+    """``(published key, variant) -> (row, file)`` (the key of ``PUBLISHED``: a swe2d row is
+    the ``shallow_water2d`` row; :func:`variant`); the latest ``date`` wins when a case and
+    variant have several files."""
     from pymsde.workflows.benchmark import published_key
 
-    rows: dict[str, tuple[dict, Path]] = {}
+    rows: dict[tuple[str, str], tuple[dict, Path]] = {}
     for f in files:
         row = json.loads(Path(f).read_text(encoding="utf-8"))
         if not isinstance(row, dict) or "case" not in row or "measured" not in row:
             raise ValueError(f"{f}: not a row written by `pymsde benchmark` (no 'case' / 'measured')")
-        key = row.get("published_key") or published_key(row["case"])
+        key = (row.get("published_key") or published_key(row["case"]), variant(row))
         old = rows.get(key)
         if old is None or str(row.get("date", "")) >= str(old[0].get("date", "")):
             rows[key] = (row, Path(f))
-    return rows
+    return dict(sorted(rows.items()))
 
 
 def _settings_line(row: dict, path: Path) -> str:
@@ -58,9 +65,8 @@ def _settings_line(row: dict, path: Path) -> str:
     train_s = sum(float(s.get("train_time_s") or 0.0) for s in stages)
     budget = "the paper's epochs" if row.get("minutes") is None else f"{row['minutes']:g} min budget"
     scored = "all times" if row.get("score_steps") is None else f"first {row['score_steps']} times"
-    warm = "none (from scratch)" if row.get("from_scratch") else "chain 0..5" if row.get("chain") else "0 -> 5"
     return (f"| {row.get('paper_case', row['case'])} | {row.get('recipe', '?')} | "
-            f"{warm} | {budget} | {steps} | {train_s:.0f} s | "
+            f"{variant(row)} | {budget} | {steps} | {train_s:.0f} s | "
             f"{scored} | {row.get('date', '?')} | {path} |")
 
 
@@ -73,25 +79,31 @@ def render(rows: dict[str, tuple[dict, Path]]) -> str:
            "`pymsde benchmark` (do not edit by hand). Relative error ε = ‖y − ŷ‖₂ / ‖y‖₂ pooled over every "
            "(test trajectory, time) pair, mean ± std, as fractions.", "",
            f"Published rows: {PUBLISHED_SOURCE}.", ""]
-    first = True
-    for case in PUBLISHED:
-        if case in rows:
-            out.append(markdown_rows(rows[case][0], header=first).rstrip("\n"))
-        else:
+    def lines(case: str) -> list[str]:
+        """The published line, then one measured line per variant, labelled with it."""
+        found = [(v, row) for (c, v), (row, _) in rows.items() if c == case]
+        if not found:
             text = markdown_rows({"case": case, "paper_case": PAPER_NAMES[case], "measured": None,
                                   "published": {m: {"mean": v[0], "std": v[1]} for m, v in PUBLISHED[case].items()}},
-                                 header=first).rstrip("\n")
-            out.append(text.replace(" (published) |", " (published; not run here) |"))
-        first = False
-    extra = sorted(set(rows) - set(PUBLISHED))
-    for case in extra:
-        out.append(markdown_rows(rows[case][0], header=False).rstrip("\n"))
+                                 header=False).rstrip("\n")
+            return [text.replace(" (published) |", " (published; not run here) |")]
+        out = []
+        for i, (v, row) in enumerate(found):
+            text = markdown_rows(row, header=False).rstrip("\n").splitlines()
+            out += [*text[:1]] if i == 0 else []
+            out += [line.replace(" (pymsde) |", f" (pymsde, {v}) |") for line in text[1:]]
+        return out
+
+    table = markdown_rows({"case": "-", "published": {}, "measured": None}, header=True).splitlines()[:2]
+    for case in list(PUBLISHED) + sorted({c for c, _ in rows} - set(PUBLISHED)):
+        table += lines(case)
+    out += table
     if rows:
         out += ["", "## The measured rows", "",
                 "| Case | Recipe | Warm start | Budget | Training steps per micro_dim | Training time | Scored | "
                 "Date | File |", "|---|---|---|---|---|---|---|---|---|"]
         out += [_settings_line(row, path) for row, path in rows.values()]
-        notes = [(row.get("paper_case", c), n) for c, (row, _) in rows.items() for n in row.get("notes", [])]
+        notes = [(f"{row.get('paper_case', c)}, {v}", n) for (c, v), (row, _) in rows.items() for n in row.get("notes", [])]
         if notes:
             out += ["", "Notes:", ""] + [f"- {c}: {n}" for c, n in notes]
     return "\n".join(out) + "\n"

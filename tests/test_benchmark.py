@@ -60,8 +60,9 @@ def test_benchmark_command_writes_the_row_and_the_table_renders_it(tmp_path, mon
     assert _paper_table().main([str(tmp_path / "bench"), "--out", str(table)]) == 0
     text = table.read_text()
     assert "| kdv_1d (published) | 0.523 ± 0.196 | 0.163 ± 0.046 |" in text
-    measured = [line for line in text.splitlines() if line.startswith("| kdv_1d (pymsde) |")]
+    measured = [line for line in text.splitlines() if line.startswith("| kdv_1d (pymsde")]
     assert len(measured) == 1 and measured[0].count("±") == 5
+    assert measured[0].startswith("| kdv_1d (pymsde, warm start 0 -> 5) |")     # the variant is named
     assert "| wave_1d (published; not run here) | 1.381 ± 0.382 |" in text
 
 
@@ -103,10 +104,11 @@ def test_published_keys_and_benchmark_cases_map_one_to_one():
     assert row["published"]["multiscale"] == {"mean": 0.152, "std": 0.047}
     # benchmarks/paper_table.py puts a swe2d row on the shallow_water_2d line
     pt = _paper_table()
-    rows = {"shallow_water2d": (dict(row, measured={m: {"mean": 0.5, "std": 0.1} for m in bm.METHODS},
-                                     date="2026-01-01"), Path("swe2d/benchmark.json"))}
+    rows = {("shallow_water2d", pt.variant(row)): (dict(row, measured={m: {"mean": 0.5, "std": 0.1} for m in bm.METHODS},
+                                                        date="2026-01-01"), Path("swe2d/benchmark.json"))}
     text = pt.render(rows)
-    assert "| shallow_water_2d (pymsde) | 0.500 ± 0.100 |" in text and "(published; not run here) | 0.861" not in text
+    assert "| shallow_water_2d (pymsde, warm start 0 -> 5) | 0.500 ± 0.100 |" in text
+    assert "(published; not run here) | 0.861" not in text
     assert "| burgers_2d (published; not run here) | 0.560 ± 0.273 |" in text
 
 
