@@ -679,3 +679,31 @@ def test_score_steps_cuts_the_evaluated_split_only(tiny_run, tmp_path):
     assert got["mean"] == pytest.approx(want["mean"], rel=1e-12)
     with pytest.raises(ConfigError, match=r"score_steps = 1; expected an integer >= 2"):
         evaluate_run(tiny_run / "run", tiny_run / "data.npz", baselines="none", score_steps=1, plots=False)
+
+
+def test_coverage_of_data_split_in_time_compares_with_every_training_frame():
+    """One trajectory split in time (the cylinder): the test interval starts at a state the
+    training windows cover (its amplitude lies between the train frames' amplitudes) although
+    it differs from the trajectory's first frame, so there is no extrapolation note; a state
+    outside every train frame still gets one."""
+    from pymsde.data.trajectories import Trajectories
+    from pymsde.evaluate.coverage import coverage_notes
+    from pymsde.workflows.evaluation import _initial_coverage
+
+    n_t, n_x = 40, 16
+    amp = np.linspace(1.0, 2.0, n_t)                    # grows in time: frame 0 is the smallest
+    u = (amp[:, None, None] * np.sin(2 * np.pi * np.arange(n_x) / n_x))[None]   # (1, n_t, 1, n_x)
+    def make(u):
+        return Trajectories(u=u, t=np.linspace(0, 1, n_t)[None], domain=[[0.0, 1.0]], boundary=["periodic"],
+                            attrs={"time_split": {"train": [0, 30], "val": [30, 35], "test": [35, 40]}})
+    inside = u.copy()
+    inside[0, 35] = inside[0, 10]                      # the test start equals a train frame, not frame 0
+    traj = make(inside)
+    cov = _initial_coverage(traj, traj.get_split("test"), "test")
+    rms = cov["statistics"]["rms"]
+    assert rms["train_max"] / rms["train_min"] == pytest.approx(amp[29] / amp[0])   # frames 0-29, not frame 0
+    assert coverage_notes(cov) == []
+    outside = u.copy()
+    outside[0, 35] *= 3.0                              # 3x larger than any train frame
+    traj = make(outside)
+    assert len(coverage_notes(_initial_coverage(traj, traj.get_split("test"), "test"))) == 1

@@ -78,6 +78,13 @@ def _initial_coverage(traj_all, traj, split: str) -> dict | None:
     train_idx = traj_all.splits.get("train")
     if train_idx is None or len(train_idx) == 0 or split in ("train", "all", "*"):
         return None
+    interval = traj_all.time_splits.get("train")
+    if interval is not None:
+        # split in time: a forecast starts at the test interval's first frame, and training
+        # windows start at every frame of the train interval, so those frames are the range
+        a, b = interval
+        frames = np.asarray(traj_all.u)[train_idx, a:b]
+        return initial_coverage(frames.reshape(-1, *frames.shape[2:]), np.asarray(traj.u)[:, 0])
     return initial_coverage(np.asarray(traj_all.u)[train_idx, 0], np.asarray(traj.u)[:, 0])
 
 
