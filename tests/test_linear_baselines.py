@@ -1,4 +1,5 @@
 """The DMD and POD-SINDy baselines (pymsde.evaluate.linear_baselines) on systems with known answers."""
+import math
 import sys
 
 import numpy as np
@@ -281,3 +282,23 @@ def test_sindy_prediction_selects_on_val_and_forecasts_the_test_split():
     assert (pred.info["n_train"], pred.info["n_val"]) == (2, 1)
     # forward differences bias the derivative by O(dt |B|^2): about 1 % over the horizon
     assert relative_error_summary(pred.mean, test.u)["mean"] < 1.0          # percent
+
+
+def test_pod_sindy_leaves_out_a_degree_whose_library_does_not_fit_in_memory(monkeypatch, caplog):
+    """The library of degree d has C(n_pod + d, d) terms per sample: with room for degree 1
+    only, degree 2 is left out of the sweep with a warning; with room for none, a one-line
+    ResourceError before any fit (the cylinder's degree-2 fit was killed for memory)."""
+    from pymsde.util.errors import ResourceError
+
+    n_pod, n_samples = 517, 1300
+    one = 8.0 * lb.SINDY_LIBRARY_COPIES * math.comb(n_pod + 1, 1) * n_samples
+    two = 8.0 * lb.SINDY_LIBRARY_COPIES * math.comb(n_pod + 2, 2) * n_samples
+    assert two / one == pytest.approx((n_pod + 2) / 2)                        # 134421 terms against 518
+    monkeypatch.setattr(lb, "available_memory", lambda device="cpu": (2 * one, "test room"))
+    with caplog.at_level("WARNING"):
+        assert lb._degrees_that_fit((1, 2), n_pod, n_samples) == [1]
+    assert "degree 2 left out" in caplog.text and "test room" in caplog.text
+    monkeypatch.setattr(lb, "available_memory", lambda device="cpu": (one / 2, "test room"))
+    with pytest.raises(ResourceError, match=r"no library degree of \[1, 2\] fits") as err:
+        lb._degrees_that_fit((1, 2), n_pod, n_samples)
+    assert "\n" not in str(err.value)
