@@ -70,7 +70,7 @@ def _settings_line(row: dict, path: Path) -> str:
             f"{scored} | {row.get('date', '?')} | {path} |")
 
 
-def render(rows: dict[str, tuple[dict, Path]]) -> str:
+def render(rows: dict[tuple[str, str], tuple[dict, Path]]) -> str:
     """The markdown text of ``paper_table.md``."""
     from pymsde.workflows.benchmark import PAPER_NAMES, PUBLISHED, PUBLISHED_SOURCE, markdown_rows
 
@@ -79,25 +79,24 @@ def render(rows: dict[str, tuple[dict, Path]]) -> str:
            "`pymsde benchmark` (do not edit by hand). Relative error ε = ‖y − ŷ‖₂ / ‖y‖₂ pooled over every "
            "(test trajectory, time) pair, mean ± std, as fractions.", "",
            f"Published rows: {PUBLISHED_SOURCE}.", ""]
-    def lines(case: str) -> list[str]:
-        """The published line, then one measured line per variant, labelled with it."""
+    def lines(case: str, header: bool) -> list[str]:
+        """The published line (after the table header when ``header``), then one measured line
+        per variant, labelled with it."""
         found = [(v, row) for (c, v), (row, _) in rows.items() if c == case]
         if not found:
             text = markdown_rows({"case": case, "paper_case": PAPER_NAMES[case], "measured": None,
                                   "published": {m: {"mean": v[0], "std": v[1]} for m, v in PUBLISHED[case].items()}},
-                                 header=False).rstrip("\n")
-            return [text.replace(" (published) |", " (published; not run here) |")]
+                                 header=header).rstrip("\n")
+            return text.replace(" (published) |", " (published; not run here) |").splitlines()
         out = []
         for i, (v, row) in enumerate(found):
-            text = markdown_rows(row, header=False).rstrip("\n").splitlines()
-            out += [*text[:1]] if i == 0 else []
-            out += [line.replace(" (pymsde) |", f" (pymsde, {v}) |") for line in text[1:]]
+            text = markdown_rows(row, header=header and i == 0).rstrip("\n").splitlines()
+            out += text[:-1] if i == 0 else []          # the header and the published line, once
+            out.append(text[-1].replace(" (pymsde) |", f" (pymsde, {v}) |"))
         return out
 
-    table = markdown_rows({"case": "-", "published": {}, "measured": None}, header=True).splitlines()[:2]
-    for case in list(PUBLISHED) + sorted({c for c, _ in rows} - set(PUBLISHED)):
-        table += lines(case)
-    out += table
+    for i, case in enumerate(list(PUBLISHED) + sorted({c for c, _ in rows} - set(PUBLISHED))):
+        out += lines(case, header=i == 0)
     if rows:
         out += ["", "## The measured rows", "",
                 "| Case | Recipe | Warm start | Budget | Training steps per micro_dim | Training time | Scored | "

@@ -392,9 +392,9 @@ def _sindy_model(modes: np.ndarray, z: list[np.ndarray], dz: list[np.ndarray], d
                          degree=int(degree), field_shape=field_shape, dt=float(dt), sindy=sindy)
 
 
-#: Bytes held per float64 value of the polynomial library while pysindy fits it: measured 13.7
-#: GB held for a 1.4 GB library (cylinder wake, 517 POD coefficients, degree 2, 2026-12-02),
-#: and still growing when it was killed; a lower bound.
+#: Copies of the float64 polynomial library held while pysindy fits it: the cylinder wake's
+#: degree-2 fit (517 POD coefficients, a 1.4 GB library) held 13.7 GB when it was killed for
+#: memory (2026-12-02); a lower bound.
 SINDY_LIBRARY_COPIES = 10
 
 
@@ -436,8 +436,9 @@ def fit_pod_sindy(train: Any, val: Any, dt: float, n_pod: int, *,
             scores 201); default all.
 
     Returns:
-        The selected :class:`PODSINDyModel`, with ``val_scores`` for the whole grid
-        (``inf`` for a setting whose validation forecast diverged).
+        The selected :class:`PODSINDyModel`, with ``val_scores`` for the grid (``inf`` for a
+        setting whose validation forecast diverged; a degree whose library does not fit in
+        memory is left out, with a warning).
     """
     from pymsde.evaluate.metrics import relative_error_summary
 

@@ -315,8 +315,8 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
         data: a data file to use instead of simulating (train / val / test splits).
         chain: warm-start through ``micro_dim`` 1..4 (the paper) instead of 0 -> 5 directly.
         from_scratch: train the multiscale model from scratch at the recipe's lr 1e-3 instead of
-            warm-starting it (not the paper's rule; on KdV it reached 7.9 % where the direct warm
-            start reached 26.8 %, docs/benchmarks.md).
+            warm-starting it (not the paper's rule; on KdV it reached 0.068 where the direct warm
+            start reached 0.252, README "The paper's table").
         seed: seeds the data, every training, the warm starts and the forecasts.
         device, backend: training device; backend of simulation, DNS and forecasts.
         overwrite: replace runs already in ``out`` (else ConfigError before any work).
