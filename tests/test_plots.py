@@ -133,7 +133,7 @@ def test_axis_labels_carry_units_or_say_nondimensional():
 
 
 def test_vorticity_of_a_solid_body_rotation_is_two():
-    from pymsde.evaluate.plots import vorticity
+    from pymsde.evaluate.vorticity import vorticity
 
     x = np.linspace(-1.0, 1.0, 33)
     y = np.linspace(-0.5, 0.5, 17)

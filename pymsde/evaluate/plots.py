@@ -17,8 +17,8 @@ Axis labels: :func:`axis_labels` turns a data file's ``attrs`` into labels with 
 (``attrs["units"]`` for the field, ``attrs["x_units"]`` / ``"y_units"`` for space,
 ``attrs["t_units"]`` for time); without them the labels say "(nondimensional)".
 
-Two-channel 2-D fields (a velocity ``(u, v)`` along the grid's two axes): :func:`vorticity`
-(finite differences) and :func:`plot_vorticity` (vorticity snapshots with a quiver overlay of
+Two-channel 2-D fields (a velocity ``(u, v)`` along the grid's two axes):
+:func:`pymsde.evaluate.vorticity.vorticity` (finite differences) and :func:`plot_vorticity` (vorticity snapshots with a quiver overlay of
 the velocity); the single-channel functions take one channel at a time.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pymsde.evaluate.vorticity import vorticity
 from pymsde.util.atomic import atomic_path
 from pymsde.util.errors import BackendUnavailableError, DataError
 
@@ -364,41 +365,6 @@ def plot_error_curves(t: np.ndarray, curves: Mapping[str, np.ndarray], path: str
     return _save(error_curves_figure(t, curves, ylabel, title=title, logy=logy, xlabel=xlabel, levels=levels), path)
 
 
-def _derivative(f: np.ndarray, c: np.ndarray, axis: int, periodic: bool) -> np.ndarray:
-    """``df/dc`` along ``axis``: central differences (second order), wrapping on a periodic axis,
-    second-order one-sided at the two ends otherwise."""
-    if periodic:
-        h = float(c[1] - c[0])
-        return (np.roll(f, -1, axis) - np.roll(f, 1, axis)) / (2.0 * h)
-    return np.gradient(f, c, axis=axis, edge_order=2)
-
-
-def vorticity(u: np.ndarray, v: np.ndarray, x: np.ndarray | None = None, y: np.ndarray | None = None,
-              periodic: Sequence[bool] = (False, False)) -> np.ndarray:
-    """The vorticity ``dv/dx - du/dy`` of a 2-D velocity field by finite differences.
-
-    Args:
-        u, v: ``(..., nx, ny)`` the velocity components along the first (x) and second (y) axis.
-        x, y: ``(nx,)``, ``(ny,)`` point coordinates (default: indices).
-        periodic: per axis, wrap around (equal spacing ``x[1] - x[0]``) instead of one-sided
-            differences at the ends.
-
-    Returns:
-        ``(..., nx, ny)``; second-order accurate, exact for fields linear in x and y.
-    """
-    u, v = np.asarray(u, dtype=float), np.asarray(v, dtype=float)
-    if u.shape != v.shape or u.ndim < 2:
-        raise DataError(f"vorticity: u {u.shape} and v {v.shape}; expected one shape (..., nx, ny)")
-    coords = []
-    for name, c, n, per in zip("xy", (x, y), u.shape[-2:], periodic):
-        c = np.arange(n, dtype=float) if c is None else np.asarray(c, dtype=float).reshape(-1)
-        if c.size != n or n < 3:
-            raise DataError(f"vorticity: {c.size} {name} coordinates for {n} points; expected equal, at least 3")
-        coords.append(c)
-    return (_derivative(v, coords[0], -2, bool(periodic[0]))
-            - _derivative(u, coords[1], -1, bool(periodic[1])))
-
-
 def vorticity_figure(panels: Mapping[str, np.ndarray], times: np.ndarray, *, x: np.ndarray | None = None,
                      y: np.ndarray | None = None, periodic: Sequence[bool] = (False, False), quiver: bool = True,
                      arrows: int = 16, title: str | None = None, label: str = "vorticity",
@@ -453,7 +419,7 @@ def vorticity_figure(panels: Mapping[str, np.ndarray], times: np.ndarray, *, x: 
 def plot_vorticity(panels: Mapping[str, np.ndarray], times: np.ndarray, path: str | Path, **options) -> Path:
     """Vorticity snapshots of 2-D velocity fields (u, v), with the velocity as arrows on top.
 
-    One row per panel, one column per time; the vorticity (:func:`vorticity`) on a colour scale
+    One row per panel, one column per time; the vorticity (:func:`~pymsde.evaluate.vorticity.vorticity`) on a colour scale
     symmetric around zero shared by the panels (error panels, see :func:`plot_spacetime`, on a
     second one); arrows every ``ceil(max(nx, ny) / arrows)`` points, one length scale for the
     fields and one for the errors (the fastest arrow is 0.9 strides long). Non-finite values are
