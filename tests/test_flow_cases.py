@@ -31,6 +31,7 @@ def test_swe2d_small_matches_the_generator_bit_for_bit():
     assert np.abs(tr.grid.coordinates(0) - ref["x"]).max() < 1e-15
     assert {k: v.tolist() for k, v in tr.splits.items()} == {"train": [0, 1], "val": [2], "test": [3]}
     assert tr.attrs["boundary_physical"] == [["outflow", "outflow"], ["outflow", "outflow"]]
+    assert tr.boundary == ("outflow", "outflow")             # how the model pads it
     assert tr.attrs["ic"]["radius"] == tr.mu[:, 0].tolist() and tr.attrs["g"] == 1.0
     assert np.std(tr.u[:, 0] - np.round(tr.u[:, 0])) == pytest.approx(0.01, rel=0.05)   # u0 in {0, 1} + noise
     clean = simulate("swe2d", n_traj=2, n_grid=32, n_steps=3, seed=3, noise=0.0, progress=False)
@@ -56,6 +57,7 @@ def test_cylinder2d_small_run_is_split_in_time():
     assert tr.time_splits == {"train": (0, 35), "val": (35, 38), "test": (38, 41)}
     assert np.abs(tr.u[0, :, 0, 0].mean(axis=-1) - 1.0).max() < 1e-12      # the first column carries the inflow
     assert np.abs(tr.u[0, :, 1, :, [0, -1]]).max() < 0.05                   # slip walls: v ~ 0 next to them
+    assert tr.boundary == ("dirichlet", "slip")             # so the model's padding makes v odd about them
     assert tr.attrs["reynolds"] == pytest.approx(160.0) and tr.attrs["max_div_internal"] < 1e-11
     test = tr.get_split("test")
     assert test.n_t == 3 and test.t[0].tolist() == pytest.approx([0.95, 0.975, 1.0])

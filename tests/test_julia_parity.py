@@ -47,7 +47,9 @@ def _params(coarse, boundary, C=1, dm=5, n_mu=0, n_f=0, act="tanh", dtype=torch.
 
 
 @pytest.mark.parametrize("shape,boundary", [((3, 2, 17), ("periodic",)), ((2, 1, 9), ("dirichlet",)),
-                                            ((2, 2, 6, 7), ("periodic", "dirichlet"))])
+                                            ((2, 2, 6, 7), ("periodic", "dirichlet")),
+                                            ((2, 1, 9), ("slip",)), ((2, 2, 6, 7), ("outflow", "slip")),
+                                            ((2, 2, 6, 7), ("slip", "slip")), ((2, 1, 6, 7), ("slip", "periodic"))])
 @pytest.mark.parametrize("mode", ["edge", "zeros"])
 def test_pad_and_gather(jlb, shape, boundary, mode):
     x = torch.randn(*shape, dtype=torch.float64)
@@ -567,6 +569,17 @@ def test_integrate_burgers_backends_agree(jlb, scheme):
                               show_progress=False)
     assert ia["backend"] == "julia" and ib["backend"] == "torch"
     assert float(np.abs(a - b).max() / np.abs(b).max()) < 1e-9
+
+
+def test_slip_refusals_match_torch(jlb):
+    """The Julia kernels refuse what check_padding refuses, with its message."""
+    for x, w, bc in ((torch.zeros(1, 3, 6, 7, dtype=torch.float64), 2, ("dirichlet", "slip")),
+                     (torch.zeros(1, 1, 4, dtype=torch.float64), 5, ("slip",))):
+        with pytest.raises(Exception) as torch_err:
+            padding.pad(x, w, bc)
+        with pytest.raises(Exception) as julia_err:
+            jlb.pad(x, w, bc)
+        assert str(torch_err.value) in str(julia_err.value)
 
 
 def test_pad_with_per_axis_widths(jlb):

@@ -7,8 +7,9 @@
 
 # Boundary codes used inside the kernels (plain integers: GPU-friendly).
 const PERIODIC = 0   # wrap around
-const EDGE = 1       # Dirichlet, repeat the boundary value
+const EDGE = 1       # Dirichlet or outflow, repeat the boundary value
 const ZEROS = 2      # Dirichlet, zeros outside
+const MIRROR = 3     # slip: mirror about the face, the wall-normal velocity negated
 
 """
     parse_boundary(b) -> NTuple{N,Symbol}
@@ -32,8 +33,10 @@ as_tuple(x, ::Type{T}) where {T} = Tuple(T.(x))
 """
     boundary_codes(boundary, dirichlet_mode) -> NTuple{N,Int}
 
-Integer codes (`PERIODIC`, `EDGE`, `ZEROS`) per dimension; `dirichlet_mode` is `:edge`
-(repeat the boundary value) or `:zeros`. Throws `ArgumentError` for unknown names.
+Integer codes (`PERIODIC`, `EDGE`, `ZEROS`, `MIRROR`) per dimension (`:periodic`,
+`:dirichlet`, `:outflow`, `:slip`; `pymsde.numerics.padding.PAD_RULES`); `dirichlet_mode` is
+`:edge` (repeat the boundary value) or `:zeros`, for Dirichlet dimensions only. Throws
+`ArgumentError` for unknown names.
 """
 function boundary_codes(boundary, dirichlet_mode)
     mode = Symbol(dirichlet_mode)
@@ -42,20 +45,52 @@ function boundary_codes(boundary, dirichlet_mode)
     return map(parse_boundary(boundary)) do bc
         bc === :periodic && return PERIODIC
         bc === :dirichlet && return mode === :edge ? EDGE : ZEROS
-        throw(ArgumentError("unknown boundary type $(repr(bc)); expected periodic or dirichlet"))
+        bc === :outflow && return EDGE
+        bc === :slip && return MIRROR
+        throw(ArgumentError("unknown boundary type $(repr(bc)); expected periodic, dirichlet, outflow or slip"))
     end
 end
 
 # Index `i` (possibly outside 1:n) mapped into 1:n by the boundary rule; for ZEROS the
-# clamped index is returned and `inside` tells whether the value is a real one.
-@inline wrap_index(i, n, code) = code == PERIODIC ? mod1(i, n) : clamp(i, 1, n)
+# clamped index is returned and `inside` tells whether the value is a real one. MIRROR is
+# symmetric about the faces: 0 -> 1, -1 -> 2, n + 1 -> n (torch's -1 -> 0, n -> n - 1).
+@inline mirror_index(i, n) = i < 1 ? 1 - i : (i > n ? 2n + 1 - i : i)
+@inline wrap_index(i, n, code) = code == PERIODIC ? mod1(i, n) : (code == MIRROR ? mirror_index(i, n) : clamp(i, 1, n))
 @inline inside(i, n, code) = code != ZEROS || (1 <= i <= n)
+
+# The sign of a padded value: -1 for the wall-normal velocity outside a slip dimension. On a
+# field of D channels on D dimensions, channel c is the velocity along torch axis c - 1,
+# which is Julia dimension D - c + 1; a scalar (one channel on D > 1 dimensions) keeps +1.
+@inline function slip_sign(src, sizes, codes, c, C)
+    D = length(codes)
+    C == D || return 1
+    a = D - c + 1
+    return codes[a] == MIRROR && !(1 <= src[a] <= sizes[a]) ? -1 : 1
+end
+
+# torch's `check_padding` for a slip dimension: the field is a scalar or the velocity.
+function check_slip_channels(fname, codes, C)
+    D = length(codes)
+    for k in D:-1:1                       # torch's axis order, so the first one named is torch's
+        codes[k] == MIRROR && !(C == D || (C == 1 && D > 1)) &&
+            throw(ArgumentError("slip boundary on axis $(D - k): the field has $C channels; expected $D " *
+                                "(the velocity, channel i along axis i)" * (D > 1 ? " or 1 (a scalar)" : "")))
+    end
+    return nothing
+end
 
 # torch's `pad` refuses a periodic pad wider than the axis (`narrow` cannot take more points
 # than there are); `mod1` would wrap around several times instead. Every kernel entry point
-# refuses the same inputs, with torch's message.
+# refuses the same inputs, with torch's message; a slip (mirror) pad likewise.
 function check_periodic_width(fname, w, n)
     w > n && throw(ArgumentError("$fname: periodic padding of $w points on an axis of $n points"))
+    return nothing
+end
+
+function check_pad_width(fname, w, n, code)
+    code == PERIODIC && check_periodic_width(fname, w, n)
+    code == MIRROR && w > n &&
+        throw(ArgumentError("$fname: slip padding (a mirror image) of $w points on an axis of $n points"))
     return nothing
 end
 
@@ -77,7 +112,9 @@ end
     D = length(codes)
     J = ntuple(k -> k <= D ? wrap_index(I[k] - widths[k], size(x, k), codes[k]) : I[k], Val(ndims(x)))
     ok = all(ntuple(k -> k > D || inside(I[k] - widths[k], size(x, k), codes[k]), Val(ndims(x))))
-    @inbounds out[I] = ok ? x[J...] : zero(eltype(out))
+    src = ntuple(k -> I[k] - widths[k], Val(length(codes)))
+    s = ndims(x) > D ? slip_sign(src, size(x), codes, I[min(D + 1, ndims(x))], size(x, min(D + 1, ndims(x)))) : 1
+    @inbounds out[I] = ok ? s * x[J...] : zero(eltype(out))
 end
 
 """
@@ -85,8 +122,9 @@ end
 
 Port of `pymsde.numerics.padding.pad`: extend each of the first `D = length(boundary)`
 dimensions of `x` by `widths[k]` points on both sides (periodic: wrap around; Dirichlet:
-repeat the edge value, or zeros with `dirichlet_mode = :zeros`). The remaining dimensions are
-copied. `out` must have size `size(x, k) + 2 widths[k]` in the first `D` dimensions.
+repeat the edge value, or zeros with `dirichlet_mode = :zeros`; outflow: repeat the edge value;
+slip: mirror about the face, the wall-normal velocity -- channel `D - k + 1` of dimension `D + 1`
+on a field of `D` channels -- negated). The remaining dimensions are copied. `out` must have size `size(x, k) + 2 widths[k]` in the first `D` dimensions.
 `widths` is an integer, a tuple, or a comma-separated string.
 """
 function pad!(out::AbstractArray, x::AbstractArray, widths, boundary, dirichlet_mode=:edge)
@@ -95,9 +133,13 @@ function pad!(out::AbstractArray, x::AbstractArray, widths, boundary, dirichlet_
     w = widths isa Integer ? ntuple(_ -> Int(widths), D) : as_tuple(widths, Int)
     length(w) == D || throw(ArgumentError("pad!: $(length(w)) widths for $D boundary types"))
     ndims(x) >= D || throw(DimensionMismatch("pad!: x has $(ndims(x)) dimensions for $D boundary types"))
+    MIRROR in codes && ndims(x) == D &&
+        throw(ArgumentError("slip boundary on axis $(D - findlast(==(MIRROR), codes)): the field has no channel axis; " *
+                            "expected $D (the velocity, channel i along axis i)" * (D > 1 ? " or 1 (a scalar)" : "")))
+    ndims(x) > D && check_slip_channels("pad!", codes, size(x, D + 1))
     for k in 1:D
         w[k] >= 0 || throw(ArgumentError("pad!: negative width $(w[k]) on dimension $k"))
-        codes[k] == PERIODIC && check_periodic_width("pad!", w[k], size(x, k))
+        check_pad_width("pad!", w[k], size(x, k), codes[k])
         size(out, k) == size(x, k) + 2w[k] ||
             throw(DimensionMismatch("pad!: out has $(size(out, k)) points on dimension $k, expected $(size(x, k) + 2w[k])"))
     end
@@ -120,7 +162,8 @@ end
     src = ntuple(a -> I[a+1] + (k ÷ w^(a - 1)) % w - radius, Val(length(codes)))
     J = ntuple(a -> wrap_index(src[a], size(x, a), codes[a]), Val(length(codes)))
     ok = all(ntuple(a -> inside(src[a], size(x, a), codes[a]), Val(length(codes))))
-    @inbounds out[I] = ok ? x[J..., c + 1, I[D+2]] : zero(eltype(out))
+    s = slip_sign(src, size(x), codes, c + 1, size(x, D + 1))
+    @inbounds out[I] = ok ? s * x[J..., c + 1, I[D+2]] : zero(eltype(out))
 end
 
 """
@@ -139,8 +182,9 @@ function gather_stencil!(out::AbstractArray, x::AbstractArray, radius::Integer, 
     D = length(codes)
     ndims(x) == D + 2 || throw(DimensionMismatch("gather_stencil!: x must have $D spatial dims + channel + batch"))
     radius >= 0 || throw(ArgumentError("gather_stencil!: negative radius $radius"))
+    check_slip_channels("gather_stencil!", codes, size(x, D + 1))
     for k in 1:D
-        codes[k] == PERIODIC && check_periodic_width("gather_stencil!", radius, size(x, k))
+        check_pad_width("gather_stencil!", radius, size(x, k), codes[k])
     end
     C, B = size(x, D + 1), size(x, D + 2)
     expected = (C * (2radius + 1)^D, size(x)[1:D]..., B)

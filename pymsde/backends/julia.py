@@ -28,6 +28,7 @@ import torch
 from pymsde.backends.dlpack import as_exportable
 from pymsde.backends.julia_start import (INSTALL_HINT, PACKAGE, PACKAGE_UUID, find_julia, julia_project_dir)
 from pymsde.backends.julia_start import import_juliacall as _import_juliacall
+from pymsde.numerics.padding import check_padding
 from pymsde.util.errors import BackendUnavailableError, ConfigError, DataError, StabilityError
 
 logger = logging.getLogger(__name__)
@@ -190,16 +191,6 @@ def _floats(xs: Sequence[float]) -> str:
     return ",".join(repr(float(x)) for x in xs)   # repr round-trips a double exactly
 
 
-# ---------------------------------------------------------------- refusals, as torch's
-
-def _check_periodic(widths: Sequence[int], shape: Sequence[int], boundary: Sequence[str]) -> None:
-    """Refuse a periodic pad or stencil wider than its axis, as torch does (``padding.pad``,
-    ``stencils.ghost_extend``: this ValueError; the Julia kernels throw the same text)."""
-    for w, n, bc in zip(widths, shape, boundary):
-        if bc == "periodic" and w > n:
-            raise ConfigError(f"periodic padding of {w} points on an axis of {n} points")
-
-
 # ---------------------------------------------------------------- the mirrored kernels
 
 @_julia_kernel
@@ -210,7 +201,7 @@ def pad(x: torch.Tensor, width: int | Sequence[int], boundary: Sequence[str],
     nd = len(boundary)
     widths = [int(width)] * nd if isinstance(width, int) else [int(w) for w in width]
     grid = x.shape[x.dim() - nd:]
-    _check_periodic(widths, grid, boundary)
+    check_padding(widths, x.shape, boundary, dirichlet_mode)
     out = x.new_empty((*x.shape[:x.dim() - nd], *(n + 2 * w for n, w in zip(grid, widths))))
     _call("pad!", _jl(out, "out"), _jl(x, "x"), _csv(reversed(widths)), _csv(reversed(boundary)),
                 dirichlet_mode)
@@ -224,7 +215,7 @@ def gather_stencil(x: torch.Tensor, radius: int, boundary: Sequence[str],
     ``(B, *grid, C (2r+1)^d)``."""
     nd = len(boundary)
     B, C, *grid = x.shape
-    _check_periodic([radius] * nd, grid, boundary)
+    check_padding([radius] * nd, x.shape, boundary, dirichlet_mode)
     out = x.new_empty((B, *grid, C * (2 * radius + 1) ** nd))
     _call("gather_stencil!", _jl(out, "out"), _jl(x, "x"), int(radius), _csv(reversed(boundary)),
                            dirichlet_mode)
@@ -238,7 +229,7 @@ def derivative(u: torch.Tensor, axis: int, deriv: int, dx: float, boundary: str,
     nd = u.dim() - 2
     if not 0 <= axis < nd:
         raise ConfigError(f"derivative: axis {axis} of a field with {nd} spatial axes")
-    _check_periodic([order // 2], [u.shape[2 + axis]], [boundary])
+    check_padding([order // 2], [u.shape[2 + axis]], [boundary])
     out = torch.empty_like(u)
     _call("derivative!", _jl(out, "out"), _jl(u, "u"), nd - axis, int(deriv), float(dx), str(boundary),
                        int(order))
@@ -287,7 +278,7 @@ def multiscale_drift(params, t: float | torch.Tensor, z: torch.Tensor, mu: torch
     """Julia port of :func:`pymsde.model.drift.multiscale_drift`: ``t`` a number, a
     0-dim tensor or a ``(B,)`` tensor of per-sample times (converted to ``z``'s dtype, as torch
     does before taking ``sin t, cos t``)."""
-    _check_periodic([params.radius] * len(params.coarse_shape), params.coarse_shape, params.boundary)
+    check_padding([params.radius] * len(params.coarse_shape), (params.channels, *params.coarse_shape), params.boundary)
     out = torch.empty_like(z)
     if isinstance(t, torch.Tensor) and t.numel() > 1:
         if t.numel() != z.shape[0]:
@@ -314,7 +305,7 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
     ``(B, n_f)``. Returns ``ts (n_saved,)`` and ``zs (n_saved, B, D)`` (every ``save_every``-th
     state from ``z0`` on).
     """
-    _check_periodic([params.radius] * len(params.coarse_shape), params.coarse_shape, params.boundary)
+    check_padding([params.radius] * len(params.coarse_shape), (params.channels, *params.coarse_shape), params.boundary)
     if scheme not in ("em", "heun", "sra1"):
         raise ConfigError(f"sde_rollout: unknown scheme {scheme!r}; expected em, heun or sra1")
     if save_every < 1:
@@ -344,7 +335,7 @@ def sde_rollout(params, sigma: torch.Tensor, z0: torch.Tensor, t0: float, dt: fl
 def burgers_rhs(u: torch.Tensor, dx: Sequence[float], nu: float, boundary: Sequence[str],
                 order: int = 4) -> torch.Tensor:
     """Julia port of :func:`pymsde.numerics.pde.burgers_rhs` (``(B, C, *grid)``)."""
-    _check_periodic([order // 2] * len(boundary), u.shape[2:], boundary)
+    check_padding([order // 2] * len(boundary), u.shape[2:], boundary)
     out = torch.empty_like(u)
     _call("burgers_rhs!", _jl(out, "out"), _jl(u, "u"), _floats(reversed(dx)), float(nu),
                         _csv(reversed(boundary)), int(order))
@@ -356,7 +347,7 @@ def burgers_fd_run(u0: torch.Tensor, dt: float, n_sub: int, n_out: int, dx: Sequ
                    boundary: Sequence[str], order: int = 4) -> torch.Tensor:
     """A whole finite-difference Burgers run in one Julia call; same contract as
     :func:`pymsde.systems.solvers.burgers_fd_run` (``(B, n_out, C, *grid)``)."""
-    _check_periodic([order // 2] * len(boundary), u0.shape[2:], boundary)
+    check_padding([order // 2] * len(boundary), u0.shape[2:], boundary)
     out = u0.new_empty((u0.shape[0], int(n_out), *u0.shape[1:]))
     _call("burgers_fd_run!", _jl(out, "out"), _jl(u0, "u0"), float(dt), int(n_sub), _floats(reversed(dx)),
                            float(nu), _csv(reversed(boundary)), int(order))

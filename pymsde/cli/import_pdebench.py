@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers) -> None:
+    from pymsde.data.grid import BOUNDARY_TYPES
+
     p = subparsers.add_parser("import", help="convert another project's data file (pdebench)",
                               description="Convert another project's data file to pymsde's format.")
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -58,8 +60,9 @@ def register(subparsers) -> None:
     q.add_argument("--split", default="0.9,0.05,0.05", metavar="A,B,C",
                    help="train,val,test fractions or counts of consecutive samples (default 0.9,0.05,0.05)")
     q.add_argument("--n-traj", type=int, default=None, metavar="N", help="convert the first N samples only")
-    q.add_argument("--boundary", choices=("dirichlet", "periodic"), default="dirichlet",
-                   help="boundary type of both axes (default dirichlet: the domain spans the stored coordinates)")
+    q.add_argument("--boundary", choices=BOUNDARY_TYPES, default="dirichlet",
+                   help="boundary type of both axes (2D_rdb: outflow; default dirichlet; every kind but periodic "
+                        "spans the stored coordinates)")
     q.add_argument("--case", default=None, metavar="NAME", help="record attrs['case'] (e.g. swe2d for 2D_rdb with "
                    "--subtract 1: the coarse-DNS baseline then applies)")
     q.set_defaults(func=run)

@@ -24,7 +24,12 @@ import numpy as np
 
 from pymsde.util.errors import ConfigError, DataError
 
-BOUNDARY_TYPES = ("periodic", "dirichlet")
+#: The boundary kinds of a grid axis. ``"periodic"`` wraps; the others are open axes whose end
+#: points are grid points (spacing ``(hi - lo) / (n - 1)``): ``"dirichlet"`` (held values),
+#: ``"outflow"`` (zero gradient) and ``"slip"`` (a free-slip wall: the wall-normal velocity odd,
+#: the rest even). The model pads its coarse field by them (:mod:`pymsde.numerics.padding`);
+#: the built-in simulators' finite differences take periodic and Dirichlet axes only.
+BOUNDARY_TYPES = ("periodic", "dirichlet", "outflow", "slip")
 
 #: Relative tolerance of the uniform-step check: every step of a trajectory must lie within
 #: ``DT_RTOL * dt`` of the trajectory's mean step. Loose enough for times stored in float32
@@ -40,7 +45,7 @@ class Grid:
     Attributes:
         shape: points per axis, e.g. ``(1000,)`` or ``(128, 128)``.
         domain: ``(lo, hi)`` per axis, in the units of the data.
-        boundary: ``"periodic"`` or ``"dirichlet"`` per axis.
+        boundary: one of :data:`BOUNDARY_TYPES` per axis.
     """
 
     shape: tuple[int, ...]

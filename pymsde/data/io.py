@@ -9,7 +9,7 @@ key         shape                    meaning
 ``u``       (n_traj, n_t, C, *grid)  field, float32 or float64 (required)
 ``t``       (n_traj, n_t) or (n_t,)  times, uniform step per trajectory (required)
 ``domain``  (n_dims, 2)              (lo, hi) per spatial axis (optional: default [0, 1])
-``boundary`` (n_dims,) strings       "periodic" / "dirichlet" (optional: default "periodic")
+``boundary`` (n_dims,) strings       "periodic" / "dirichlet" / "outflow" / "slip" (optional: default "periodic")
 ``mu``      (n_traj, n_mu)           parameters (optional)
 ``f``       (n_traj, n_t, n_f)       forcing at the observation times (optional)
 ``attrs``   0-d string               JSON object of metadata; ``"split"`` (trajectories) or

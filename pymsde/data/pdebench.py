@@ -164,8 +164,8 @@ def convert_pdebench(src: str | Path, out: str | Path, fields: Sequence[str] | N
             :data:`CFD_FIELDS`, in that order); subtract: a constant removed from every value
             (2D_rdb: 1, the outer depth, as the paper); noise: std of added Gaussian noise;
             seed: its seed; split: train/val/test fractions or counts of consecutive samples;
-            n_traj: convert the first ``n_traj`` samples only; boundary: ``"dirichlet"`` or
-            ``"periodic"`` for both axes; case: recorded as ``attrs["case"]`` (``"swe2d"`` for
+            n_traj: convert the first ``n_traj`` samples only; boundary: the kind of both axes
+            (:data:`~pymsde.data.grid.BOUNDARY_TYPES`; 2D_rdb's are ``"outflow"``); case: recorded as ``attrs["case"]`` (``"swe2d"`` for
             2D_rdb with ``subtract=1`` lets the coarse-DNS baseline run on it).
     Returns:
         a summary dict (``out``, ``layout``, ``n_traj``, ``shape``, ``splits``, ``seconds``).

@@ -7,7 +7,8 @@ A :class:`Trajectories` holds ``n_traj`` trajectories of a ``C``-channel field o
 - ``t``  ``(n_traj, n_t)`` float64: observation times, strictly increasing with a uniform step
   within each trajectory (a ``(n_t,)`` vector is accepted and shared by every trajectory);
 - ``domain`` ``(n_dims, 2)`` float64: ``(lo, hi)`` per spatial axis;
-- ``boundary``: ``"periodic"`` or ``"dirichlet"`` per spatial axis;
+- ``boundary``: ``"periodic"``, ``"dirichlet"``, ``"outflow"`` or ``"slip"`` per spatial axis
+  (:data:`pymsde.data.grid.BOUNDARY_TYPES`);
 - ``mu`` ``(n_traj, n_mu)`` or ``None``: parameters, one row per trajectory;
 - ``f``  ``(n_traj, n_t, n_f)`` or ``None``: forcing values at the observation times;
 - ``attrs``: free JSON-serialisable metadata (case name, viscosity, seed, ...). Two keys are

@@ -78,7 +78,7 @@ class CoarseGrainingKernel(nn.Module):
         fine_shape: fine points per axis (1 or 2 axes).
         channels: ``C``; each channel has its own kernel factors and bias.
         factors: ``s`` per axis (fine points per coarse cell).
-        boundary: ``"periodic"`` or ``"dirichlet"`` per axis.
+        boundary: the boundary kind per axis: a periodic axis wraps, any other repeats its edge.
         n_sigma: half-width in standard deviations.
         std: initial standard deviation per axis in fine cells (default ``s``).
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from pymsde.model.drift import LatentSizes
 from pymsde.model.mlp import ACTIVATIONS
+from pymsde.numerics.padding import check_padding
 from pymsde.util.errors import ConfigError, DataError
 from pymsde.util.options import from_mapping, option
 
@@ -41,7 +42,9 @@ class ModelConfig(LatentSizes):
         fine_shape: fine grid points per axis, e.g. ``(1000,)`` or ``(128, 128)``.
         channels: field channels ``C``.
         coarse_shape: coarse cells per axis; must divide ``fine_shape`` (factor ``s`` per axis).
-        boundary: ``"periodic"`` or ``"dirichlet"`` per axis.
+        boundary: ``"periodic"``, ``"dirichlet"``, ``"outflow"`` or ``"slip"`` per axis: how the
+            drift's stencil pads the coarse field (:mod:`pymsde.numerics.padding`); the encoder
+            and decoder wrap a periodic axis and repeat the edge of any other.
         domain: ``(lo, hi)`` per axis (metadata; the model works in grid units).
         micro_dim: microscale latent size ``d_m`` (0: the closure model).
         stencil_radius: radius ``r`` of the macroscale drift stencil, in coarse cells.
@@ -169,6 +172,10 @@ class ModelConfig(LatentSizes):
             if bc == "periodic" and self.stencil_radius > n:
                 raise ConfigError(f"model config: stencil_radius = {self.stencil_radius} is wider than the periodic "
                                   f"coarse axis of {n} cells; expected stencil_radius <= {n}")
+        try:                                     # the drift's stencil pads the coarse field
+            check_padding([self.stencil_radius] * nd, (self.channels, *self.coarse_shape), self.boundary)
+        except ConfigError as exc:
+            raise ConfigError(f"model config: {exc}") from None
         if self.encoder_kernel % 2 == 0:
             raise ConfigError(f"model config: encoder_kernel = {self.encoder_kernel}; expected an odd size "
                               f"(or 0 for the default)")

@@ -76,7 +76,7 @@ class DriftParams(LatentSizes):
             input width ``micro_dim + C n_cells + 2 + n_mu + n_f``, output ``micro_dim``.
         activation: activation name (see :data:`pymsde.model.mlp.ACTIVATIONS`).
         radius: stencil radius ``r`` (coarse cells).
-        boundary: ``"periodic"`` or ``"dirichlet"`` per spatial axis.
+        boundary: the boundary kind per spatial axis (:data:`pymsde.data.grid.BOUNDARY_TYPES`).
         coarse_shape: coarse cells per axis.
         channels: field channels ``C``.
         micro_dim, n_mu, n_f: sizes of ``zm``, ``mu`` and ``f``.

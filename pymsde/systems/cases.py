@@ -17,10 +17,13 @@ Storage: simulators compute and return float64; :attr:`CaseSpec.storage_dtype` i
 write (:func:`as_stored`): float32 for burgers2d (the paper's 30 x 1001 x 128^2 set: 1.97 GB
 instead of 3.94 GB), float64 for the others.
 
-The two flow cases are stored at cell centres: each axis is a ``"dirichlet"`` axis on the
-physical domain shrunk by half a cell (``cell_centred=True``), so ``Grid.coordinates`` gives the
-cell centres ``lo + (j + 1/2) dx``; their physical boundary kinds are in ``boundary_physical``
-(recorded as ``attrs["boundary_physical"]``).
+The two flow cases are stored at cell centres: each axis is an open axis on the physical domain
+shrunk by half a cell (``cell_centred=True``), so ``Grid.coordinates`` gives the cell centres
+``lo + (j + 1/2) dx``. Their grid boundary kinds say how the model pads them: swe2d
+``("outflow", "outflow")``, cylinder2d ``("dirichlet", "slip")`` (the inflow and outflow of x
+share one kind per axis; the walls of y are free-slip). The physical kind of each side is in
+``boundary_physical`` (recorded as ``attrs["boundary_physical"]``). Data generated before
+2026-12-02 recorded ``"dirichlet"`` for every axis (the same padding except on the slip walls).
 """
 from __future__ import annotations
 
@@ -176,11 +179,13 @@ CASES: dict[str, CaseSpec] = {
                        {"c": 1.0}, 30, 1.0, 1001, 1e-3, (20 / 30, 5 / 30, 5 / 30), _ic_wave1d,
                        score_steps=201),
     # final paper, section 6: PDEBench's radial dam break, u = h - 1, mu[:, 0] = the dam radius
-    "swe2d": CaseSpec("swe2d", "swe", ((-2.5, 2.5), (-2.5, 2.5)), ("dirichlet", "dirichlet"), (128, 128), (8, 8),
+    "swe2d": CaseSpec("swe2d", "swe", ((-2.5, 2.5), (-2.5, 2.5)), ("outflow", "outflow"), (128, 128), (8, 8),
                       {"g": 1.0}, 1000, 1.0, 101, 1e-2, (0.9, 0.05, 0.05), sample_dam_break, cell_centred=True,
                       boundary_physical=(("outflow", "outflow"), ("outflow", "outflow"))),
     # final paper, section 5: the wake at Re = 160, (u, v), one trajectory split in time
-    "cylinder2d": CaseSpec("cylinder2d", "incompressible", ((0.0, 4.0), (0.0, 1.0)), ("dirichlet", "dirichlet"),
+    # x: inflow (held) and outflow, one kind per axis: "dirichlet" (the edge repeats, as an outflow
+    # would); y: the slip walls
+    "cylinder2d": CaseSpec("cylinder2d", "incompressible", ((0.0, 4.0), (0.0, 1.0)), ("dirichlet", "slip"),
                            (320, 80), (32, 8), {"nu": 1.0 / 1280.0, "u_in": 1.0}, 1, 15.0, 1501, 0.0,
                            (1301 / 1501, 100 / 1501, 100 / 1501), _ic_none, cell_centred=True,
                            boundary_physical=(("inflow", "outflow"), ("slip", "slip")), split_by="time"),

@@ -18,8 +18,9 @@ Re = 160); set-ups, verification and timings: docs/swe_cylinder.md.
   i.e. t in [0, 13], (13, 14], (14, 15]. ``n_grid = (nx, ny)`` must keep square cells
   (``nx / 4 = ny``, the cells per unit).
 
-Both are stored as ``"dirichlet"`` axes on the domain shrunk by half a cell (``Grid.coordinates``
-are the cell centres); ``attrs["boundary_physical"]`` holds the physical kinds per side.
+Both are stored on the domain shrunk by half a cell (``Grid.coordinates`` are the cell centres),
+with the grid boundary kinds of their case (swe2d outflow, cylinder2d Dirichlet in x and slip in
+y; :mod:`pymsde.systems.cases`); ``attrs["boundary_physical"]`` holds the physical kinds per side.
 """
 from __future__ import annotations
 
