@@ -120,7 +120,8 @@ def test_two_dimensional_cases_carry_the_papers_architecture():
     from pymsde.training.recipes import recipe
 
     channels, n_mu = {"burgers2d": 1, "cylinder2d": 2, "swe2d": 1}, {"swe2d": 1}
-    flat = {"burgers2d": 16 * 16 * 16, "cylinder2d": 16 * 40 * 10, "swe2d": 16 * 16 * 16}   # FINAL_PAPER.md 4.2, 5.2
+    # FINAL_PAPER.md 4.2, 5.2; burgers2d: pymsde's micro CNN 4-16-64 (the 2-D step lever of its row)
+    flat = {"burgers2d": 64 * 16 * 16, "cylinder2d": 16 * 40 * 10, "swe2d": 16 * 16 * 16}
     for case, c in channels.items():
         spec = bm.BENCHMARK_CASES[case]
         assert spec.model["coarse_shape"] == CASES[case].coarse and spec.n_samples == (64 if case == "cylinder2d"
@@ -159,6 +160,11 @@ def test_a_tiny_two_dimensional_row_runs_end_to_end(tmp_path):
         assert row["relative_error"][m]["mean"] is not None and row["relative_error"][m]["mean"] > 0, m
     assert row["model"]["encoder_channels"] == [2] and row["model"]["drift_hidden"] == [8]
     assert load(row["data"]).u.dtype == np.float32
+    # the 2-D step levers are the case's training settings, recorded in the row and in each run
+    assert (row["train_overrides"]["loglik_frames"], row["train_overrides"]["encode_stride"]) == (32, 4)
+    assert row["train_overrides"]["max_steps"] == 2 and row["model"]["conv_memory_format"] == "channels_last"
+    toml = (tmp_path / "b2d" / "multiscale" / "config.toml").read_text()
+    assert "loglik_frames = 32" in toml and "encode_stride = 4" in toml and 'conv_memory_format = "channels_last"' in toml
     assert "| burgers_2d (published) | 0.560 ± 0.273 |" in res.markdown_path.read_text()
 
 
@@ -171,3 +177,58 @@ def test_from_scratch_trains_the_multiscale_model_without_a_warm_start(tmp_path)
     assert "init_from" not in meta
     with pytest.raises(ConfigError, match="--chain and --from-scratch exclude each other"):
         bm.run_benchmark("kdv1d", tmp_path / "c", from_scratch=True, chain=True, **TINY)
+
+
+def _training_curves():
+    spec = importlib.util.spec_from_file_location("training_curves", ROOT / "benchmarks" / "training_curves.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_training_curves_reads_val_csv_and_offsets_sequential_runs(tmp_path, capsys):
+    from pymsde.training.run import write_csv
+
+    tc = _training_curves()
+    for name, rows, total in (("closure", [[100, 10.0, 30.0], [200, 20.0, 20.0]], 25.0),
+                              ("multiscale", [[100, 5.0, 9.0]], 8.0)):
+        run = tmp_path / name
+        run.mkdir()
+        write_csv(run / "val.csv", ["step", "val_loss", "val_nrmse", "time_s"],
+                  [[r[0], -1.0, r[2], r[1]] for r in rows])
+        (run / "metadata.json").write_text(json.dumps({"train_time_s": total}))
+    assert tc.main([str(tmp_path / "closure"), str(tmp_path / "multiscale"), "--after",
+                    "--out", str(tmp_path / "c.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # the second stage starts where the first one's training time (metadata, not its last record) ends
+    assert out["offset_s"] == {"closure": 0.0, "multiscale": 25.0}
+    assert out["curves"]["closure"] == [{"step": 100, "time_s": 10.0, "val_nrmse": 30.0},
+                                        {"step": 200, "time_s": 20.0, "val_nrmse": 20.0}]
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    assert tc.main([str(tmp_path / "nothing")]) == 2
+    assert "nothing/val.csv: no validation records" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_done_trainings_and_trains_the_rest(tmp_path):
+    out = tmp_path / "b"
+    first = bm.run_benchmark("kdv1d", out, from_scratch=True, plots=False, **TINY).row
+    closure_bytes = (out / "closure" / "checkpoint.pt").read_bytes()
+    import shutil
+
+    shutil.rmtree(out / "multiscale")                         # as if the second training never ran
+    with pytest.raises(ConfigError, match="--overwrite and --resume exclude each other"):
+        bm.run_benchmark("kdv1d", out, from_scratch=True, resume=True, overwrite=True, plots=False, **TINY)
+    with pytest.raises(ConfigError, match="pass --resume to keep and continue the runs there"):
+        bm.run_benchmark("kdv1d", out, from_scratch=True, plots=False, **TINY)
+    again = bm.run_benchmark("kdv1d", out, from_scratch=True, resume=True, plots=False, **TINY).row
+    closure, multiscale = again["stages"]
+    assert closure["kept"] is True and multiscale["kept"] is False
+    assert closure["steps"] == first["stages"][0]["steps"] == 3
+    assert closure["train_time_s"] == pytest.approx(first["stages"][0]["train_time_s"], abs=1e-3)
+    assert (out / "closure" / "checkpoint.pt").read_bytes() == closure_bytes      # not trained again
+    # the same seed, the same data and the same closure: the same row
+    assert again["relative_error"] == first["relative_error"]
+    # a kept run of another micro_dim (here: the chain's stage names over a from-scratch folder) is refused
+    shutil.copytree(out / "multiscale", out / "micro1")
+    with pytest.raises(ConfigError, match="micro1 holds a model of micro_dim 5; expected 1"):
+        bm.run_benchmark("kdv1d", out, chain=True, resume=True, plots=False, **TINY)

@@ -16,6 +16,7 @@ _DESCRIPTION = """one row of the final paper's table (the table and its sources:
     pymsde benchmark wave1d --out bench/wave1d --minutes 60  # a wall-clock budget for all trainings
     pymsde benchmark kdv1d --out bench/k --chain             # warm start 0 -> 1 -> ... -> 5
     pymsde benchmark cylinder2d --out bench/cylinder2d       # 2-D: burgers2d, cylinder2d, swe2d
+    pymsde benchmark burgers2d --out bench/b2 --resume       # keep the done trainings, continue the rest
     python benchmarks/paper_table.py bench                   # collect DIR/*/benchmark.json
 
 Writes DIR/closure, DIR/multiscale (and DIR/micro1..4 with --chain): the training runs;
@@ -52,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
                    help="backend of simulation, DNS and forecasts (default: torch)")
     p.add_argument("--overwrite", action="store_true", help="replace runs already in --out (default: refuse)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the trainings in --out that are done (their time counts against --minutes) and "
+                        "continue an interrupted one (default: refuse runs already there)")
     p.add_argument("--no-plots", action="store_true", help="no PNGs in the report")
     p.add_argument("--json", action="store_true", help="print the row's JSON on stdout")
     p.set_defaults(func=run)
@@ -64,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_benchmark(args.case, args.out, minutes=args.minutes, data=args.data, chain=args.chain,
                         from_scratch=args.from_scratch, seed=args.seed, device=args.device, backend=args.backend,
-                        overwrite=args.overwrite,
-                        plots=not args.no_plots)
+                        overwrite=args.overwrite, resume=args.resume, plots=not args.no_plots)
     if args.json:
         print(json.dumps(res.row, indent=2, default=str))
     else:
