@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     named = [(p.name, p) for p in args.runs]
     for item in args.label:
-        name, sep, run = item.partition("=")
+        name, sep, run = item.rpartition("=")          # a name may hold "=", a path rarely
         if not sep or not name or not run:
             ap.error(f"--label {item!r}; expected NAME=RUN")
         named.append((name, Path(run)))
