@@ -296,9 +296,55 @@ def test_pod_sindy_leaves_out_a_degree_whose_library_does_not_fit_in_memory(monk
     assert two / one == pytest.approx((n_pod + 2) / 2)                        # 134421 terms against 518
     monkeypatch.setattr(lb, "available_memory", lambda device="cpu": (2 * one, "test room"))
     with caplog.at_level("WARNING"):
-        assert lb._degrees_that_fit((1, 2), n_pod, n_samples) == [1]
+        assert lb._affordable_degrees((1, 2), n_pod, n_samples, 5) == [1]
     assert "degree 2 left out" in caplog.text and "test room" in caplog.text
     monkeypatch.setattr(lb, "available_memory", lambda device="cpu": (one / 2, "test room"))
     with pytest.raises(ResourceError, match=r"no library degree of \[1, 2\] fits") as err:
-        lb._degrees_that_fit((1, 2), n_pod, n_samples)
+        lb._affordable_degrees((1, 2), n_pod, n_samples, 5)
     assert "\n" not in str(err.value)
+
+
+def test_pod_sindy_sweep_cost_bounds_the_ridge_regressions_pysindy_runs(monkeypatch):
+    """sindy_sweep_cost is an upper bound on the n x p^2 of the ridge regressions pysindy's STLSQ
+    solves (one per target and iteration); its first iteration sees the whole library (threshold 0
+    keeps every term, so STLSQ stops after it: exactly a max_iter-th of the bound)."""
+    pytest.importorskip("pysindy")
+    from pysindy.optimizers import stlsq
+
+    seen = []
+    real = stlsq.ridge_regression
+
+    def counting(x, y, alpha, **kw):
+        seen.append(x.shape[0] * x.shape[1] ** 2)
+        return real(x, y, alpha, **kw)
+
+    monkeypatch.setattr(stlsq, "ridge_regression", counting)
+    rng = np.random.default_rng(0)
+    z = [rng.standard_normal((40, 3)) for _ in range(2)]
+    dz = [rng.standard_normal((40, 3)) for _ in range(2)]
+    modes = np.eye(3)
+    for thr, exact in ((0.0, True), (0.3, False)):
+        seen.clear()
+        lb._sindy_model(modes, z, dz, 0.1, thr, 2, (3,))
+        bound = lb.sindy_sweep_cost(3, 2, 80, 1)       # 9 terms (C(5, 2) - 1) x 80 samples x 3 targets x 10
+        assert bound == 10 * 3 * 80 * 9 ** 2
+        assert seen[:3] == [80 * 9 ** 2] * 3                 # iteration 1: the whole library per target
+        if exact:
+            assert sum(seen) == bound / lb.PAPER_STLSQ_MAX_ITER
+        assert sum(seen) <= bound
+
+
+def test_pod_sindy_leaves_out_a_degree_that_costs_too_much(caplog):
+    """Burgers 2-D's sizes (69 POD coefficients, 20 x 1000 samples, 5 thresholds): degree 1 costs
+    about 3e11 multiply-adds and is swept; degree 2 (2484 terms) about 4e14 (3 hours at 4e10 a
+    second), left out with a warning before any fit (it ran for more than 45 minutes), and a grid of degree 2 alone is refused."""
+    from pymsde.util.errors import ResourceError
+
+    assert lb.sindy_sweep_cost(69, 1, 20000, 5) == pytest.approx(5 * 10 * 69 * 20000 * 69 ** 2)
+    assert lb.sindy_sweep_cost(69, 2, 20000, 5) > 10 * lb.SINDY_MAX_MULTIPLY_ADDS
+    with caplog.at_level("WARNING"):
+        assert lb._affordable_degrees((1, 2), 69, 20000, 5) == [1]
+    assert "degree 2 left out" in caplog.text and "multiply-adds" in caplog.text
+    with pytest.raises(ResourceError, match=r"no library degree of \[2\] fits"):
+        lb._affordable_degrees((2,), 69, 20000, 5)
+    assert lb._affordable_degrees((1, 2), 25, 10000, 5) == [1, 2]    # KdV's sizes keep the paper's sweep

@@ -396,24 +396,47 @@ def _sindy_model(modes: np.ndarray, z: list[np.ndarray], dz: list[np.ndarray], d
 #: degree-2 fit (517 POD coefficients, a 1.4 GB library) held 13.7 GB when it was killed for
 #: memory (2026-12-02); a lower bound.
 SINDY_LIBRARY_COPIES = 10
+#: Largest sweep of one library degree attempted, in multiply-adds of its ridge regressions
+#: (:func:`sindy_sweep_cost`): 2.4e13 is about 10 minutes at the 4e10 per second that sklearn's
+#: ``ridge_regression`` reached on one core of the 2-core CPU machine (20000 x 600 library,
+#: 2026-12-02). Burgers 2-D's degree 2 (69 POD coefficients, 2485 terms, 20000 samples) would
+#: need about 4e14 (3 hours); the paper swept only degree 1 there.
+SINDY_MAX_MULTIPLY_ADDS = 2.4e13
 
 
-def _degrees_that_fit(degrees: Sequence[int], n_pod: int, n_samples: int) -> list[int]:
-    """The library degrees whose fit fits in memory (``C(n_pod + degree, degree)`` terms per
-    sample, :data:`SINDY_LIBRARY_COPIES` copies); a degree that does not is left out with a
-    warning, and none fitting is a one-line ResourceError, both before any fit."""
+def sindy_sweep_cost(n_pod: int, degree: int, n_samples: int, n_thresholds: int,
+                     max_iter: int = PAPER_STLSQ_MAX_ITER) -> float:
+    """Upper bound on the multiply-adds of sweeping ``n_thresholds`` STLSQ fits of one library
+    degree: pysindy's STLSQ solves one ridge regression per target (``n_pod``) and iteration
+    (``max_iter``), each forming ``X^T X`` of the ``n_samples x n_library`` library
+    (``n_library = C(n_pod + degree, degree) - 1`` terms without the bias) at its first iteration;
+    later iterations see fewer terms, hence an upper bound."""
+    n_lib = math.comb(int(n_pod) + int(degree), int(degree)) - 1
+    return float(n_thresholds) * max_iter * int(n_pod) * float(n_samples) * float(n_lib) ** 2
+
+
+def _affordable_degrees(degrees: Sequence[int], n_pod: int, n_samples: int, n_thresholds: int) -> list[int]:
+    """The library degrees whose sweep fits in memory (``C(n_pod + degree, degree)`` terms per
+    sample, :data:`SINDY_LIBRARY_COPIES` copies) and in time (:func:`sindy_sweep_cost` at most
+    :data:`SINDY_MAX_MULTIPLY_ADDS`); a degree that does not is left out with a warning, and none
+    left is a one-line ResourceError, both before any fit."""
     room, desc = available_memory()
     kept = []
     for deg in degrees:
         need = 8.0 * SINDY_LIBRARY_COPIES * math.comb(int(n_pod) + int(deg), int(deg)) * n_samples
-        if need <= room:
-            kept.append(int(deg))
-        else:
+        cost = sindy_sweep_cost(n_pod, deg, n_samples, n_thresholds)
+        if need > room:
             log.warning("POD-SINDy: degree %d left out of the sweep: its library of %d POD coefficients "
                         "would need about %s (this machine has %s)", deg, n_pod, format_bytes(need), desc)
+        elif cost > SINDY_MAX_MULTIPLY_ADDS:
+            log.warning("POD-SINDy: degree %d left out of the sweep: %d POD coefficients x %d samples would "
+                        "cost about %.2g multiply-adds (limit %.2g, about 10 minutes on one core)",
+                        deg, n_pod, n_samples, cost, SINDY_MAX_MULTIPLY_ADDS)
+        else:
+            kept.append(int(deg))
     if not kept:
-        raise ResourceError(f"POD-SINDy: no library degree of {list(degrees)} fits in memory for {n_pod} POD "
-                            f"coefficients x {n_samples} samples (this machine has {desc}); evaluate without "
+        raise ResourceError(f"POD-SINDy: no library degree of {list(degrees)} fits in memory and time for {n_pod} "
+                            f"POD coefficients x {n_samples} samples (this machine has {desc}); evaluate without "
                             f"sindy (--baselines closure,dns,dmd)")
     return kept
 
@@ -459,7 +482,7 @@ def fit_pod_sindy(train: Any, val: Any, dt: float, n_pod: int, *,
     z = [zi[:-1].copy() for zi in zt]
     dz = [np.diff(zi, axis=0) / dt for zi in zt]
     best, scores = None, {}
-    for deg in _degrees_that_fit(degrees, n_pod, sum(len(zi) for zi in z)):
+    for deg in _affordable_degrees(degrees, n_pod, sum(len(zi) for zi in z), len(thresholds)):
         for thr in thresholds:
             m = _sindy_model(modes, z, dz, dt, thr, deg, tuple(a.shape[2:]))
             score = relative_error_summary(m.forecast_trajectories(v, tv, warn=False), v)["mean"]
