@@ -213,3 +213,27 @@ def test_damaged_files_give_one_line_errors(tmp_path, capsys):
         assert main(["info", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and fragment in err, err
+
+
+def test_every_subcommand_help_is_plain_text():
+    """--help shows no reST markup of the docstrings it is made from (``...``, :func:`...`) and
+    starts its description with a capital letter (issue 17: the markup leaked)."""
+    import argparse
+
+    from pymsde.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    pending = list(subparsers.choices.items())
+    seen = 0
+    while pending:
+        name, sub = pending.pop()
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        for a in nested:
+            pending += [(f"{name} {k}", v) for k, v in a.choices.items()]
+        text = sub.format_help()
+        assert "``" not in text and ":func:" not in text and ":class:" not in text, name
+        if sub.description:
+            assert sub.description[0].isupper(), (name, sub.description[:40])
+        seen += 1
+    assert seen >= 9                     # simulate, train, evaluate, demo, benchmark, info, plot, ...

@@ -56,3 +56,16 @@ def given(args, prefix: str, names: Iterable[str]) -> dict[str, Any]:
 
 
 __all__ = ["add_options", "given"]
+
+
+def doc_summary(doc: str | None) -> str:
+    """A subcommand's ``--help`` description from its module docstring: the first paragraph with
+    the leading usage line (````pymsde info FILE ...````: the usage argparse prints anyway) and the
+    reST markup left out, so the help reads as plain text."""
+    import re
+
+    first = (doc or "").strip().split("\n\n")[0]
+    first = re.sub(r"^``[^`]*``:\s*", "", first)
+    first = re.sub(r":(?:func|class|mod|meth|data):`~?([^`]*)`", r"\1", first).replace("``", "")
+    first = " ".join(first.split())
+    return first[:1].upper() + first[1:]

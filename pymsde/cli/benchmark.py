@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-_DESCRIPTION = """one row of the final paper's table (the table and its sources: README, docs/benchmarks.md).
+_DESCRIPTION = """One row of the final paper's table (the table and its sources: README, docs/benchmarks.md).
 
     pymsde benchmark kdv1d --out bench/kdv1d                 # the paper's budget (epochs)
     pymsde benchmark wave1d --out bench/wave1d --minutes 60  # a wall-clock budget for all trainings

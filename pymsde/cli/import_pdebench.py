@@ -10,6 +10,7 @@ shallow-water data are ``pymsde import pdebench 2D_rdb_NA_NA.h5 --out swe.h5 --s
 from __future__ import annotations
 
 import argparse
+from pymsde.cli._options import doc_summary
 
 
 def _split(text: str):
@@ -48,7 +49,7 @@ def register(subparsers) -> None:
                               description="Convert another project's data file to pymsde's format.")
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
     q = sub.add_parser("pdebench", help="a PDEBench 2-D HDF5 file (2D_rdb, tensor, CFD layouts)",
-                       description=__doc__.split("\n\n")[0])
+                       description=doc_summary(__doc__))
     q.add_argument("file", help="the PDEBench .h5 / .hdf5 file")
     q.add_argument("--out", required=True, metavar="OUT", help="output file (.h5 or .hdf5)")
     q.add_argument("--fields", default=None, metavar="A,B", help="CFD datasets to stack as channels "

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from pymsde.cli._options import doc_summary
 
 
 #: Bytes of ``u`` scanned by default (larger files: ``--values``).
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("info", help="validate a trajectories file and summarise it",
-                              description=__doc__.split("\n\n")[0])
+                              description=doc_summary(__doc__))
     p.add_argument("file", help="a .npz, .h5 or .hdf5 trajectories file")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     scan = p.add_mutually_exclusive_group()

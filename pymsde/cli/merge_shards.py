@@ -10,6 +10,7 @@ process writes with the same seed and options, bit for bit, plus ``attrs["shards
 from __future__ import annotations
 
 import argparse
+from pymsde.cli._options import doc_summary
 
 
 def merged_line(s: dict) -> str:
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("merge-shards", help="merge the shards of pymsde simulate --shard K/N into one file",
-                              description=__doc__.split("\n\n")[0])
+                              description=doc_summary(__doc__))
     p.add_argument("out", metavar="OUT", help="the data set's file (.h5 / .hdf5); its shards are OUT's "
                                               "STEM.shard-K-of-N.SUFFIX in the same folder")
     p.add_argument("--keep-shards", action="store_true", help="keep the shard files after the merge")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pymsde.util.errors import ConfigError
+from pymsde.cli._options import doc_summary
 
 
 def plot_trajectory(traj, out: str | Path, traj_index: int = 0, channel: int = 0, n_snapshots: int = 5,
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("plot", help="draw a space-time diagram (1-D) or snapshots (2-D) to PNG",
-                              description=__doc__.split("\n\n")[0])
+                              description=doc_summary(__doc__))
     p.add_argument("file", help="a .npz, .h5 or .hdf5 trajectories file")
     p.add_argument("--out", required=True, help="the PNG file to write")
     p.add_argument("--traj", type=int, default=0, metavar="I", help="trajectory index (default 0)")

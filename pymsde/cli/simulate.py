@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from pymsde.cli._options import doc_summary
 
 CASES = ("burgers1d", "kdv1d", "burgers2d", "wave1d", "swe2d", "cylinder2d")
 
@@ -207,7 +208,7 @@ def _sharded(args: argparse.Namespace, n_grid, extra: dict, world: int) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d, wave1d, "
                                                "swe2d, cylinder2d)",
-                              description=__doc__.split("\n\n")[0],
+                              description=doc_summary(__doc__),
                               epilog=" ".join(__doc__.split("\n\n")[2].replace("``", "").split()))
     p.add_argument("case", choices=CASES, help="the benchmark case")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.npz, .h5 or .hdf5)")

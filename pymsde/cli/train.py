@@ -6,7 +6,7 @@ import logging
 
 log = logging.getLogger(__name__)
 
-_DESCRIPTION = """fit a multiscale model to a data file.
+_DESCRIPTION = """Fit a multiscale model to a data file.
 
     pymsde train DATA --coarse 20 --micro 5 --epochs 100 --out RUN_DIR
     pymsde train DATA --coarse 8 8 --micro 5 --out RUN_DIR            # 2-D
