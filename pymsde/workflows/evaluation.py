@@ -274,6 +274,11 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     if "closure" in names:
         closure_model, closure_meta, closure_dir = _load_closure(run, closure_run, checkpoint, model, metadata,
                                                                  traj_all, data_name, notes, required=not auto)
+    # the library baselines first: their float64 copies of the train / val splits (2.6 GB for
+    # Burgers 2-D's 20 training trajectories) are freed before the ensembles' fields exist
+    library = _library_predictions(names, traj, library_splits, model.config, n_score)
+    split_sizes = {k: int(len(v)) for k, v in traj_all.splits.items()}
+    del library_splits, traj_all      # a loaded file's other splits (2 GB for Burgers 2-D) go too
     preds: dict[str, Prediction] = {}
     with torch.no_grad():
         preds["multiscale"] = model_prediction(model, traj, name="multiscale", n_samples=n_samples, seed=seed,
@@ -283,7 +288,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
                                                 backend=backend_name, n_score=n_score, show_progress=show_progress)
     if "dns" in names:
         preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score, backend=backend_name)
-    preds.update(_library_predictions(names, traj, library_splits, model.config, n_score))
+    preds.update(library)
     truth = np.asarray(traj.u, dtype=np.float64)       # the stored (noisy) observations
     scores = {m: score_prediction(p, truth) for m, p in preds.items()}
     notes += divergence_notes(scores)
@@ -301,7 +306,7 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         "coarse_shape": list(map(int, model.config.coarse_shape)), "micro_dim": int(model.config.micro_dim),
         "pymsde_version": __version__, "torch_version": str(torch.__version__),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "notes": notes,
-        "coverage": coverage, "split_sizes": {k: int(len(v)) for k, v in traj_all.splits.items()},
+        "coverage": coverage, "split_sizes": split_sizes,
         "training": {"multiscale": _training_budget(metadata),
                      **({"closure": _training_budget(closure_meta)} if closure_model is not None else {})},
     }
