@@ -37,8 +37,11 @@ def find_rows(paths) -> list[Path]:
 
 
 def variant(row: dict) -> str:
-    """How the row's multiscale model was trained: ``from scratch``, ``chain 0..5`` or ``warm start 0 -> 5``."""
-    return "from scratch" if row.get("from_scratch") else "chain 0..5" if row.get("chain") else "warm start 0 -> 5"
+    """How the row's multiscale model was trained: ``from scratch``, ``chain 0..5`` or ``warm start 0 -> 5``,
+    with ``, N epochs`` when ``--multiscale-epochs N`` replaced the recipe's."""
+    how = "from scratch" if row.get("from_scratch") else "chain 0..5" if row.get("chain") else "warm start 0 -> 5"
+    n = row.get("multiscale_epochs")
+    return how if n is None else f"{how}, {n} epochs"
 
 
 def read_rows(files) -> dict[tuple[str, str], tuple[dict, Path]]:

@@ -232,3 +232,19 @@ def test_resume_keeps_the_done_trainings_and_trains_the_rest(tmp_path):
     shutil.copytree(out / "multiscale", out / "micro1")
     with pytest.raises(ConfigError, match="micro1 holds a model of micro_dim 5; expected 1"):
         bm.run_benchmark("kdv1d", out, chain=True, resume=True, plots=False, **TINY)
+
+
+def test_multiscale_epochs_replace_the_recipes_for_the_multiscale_training_only(tmp_path):
+    """--multiscale-epochs N: the multiscale run is configured with N epochs, the implicit-scale
+    run with the recipe's; the row records N; a bad N is a one-line error first."""
+    from pymsde.training.recipes import recipe
+
+    row = bm.run_benchmark("kdv1d", tmp_path / "e", from_scratch=True, plots=False, multiscale_epochs=7, **TINY).row
+    assert row["multiscale_epochs"] == 7
+    assert "\nepochs = 7\n" in (tmp_path / "e" / "multiscale" / "config.toml").read_text()
+    recipe_epochs = recipe("final-paper", case="kdv1d", warm=False).epochs
+    assert recipe_epochs != 7
+    assert f"\nepochs = {recipe_epochs}\n" in (tmp_path / "e" / "closure" / "config.toml").read_text()
+    with pytest.raises(ConfigError, match=r"--multiscale-epochs 0; expected an integer >= 1"):
+        bm.run_benchmark("kdv1d", tmp_path / "f", multiscale_epochs=0, **TINY)
+    assert not (tmp_path / "f").exists()

@@ -48,6 +48,10 @@ def register(subparsers) -> None:
     p.add_argument("--from-scratch", action="store_true",
                    help="train the multiscale model from scratch at lr 1e-3 instead of warm-starting it (not the "
                         "paper's rule; default: the warm start)")
+    p.add_argument("--multiscale-epochs", type=int, default=None, metavar="N",
+                   help="epochs of the multiscale trainings (micro_dim > 0) instead of the recipe's; the "
+                        "implicit-scale model keeps the recipe's (default: the recipe's, e.g. 50 = 16000 steps "
+                        "on wave1d; 100 reached the paper there from scratch)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, trainings, warm starts, forecasts (default: 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="training device (default: auto)")
     p.add_argument("--backend", choices=("torch", "julia", "auto"), default="torch",
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_benchmark(args.case, args.out, minutes=args.minutes, data=args.data, chain=args.chain,
                         from_scratch=args.from_scratch, seed=args.seed, device=args.device, backend=args.backend,
-                        overwrite=args.overwrite, resume=args.resume, plots=not args.no_plots)
+                        overwrite=args.overwrite, resume=args.resume, plots=not args.no_plots,
+                        multiscale_epochs=args.multiscale_epochs)
     if args.json:
         print(json.dumps(res.row, indent=2, default=str))
     else:

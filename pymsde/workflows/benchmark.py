@@ -250,10 +250,12 @@ def score_steps(traj, case: str) -> int | None:
 
 
 def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages, base: dict, minutes, seed: int,
-                  device: str, model_overrides: dict, from_scratch: bool = False, resume: bool = False) -> list[dict]:
+                  device: str, model_overrides: dict, from_scratch: bool = False, resume: bool = False,
+                  multiscale_epochs: int | None = None) -> list[dict]:
     """Train the implicit-scale model, then each warm-started stage; one record per stage. With
     ``resume``, a stage whose run is done is kept (its training time counts against the budget)
-    and an interrupted one continues from its checkpoint."""
+    and an interrupted one continues from its checkpoint. ``multiscale_epochs`` replaces the
+    recipe's epochs of the stages with ``micro_dim > 0``."""
     from pymsde.model.warm_start import check_warm_start_compatible, init_from_record, warm_start
     from pymsde.training import fit
     from pymsde.training.recipes import recipe
@@ -276,8 +278,9 @@ def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages,
         # hands its unused minutes on
         each = None if minutes is None else max(
             (float(minutes) - (time.perf_counter() - t_start + kept_s) / 60.0) / (len(stages) - i), 0.05)
+        epochs = {"epochs": int(multiscale_epochs)} if multiscale_epochs is not None and k > 0 else {}
         cfg = recipe("final-paper", case=spec.name, warm=warm,
-                     **{"seed": seed, "device": device, "max_minutes": each, **base})
+                     **{"seed": seed, "device": device, "max_minutes": each, **base, **epochs})
         if not warm:
             what = {**arch, "micro_dim": k}
         else:
@@ -348,7 +351,8 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
                   seed: int = 0, device: str = "auto",
                   backend: str = "torch", overwrite: bool = False, resume: bool = False, sizes: dict | None = None,
                   model_overrides: dict | None = None, train_overrides: dict | None = None,
-                  n_samples: int | None = None, plots: bool = True, progress: bool = True) -> BenchmarkResult:
+                  n_samples: int | None = None, plots: bool = True, progress: bool = True,
+                  multiscale_epochs: int | None = None) -> BenchmarkResult:
     """Run one row of the paper's table into ``out`` (module docstring).
 
     Args:
@@ -371,6 +375,9 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
             recipe's (every stage), e.g. small sizes for a test.
         n_samples: forecast ensemble size (default: the case's).
         plots, progress: write the report's PNGs; show progress bars.
+        multiscale_epochs: epochs of every training with ``micro_dim > 0`` instead of the recipe's
+            (the implicit-scale model keeps the recipe's); wave1d from scratch reached 0.065 with 100
+            (32000 steps) where the recipe's 50 gave 0.141 (docs/benchmarks.md). None: the recipe's.
 
     Raises:
         ConfigError: unknown case (one line listing the cases), a bad budget, runs already in
@@ -384,6 +391,9 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     if minutes is not None and not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes > 0):
         raise ConfigError(f"benchmark: --minutes {minutes!r}; expected a positive number")
     out = Path(out)
+    if multiscale_epochs is not None and (isinstance(multiscale_epochs, bool) or not isinstance(multiscale_epochs, int)
+                                          or multiscale_epochs < 1):
+        raise ConfigError(f"benchmark: --multiscale-epochs {multiscale_epochs!r}; expected an integer >= 1")
     if chain and from_scratch:
         raise ConfigError("benchmark: --chain and --from-scratch exclude each other (a chain is a sequence of warm "
                           "starts)")
@@ -396,7 +406,8 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     train_overrides = {**spec.train, **(train_overrides or {})}
     base = {**({} if progress else {"progress": False}), **train_overrides}
     records = _train_stages(traj, data_path, out, spec, stages, base, minutes, seed, device,
-                            dict(model_overrides or {}), from_scratch=from_scratch, resume=resume)
+                            dict(model_overrides or {}), from_scratch=from_scratch, resume=resume,
+                            multiscale_epochs=multiscale_epochs)
     n = score_steps(traj, case)
     paper_name = PAPER_NAMES[published_key(case)]
     notes = [] if n is None else [f"scored on the first {n} of {traj.n_t} times of each test trajectory (the "
@@ -408,6 +419,7 @@ def run_benchmark(case: str, out: str | os.PathLike, *, minutes: float | None = 
     metrics = result.metrics()
     notes += list(metrics.get("notes") or [])
     extra = {"recipe": "final-paper", "chain": bool(chain), "from_scratch": bool(from_scratch), "minutes": minutes, "seed": int(seed),
+             "multiscale_epochs": multiscale_epochs,
              "data": str(data_path), "data_time_s": round(t_data, 3), "score_steps": n, "n_t": int(traj.n_t),
              "model": {k: list(v) if isinstance(v, tuple) else v for k, v in {**spec.model,
                                                                               **(model_overrides or {})}.items()},
