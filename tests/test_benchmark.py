@@ -236,7 +236,8 @@ def test_resume_keeps_the_done_trainings_and_trains_the_rest(tmp_path):
 
 def test_multiscale_epochs_replace_the_recipes_for_the_multiscale_training_only(tmp_path):
     """--multiscale-epochs N: the multiscale run is configured with N epochs, the implicit-scale
-    run with the recipe's; the row records N; a bad N is a one-line error first."""
+    run with the recipe's; the row records N; --resume refuses a kept run of another N; a bad N is a
+    one-line error first."""
     from pymsde.training.recipes import recipe
 
     row = bm.run_benchmark("kdv1d", tmp_path / "e", from_scratch=True, plots=False, multiscale_epochs=7, **TINY).row
@@ -245,6 +246,9 @@ def test_multiscale_epochs_replace_the_recipes_for_the_multiscale_training_only(
     recipe_epochs = recipe("final-paper", case="kdv1d", warm=False).epochs
     assert recipe_epochs != 7
     assert f"\nepochs = {recipe_epochs}\n" in (tmp_path / "e" / "closure" / "config.toml").read_text()
+    with pytest.raises(ConfigError, match=r"multiscale was trained for 7 epochs; this stage trains 9"):
+        bm.run_benchmark("kdv1d", tmp_path / "e", from_scratch=True, resume=True, plots=False, multiscale_epochs=9,
+                         **TINY)
     with pytest.raises(ConfigError, match=r"--multiscale-epochs 0; expected an integer >= 1"):
         bm.run_benchmark("kdv1d", tmp_path / "f", multiscale_epochs=0, **TINY)
     assert not (tmp_path / "f").exists()

@@ -337,7 +337,8 @@ def test_pod_sindy_sweep_cost_bounds_the_ridge_regressions_pysindy_runs(monkeypa
 def test_pod_sindy_leaves_out_a_degree_that_costs_too_much(caplog):
     """Burgers 2-D's sizes (69 POD coefficients, 20 x 1000 samples, 5 thresholds): degree 1 costs
     about 3e11 multiply-adds and is swept; degree 2 (2484 terms) about 4e14 (3 hours at 4e10 a
-    second), left out with a warning before any fit (it ran for more than 45 minutes), and a grid of degree 2 alone is refused."""
+    second), left out with a warning before any fit (it ran for more than 45 minutes), and a grid
+    of degree 2 alone is refused."""
     from pymsde.util.errors import ResourceError
 
     assert lb.sindy_sweep_cost(69, 1, 20000, 5) == pytest.approx(5 * 10 * 69 * 20000 * 69 ** 2)

@@ -6,6 +6,7 @@ TOML tables can never disagree with the code.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Iterable
 
 from pymsde.util.options import options_of
@@ -55,17 +56,20 @@ def given(args, prefix: str, names: Iterable[str]) -> dict[str, Any]:
     return {n: getattr(args, prefix + n) for n in names if getattr(args, prefix + n) is not None}
 
 
-__all__ = ["add_options", "given"]
+def plain_text(text: str) -> str:
+    """``text`` without its reST markup (````code````, :func:`name` and the like), whitespace
+    collapsed: docstring prose as ``--help`` shows it."""
+    text = re.sub(r":(?:func|class|mod|meth|data):`~?([^`]*)`", r"\1", text).replace("``", "")
+    return " ".join(text.split())
 
 
 def doc_summary(doc: str | None) -> str:
-    """A subcommand's ``--help`` description from its module docstring: the first paragraph with
-    the leading usage line (````pymsde info FILE ...````: the usage argparse prints anyway) and the
-    reST markup left out, so the help reads as plain text."""
-    import re
-
-    first = (doc or "").strip().split("\n\n")[0]
-    first = re.sub(r"^``[^`]*``:\s*", "", first)
-    first = re.sub(r":(?:func|class|mod|meth|data):`~?([^`]*)`", r"\1", first).replace("``", "")
-    first = " ".join(first.split())
+    """A subcommand's ``--help`` description from its module docstring: the first paragraph
+    without its leading usage line (````pymsde info FILE ...````:, which argparse prints anyway),
+    as :func:`plain_text`, capitalised."""
+    first = re.sub(r"^``[^`]*``:\s*", "", (doc or "").strip().split("\n\n")[0])
+    first = plain_text(first)
     return first[:1].upper() + first[1:]
+
+
+__all__ = ["add_options", "doc_summary", "given", "plain_text"]

@@ -10,6 +10,7 @@ shallow-water data are ``pymsde import pdebench 2D_rdb_NA_NA.h5 --out swe.h5 --s
 from __future__ import annotations
 
 import argparse
+
 from pymsde.cli._options import doc_summary
 
 

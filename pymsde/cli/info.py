@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from pymsde.cli._options import doc_summary
 
 

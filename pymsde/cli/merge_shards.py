@@ -10,6 +10,7 @@ process writes with the same seed and options, bit for bit, plus ``attrs["shards
 from __future__ import annotations
 
 import argparse
+
 from pymsde.cli._options import doc_summary
 
 

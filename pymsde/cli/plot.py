@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pymsde.util.errors import ConfigError
 from pymsde.cli._options import doc_summary
+from pymsde.util.errors import ConfigError
 
 
 def plot_trajectory(traj, out: str | Path, traj_index: int = 0, channel: int = 0, n_snapshots: int = 5,

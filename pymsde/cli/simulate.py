@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from pymsde.cli._options import doc_summary
+
+from pymsde.cli._options import doc_summary, plain_text
 
 CASES = ("burgers1d", "kdv1d", "burgers2d", "wave1d", "swe2d", "cylinder2d")
 
@@ -209,7 +210,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("simulate", help="generate a benchmark data set (burgers1d, kdv1d, burgers2d, wave1d, "
                                                "swe2d, cylinder2d)",
                               description=doc_summary(__doc__),
-                              epilog=" ".join(__doc__.split("\n\n")[2].replace("``", "").split()))
+                              epilog=plain_text(__doc__.split("\n\n")[2]))
     p.add_argument("case", choices=CASES, help="the benchmark case")
     p.add_argument("--out", required=True, metavar="FILE", help="output file (.npz, .h5 or .hdf5)")
     p.add_argument("--n-traj", type=int, default=None, metavar="N", help="number of trajectories (case default)")

@@ -399,7 +399,7 @@ SINDY_LIBRARY_COPIES = 10
 #: Largest sweep of one library degree attempted, in multiply-adds of its ridge regressions
 #: (:func:`sindy_sweep_cost`): 2.4e13 is about 10 minutes at the 4e10 per second that sklearn's
 #: ``ridge_regression`` reached on one core of the 2-core CPU machine (20000 x 600 library,
-#: 2026-12-02). Burgers 2-D's degree 2 (69 POD coefficients, 2485 terms, 20000 samples) would
+#: 2026-12-02). Burgers 2-D's degree 2 (69 POD coefficients, 2484 terms, 20000 samples) would
 #: need about 4e14 (3 hours); the paper swept only degree 1 there.
 SINDY_MAX_MULTIPLY_ADDS = 2.4e13
 

@@ -200,8 +200,9 @@ def _prepare(out: Path, stages, overwrite: bool, resume: bool) -> None:
             shutil.rmtree(out / name)
 
 
-def _kept_stage(run: Path, k: int, train, device: str):
-    """``(model, record)`` of a stage whose run in ``run`` is done (``--resume``), or None."""
+def _kept_stage(run: Path, k: int, train, device: str, epochs: int):
+    """``(model, record)`` of a stage whose run in ``run`` is done (``--resume``), or None; a done run
+    of another ``micro_dim``, data grid or number of ``epochs`` (the stage's) is refused."""
     from pymsde.model.config import check_data_fits
     from pymsde.training.run import load_run, read_json
 
@@ -212,6 +213,9 @@ def _kept_stage(run: Path, k: int, train, device: str):
     if model.config.micro_dim != k:
         raise ConfigError(f"benchmark --resume: {run} holds a model of micro_dim {model.config.micro_dim}; "
                           f"expected {k} (another --chain setting?); choose another --out")
+    if int(configs["train"].epochs) != int(epochs):
+        raise ConfigError(f"benchmark --resume: {run} was trained for {configs['train'].epochs} epochs; this stage "
+                          f"trains {epochs} (another --multiscale-epochs?); choose another --out")
     check_data_fits(model.config, train, "the benchmark's data", str(run))
     log.info("benchmark: keeping %s (done: %s steps)", run.name, meta.get("steps"))
     return model, {"steps": int(meta.get("steps", 0)), "epochs": int(meta.get("epochs", 0)),
@@ -267,7 +271,10 @@ def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages,
     records, model, kept_s = [], None, 0.0
     for i, (k, name) in enumerate(stages):
         warm = k > 0 and not from_scratch
-        kept = _kept_stage(out / name, k, train, device) if resume else None
+        settings = {"seed": seed, "device": device, **base,
+                    **({"epochs": int(multiscale_epochs)} if multiscale_epochs is not None and k > 0 else {})}
+        kept = (_kept_stage(out / name, k, train, device, recipe("final-paper", case=spec.name, warm=warm,
+                                                                 **settings).epochs) if resume else None)
         if kept is not None:
             model, record = kept
             records.append({"run": name, "micro_dim": k, "warm_start_from": records[-1]["run"] if warm else None,
@@ -278,9 +285,7 @@ def _train_stages(traj, data_path: Path, out: Path, spec: BenchmarkCase, stages,
         # hands its unused minutes on
         each = None if minutes is None else max(
             (float(minutes) - (time.perf_counter() - t_start + kept_s) / 60.0) / (len(stages) - i), 0.05)
-        epochs = {"epochs": int(multiscale_epochs)} if multiscale_epochs is not None and k > 0 else {}
-        cfg = recipe("final-paper", case=spec.name, warm=warm,
-                     **{"seed": seed, "device": device, "max_minutes": each, **base, **epochs})
+        cfg = recipe("final-paper", case=spec.name, warm=warm, **{"max_minutes": each, **settings})
         if not warm:
             what = {**arch, "micro_dim": k}
         else:
