@@ -83,7 +83,7 @@ def _model(micro_dim: int):
 
 
 @pytest.mark.parametrize("solver", ["em", "sra1"])
-def test_an_ensemble_in_chunks_is_the_one_piece_ensemble_bit_for_bit(solver):
+def test_an_ensemble_in_chunks_is_the_one_piece_ensemble(solver):
     model, u0, dt = _model(2)
     t_out = dt * np.arange(150)                       # 149 steps: three keyed pieces, the last partial
     kw = dict(seed=11, solver=solver, return_samples=True, sample_index=[0, 70, 149], quantiles=())
@@ -91,8 +91,12 @@ def test_an_ensemble_in_chunks_is_the_one_piece_ensemble_bit_for_bit(solver):
     # chunks of 5, 2 and 5 members of 2 observations (10, 4, 10 rows; with fewer than 4 rows torch's
     # CPU matrix kernels take another path and the last bit of the drift may differ: docs/distributed.md)
     parts = [forecast(model, u0, t_out, n_samples=n, sample_offset=o, **kw) for o, n in ((0, 5), (5, 2), (7, 5))]
+    # the same members to the last bits: on some CPUs the matrix kernels round 10 or 4 rows
+    # differently from 24 (one float32 ulp measured, docs/distributed.md); other noise would differ by O(1)
     for name in ("macro", "micro", "samples"):
-        assert torch.equal(torch.cat([getattr(p, name) for p in parts], dim=1), getattr(whole, name)), name
+        got, want = torch.cat([getattr(p, name) for p in parts], dim=1), getattr(whole, name)
+        ulp = torch.finfo(want.dtype).eps * float(want.abs().max())
+        assert float((got - want).abs().max()) <= 4 * ulp, name
     assert whole.info["noise"] == rng.SCHEME and parts[2].info["sample_offset"] == 7
     # the members differ from each other, and another seed gives other members
     assert float((whole.micro[:, 0] - whole.micro[:, 1]).abs().max()) > 1e-3
