@@ -138,7 +138,10 @@ def test_two_ranks_with_one_window_each_train_the_single_process_model(setup):
     # every term of every step (the 2-rank log sums the ranks' shares of the batch)
     la, lb = one["log"], two["log"]
     assert la.shape == lb.shape == (20, 10)
-    assert (la[:, 4:9] - lb[:, 4:9]).abs().max().item() <= 1e-7
+    # relative to the terms' size: the derived defaults' small initial variances (1e-4 of the
+    # data's mean square) make the first steps' log-likelihood and gradient norm of order 1e2 to 1e4
+    scale = la[:, 4:9].abs().max().item()
+    assert (la[:, 4:9] - lb[:, 4:9]).abs().max().item() <= 1e-7 * max(1.0, scale), scale
     cols, va = read_csv(setup / "single" / "val.csv")
     _, vb = read_csv(setup / "two" / "val.csv")
     assert len(va) == len(vb) == 3                                # epochs 1, 2 and the end

@@ -7,6 +7,8 @@ two sides differing only in the order of floating-point operations. float32: 1e-
 Every test here skips with "Julia not available: <reason>" when juliacall cannot start Julia
 and load PyMSDEKernels (as on the machines this package was written on).
 """
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -673,3 +675,38 @@ def test_bridge_passes_the_positional_flag(fake, monkeypatch):
     z = torch.randn(3, off.latent_dim, dtype=torch.float64)
     assert torch.equal(jlmod.multiscale_drift(off, 0.2, z), multiscale_drift(off, 0.2, z))
     assert seen[1] == len(off.macro_weights)                  # off: n_macro right after n_f, as before
+
+
+def _linear_params(dtype=torch.float64):
+    # a 2-channel, 2-parameter drift with a random linear stencil term (C, S (1 + n_mu)) = (2, 150)
+    p = _params((4, 6), ("periodic", "dirichlet"), C=2, dm=3, n_mu=2, dtype=dtype, seed=3)
+    lin = torch.randn(2, 2 * 25 * 3, generator=torch.Generator().manual_seed(4), dtype=dtype)
+    return replace(p, linear=lin)
+
+
+def test_multiscale_drift_with_the_linear_term(jlb):
+    p = _linear_params()
+    z, mu = torch.randn(5, p.latent_dim, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    assert rel(jlb.multiscale_drift(p, 0.3, z, mu), multiscale_drift(p, 0.3, z, mu)) < 1e-10
+
+
+def test_bridge_passes_the_linear_term_after_the_flag(fake, monkeypatch):
+    # drift_params_from_python(..., n_f, positional::Bool, linear, n_macro, arrays...): the flag is
+    # passed (False here) whenever a linear term follows, the term in the Julia layout (in, out)
+    seen = []
+
+    def drift_b(out, t, z, mu, f, *pargs):
+        act, radius, boundary, coarse, C, dm, n_mu, n_f = pargs[:8]
+        flag, lin, rest = pargs[8], _t(pargs[9]), pargs[10:]
+        seen.append((flag, tuple(lin.shape)))
+        ws, bs = [_t(a) for a in rest[1::2]], [_t(a) for a in rest[2::2]]
+        n = rest[0]
+        p = DriftParams(ws[:n], bs[:n], ws[n:], bs[n:], act, radius, _csv(boundary), _csv(coarse, int), C, dm, n_mu,
+                        n_f, positional=flag, linear=lin)
+        _t(out).copy_(multiscale_drift(p, t, _t(z), _t(mu)))
+
+    monkeypatch.setitem(jlmod._STATE["fns"], "multiscale_drift!", drift_b)
+    p = _linear_params()
+    z, mu = torch.randn(3, p.latent_dim, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    assert torch.equal(jlmod.multiscale_drift(p, 0.2, z, mu), multiscale_drift(p, 0.2, z, mu))
+    assert seen == [(False, (2, 150))]

@@ -305,3 +305,46 @@ def test_diffusion_positive_and_initial_value():
     assert s.shape == (4, 12) and (s > 0).all()
     default = MultiscaleModel.build(grid, 10, micro_dim=0).diffusion()
     torch.testing.assert_close(default, torch.full((10,), softplus(1.0)))
+
+
+def _linear_drift(n_mu=1, micro_dim=2, channels=1, coarse=(12,)):
+    """A drift whose MLP output is zero, so that it is the linear stencil term alone."""
+    net = MultiscaleDrift(coarse, channels, micro_dim, 2, ("periodic",) * len(coarse), (16, 16), (16,), "tanh",
+                          n_mu, 0, False, True)
+    with torch.no_grad():
+        net.macro_weights[-1].zero_()
+        net.macro_biases[-1].zero_()
+    return net
+
+
+def test_linear_term_is_the_stencil_operator_with_coefficients_affine_in_mu():
+    # W_0 = diffusion nu D2, W_1 = -D1: the drift is nu z'' - mu z' by central differences, exactly
+    n, h, nu = 12, 1.0 / 12, 0.01
+    net = _linear_drift(n_mu=1, micro_dim=2, coarse=(n,))
+    d1 = torch.tensor([0.0, -0.5, 0.0, 0.5, 0.0]) / h          # stencil offsets -2..2
+    d2 = torch.tensor([0.0, 1.0, -2.0, 1.0, 0.0]) / h ** 2
+    with torch.no_grad():
+        net.linear.copy_(torch.cat([nu * d2, -d1]).view(1, -1))
+    x = torch.arange(n) * h
+    zM = torch.stack([torch.sin(2 * math.pi * x), torch.cos(4 * math.pi * x)])   # 2 samples
+    z = torch.cat([zM, torch.randn(2, 2)], dim=1)
+    mu = torch.tensor([[0.7], [1.3]])
+    g = net(0.0, z, mu)[:, :n]
+    right, left = zM.roll(-1, 1), zM.roll(1, 1)
+    expect = nu * (right - 2 * zM + left) / h ** 2 - mu * (right - left) / (2 * h)
+    assert torch.allclose(g, expect, rtol=0, atol=1e-12)
+
+
+def test_linear_term_starts_at_zero_and_the_workspace_path_agrees():
+    net = _drift(n_mu=2, micro_dim=3)
+    lin = MultiscaleDrift((10,), 1, 3, 2, ("periodic",), (16, 16), (16,), "tanh", 2, 0, False, True)
+    lin.load_state_dict({**net.state_dict(), "linear": torch.zeros(1, 15)})
+    z, mu = torch.randn(4, 13), torch.randn(4, 2)
+    assert torch.equal(lin(0.3, z, mu), net(0.3, z, mu))        # a zero linear term changes nothing
+    with torch.no_grad():
+        lin.linear.normal_()
+    p = lin.params().detach()
+    assert torch.equal(multiscale_drift(p, 0.3, z, mu, workspace=DriftWorkspace(p, 4)), multiscale_drift(p, 0.3, z, mu))
+    with pytest.raises(Exception, match=r"DriftParams.linear: shape \(1, 5\); expected \(1, 15\)"):
+        DriftParams(p.macro_weights, p.macro_biases, p.micro_weights, p.micro_biases, "tanh", 2, ("periodic",),
+                    (10,), 1, 3, 2, linear=torch.zeros(1, 5))

@@ -1,4 +1,5 @@
 """Named training recipes: the reference (the TrainConfig defaults) and the final paper's."""
+import json
 import math
 
 import pytest
@@ -103,10 +104,33 @@ def test_train_cli_derives_from_the_data_only_without_a_recipe(tmp_path, capsys)
     assert rc == 0
     err = capsys.readouterr().err
     assert "pymsde train: window = 15 (default 128): the trajectories have 15 times" in err
-    _, cfg = read_config(tmp_path / "r" / "config.toml")
+    model_cfg, cfg = read_config(tmp_path / "r" / "config.toml")
     assert cfg.window == 15 and cfg.beta_steps == 1 and cfg.epochs == 100        # 3 steps: ramp over 1
+    # the model side: the linear drift term, pre-fitted (recorded in the metadata), Heun forecasts
+    assert model_cfg["drift_linear"] is True and cfg.drift_prefit and cfg.forecast_solver == "heun"
+    assert "pymsde train: drift_linear = True (default False)" in err
+    meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
+    assert 0 <= meta["drift_prefit"]["relative_error"] < 1 and meta["drift_prefit"]["rows"] == 2 * 13 * 4
     rc = main(["train", str(tmp_path / "d.npz"), "--coarse", "4", "--micro", "1", "--out", str(tmp_path / "r2"),
                "--max-steps", "3", "--no-progress", "--device", "cpu", "--recipe", "reference", "--window", "8"])
     assert rc == 0 and "pymsde train:" not in capsys.readouterr().err
-    _, cfg = read_config(tmp_path / "r2" / "config.toml")
+    model_cfg, cfg = read_config(tmp_path / "r2" / "config.toml")
     assert cfg.beta_steps == 5000 and cfg.lr_decay_steps == 1000
+    assert not model_cfg.get("drift_linear", False) and not cfg.drift_prefit and cfg.forecast_solver == "em"
+
+
+def test_model_for_data_scales_the_initial_variances_and_keeps_the_given_fields():
+    from pymsde.training.recipes import DIFFUSION_FRACTION, VAR_FRACTION, for_data, model_for_data
+
+    fields, notes = model_for_data({"coarse_shape": [16]}, u_rms=2.0)
+    assert fields["coarse_shape"] == [16] and fields["drift_linear"] is True
+    assert fields["encoder_var_init"] == fields["decoder_var_init"] == pytest.approx(VAR_FRACTION * 4.0)
+    assert fields["diffusion_init"] == pytest.approx(DIFFUSION_FRACTION * 2.0)
+    assert notes[1] == "encoder_var_init = 0.0004 (default 0.0181): standard deviation 1 % of the data's rms 2"
+    fields, notes = model_for_data({"drift_linear": False, "diffusion_init": 0.5}, u_rms=float("nan"))
+    assert fields["drift_linear"] is False and fields["diffusion_init"] == 0.5 and len(notes) == 2
+    assert fields["encoder_var_init"] == pytest.approx(VAR_FRACTION)            # no usable scale: unit
+    # the training side pre-fits only a model with the linear term; the solver is Heun unless given
+    assert for_data(4, 200, drift_linear=True)[0]["drift_prefit"] is True
+    assert "drift_prefit" not in for_data(4, 200)[0]
+    assert for_data(4, 200, {"forecast_solver": "em"})[0]["forecast_solver"] == "em"

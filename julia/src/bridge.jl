@@ -44,17 +44,19 @@ share_with(A::AbstractArray, from_dlpack) = DLPack.share(A, from_dlpack)
 
 """
     drift_params_from_python(activation, radius, boundary, coarse, channels, micro_dim, n_mu, n_f,
-                             [positional,] n_macro, W1, b1, ..., Wn, bn, Q1, c1, ...) -> DriftParams
+                             [positional, [linear,]] n_macro, W1, b1, ..., Wn, bn, Q1, c1, ...) -> DriftParams
 
 Build `DriftParams` from positional arguments: `boundary` and `coarse` as comma-separated
 strings in Julia dimension order, optionally the `Bool` `positional` (Python passes it only when
-true; absent means false), then `n_macro` (weight, bias) pairs of the macroscale MLP followed
-by the microscale MLP's pairs (Julia layout: weights `(in, out)`).
+true or when a linear term follows; absent means false), then optionally the matrix `linear`
+of the linear stencil term (Python passes it only when the model has one), then `n_macro`
+(weight, bias) pairs of the macroscale MLP followed by the microscale MLP's pairs (Julia
+layout: weights `(in, out)`).
 """
 function drift_params_from_python(activation_name::AbstractString, radius::Integer, boundary::AbstractString,
                                   coarse::AbstractString, channels::Integer, micro_dim::Integer,
                                   n_mu::Integer, n_f::Integer, positional::Bool, n_macro::Integer,
-                                  arrays::AbstractArray...)
+                                  arrays::AbstractArray...; linear=nothing)
     iseven(length(arrays)) || throw(ArgumentError("drift_params_from_python: weights and biases must alternate"))
     pairs = [(arrays[2k-1], arrays[2k]) for k in 1:length(arrays)÷2]
     # n_macro counts the macroscale MLP's layers (Python passes len(params.macro_weights))
@@ -62,8 +64,16 @@ function drift_params_from_python(activation_name::AbstractString, radius::Integ
         throw(ArgumentError("drift_params_from_python: n_macro = $n_macro macroscale layers, but $(length(pairs)) (weight, bias) pairs were passed"))
     cs = Tuple(parse(Int, s) for s in split(coarse, ","))
     return DriftParams(pairs[1:n_macro], pairs[n_macro+1:end], activation_name, radius, boundary, cs,
-                       channels, micro_dim, n_mu, n_f; positional=positional)
+                       channels, micro_dim, n_mu, n_f; positional=positional, linear=linear)
 end
+
+# with the linear term (after the flag, before n_macro)
+drift_params_from_python(activation_name::AbstractString, radius::Integer, boundary::AbstractString,
+                         coarse::AbstractString, channels::Integer, micro_dim::Integer, n_mu::Integer,
+                         n_f::Integer, positional::Bool, linear::AbstractMatrix, n_macro::Integer,
+                         arrays::AbstractArray...) =
+    drift_params_from_python(activation_name, radius, boundary, coarse, channels, micro_dim, n_mu, n_f, positional,
+                             n_macro, arrays...; linear=linear)
 
 # without the flag (at least one array, so no call matches both methods): positional = false
 drift_params_from_python(activation_name::AbstractString, radius::Integer, boundary::AbstractString,

@@ -7,15 +7,17 @@
 
 """
     DriftParams(macro_layers, micro_layers, activation, radius, boundary, coarse, channels,
-                micro_dim, n_mu, n_f; positional=false)
+                micro_dim, n_mu, n_f; positional=false, linear=nothing)
 
 Weights and metadata of the multiscale drift (port of `pymsde.model.drift.DriftParams`).
 `macro_layers`/`micro_layers` are vectors of `(W, b)` in the Julia layout (`W` is `(in, out)`);
 `boundary` and `coarse` are per Julia dimension (torch order reversed). With `positional`
 the macroscale MLP's input is `[stencil; pos; zm; mu; f]`, `pos` the `2d` rows of
-[`positional_features`](@ref) (torch's `positional`).
+[`positional_features`](@ref) (torch's `positional`). `linear` is `nothing` or the
+`(S (1 + n_mu), C)` matrix of the linear stencil term (torch's `linear`, `(C, S (1 + n_mu))`,
+in the Julia layout), applied to [`linear_features`](@ref) and added to the MLP's output.
 """
-struct DriftParams{L,M,F}
+struct DriftParams{L,M,F,W}
     macro_layers::L
     micro_layers::M
     act::F
@@ -27,11 +29,12 @@ struct DriftParams{L,M,F}
     n_mu::Int
     n_f::Int
     positional::Bool
+    linear::W
 
     # the only constructor (an inner one, so no default constructor competes with it)
     function DriftParams(macro_layers, micro_layers, activation_name::AbstractString, radius::Integer,
                          boundary, coarse, channels::Integer, micro_dim::Integer, n_mu::Integer=0,
-                         n_f::Integer=0; positional::Bool=false)
+                         n_f::Integer=0; positional::Bool=false, linear=nothing)
         bc = parse_boundary(boundary)
         cs = Tuple(Int.(coarse))
         length(bc) == length(cs) || throw(ArgumentError("DriftParams: $(length(bc)) boundary types for coarse size $cs"))
@@ -52,12 +55,14 @@ struct DriftParams{L,M,F}
             size(last(micro_layers)[1], 2) == micro_dim ||
                 throw(DimensionMismatch("DriftParams: last micro layer has $(size(last(micro_layers)[1], 2)) outputs, expected $micro_dim"))
         end
+        linear === nothing || size(linear) == (S * (1 + n_mu), channels) ||
+            throw(DimensionMismatch("DriftParams: linear term of size $(size(linear)), expected $((S * (1 + n_mu), channels))"))
         layers_m = collect(macro_layers)
         layers_q = isempty(micro_layers) ? similar(layers_m, 0) : collect(micro_layers)
         act = activation(activation_name)
-        return new{typeof(layers_m),typeof(layers_q),typeof(act)}(layers_m, layers_q, act, Int(radius), bc, cs,
-                                                                  Int(channels), Int(micro_dim), Int(n_mu), Int(n_f),
-                                                                  positional)
+        return new{typeof(layers_m),typeof(layers_q),typeof(act),typeof(linear)}(
+            layers_m, layers_q, act, Int(radius), bc, cs, Int(channels), Int(micro_dim), Int(n_mu), Int(n_f),
+            positional, linear)
     end
 end
 
@@ -87,6 +92,21 @@ function positional_features(::Type{T}, coarse::Tuple) where {T}
         end
     end
     return out
+end
+
+"""
+    linear_features(rows, mu, nc) -> Matrix
+
+Port of `pymsde.model.drift.linear_features`: the stencils `rows` `(S, nc B)` (cell fastest,
+as the MLP's columns) stacked with each parameter times them, `[rows; mu_1 rows; ...]`
+`(S (1 + n_mu), nc B)`; `rows` itself when `mu` is `nothing`.
+"""
+function linear_features(rows::AbstractMatrix, mu, nc::Integer)
+    mu === nothing && return rows
+    S, B = size(rows, 1), size(rows, 2) ÷ nc
+    r3 = reshape(rows, S, nc, B)
+    scaled = [reshape(r3 .* reshape(view(mu, k, :), 1, 1, B), S, nc * B) for k in 1:size(mu, 1)]
+    return reduce(vcat, Any[rows, scaled...])
 end
 
 """
@@ -137,6 +157,9 @@ function multiscale_drift!(out::AbstractMatrix{T}, p::DriftParams, t::Union{Real
     end
     if length(p.macro_layers) > 1
         h = mlp_apply(p.act.(h), p.macro_layers[2:end], p.act)
+    end
+    if p.linear !== nothing
+        h = h .+ transpose(p.linear) * linear_features(rows, p.n_mu > 0 ? mu : nothing, nc)
     end
     # (C, n_cells, B) -> (n_cells, C, B): channel slowest within a sample, like zM
     out[1:md, :] .= reshape(permutedims(reshape(h, p.channels, nc, B), (2, 1, 3)), md, B)

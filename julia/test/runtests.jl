@@ -278,6 +278,26 @@ randlayers(rng, sizes) = [(randn(rng, sizes[k], sizes[k+1]) ./ sqrt(sizes[k]), r
         # the stencil radius must fit a periodic coarse axis (torch's gather_stencil refuses it)
         pw = DriftParams(randlayers(rng, (C * 9, 8, C)), similar(ml, 0), "tanh", 4, (:periodic,), (3,), C, 0)
         @test_throws ArgumentError multiscale_drift!(zeros(3, 2), pw, 0.0, randn(rng, 3, 2))
+        # the linear stencil term: with the MLP's last layer zero, the drift is nu D2 z - mu D1 z
+        n, h, nu = 12, 1 / 12, 0.01
+        ll = randlayers(rng, (5 + 1, 8, 1))
+        ll[end] = (zeros(8, 1), zeros(1))
+        lin = reshape(vcat(nu .* [0, 1, -2, 1, 0] ./ h^2, -[0, -0.5, 0, 0.5, 0] ./ h), 10, 1)
+        pl = DriftParams(ll, similar(ll, 0), "tanh", 2, (:periodic,), (n,), 1, 0, 1; linear=lin)
+        x = (0:n-1) .* h
+        zl = hcat(sin.(2pi .* x), cos.(4pi .* x))
+        mul = [0.7 1.3]
+        gl = similar(zl)
+        multiscale_drift!(gl, pl, 0.0, zl, mul)
+        right, left = circshift(zl, (-1, 0)), circshift(zl, (1, 0))
+        @test gl ≈ nu .* (right .- 2 .* zl .+ left) ./ h^2 .- mul .* (right .- left) ./ (2h) atol = 1e-12
+        # the bridge form: the flag, then the linear term, then n_macro
+        gb = similar(zl)
+        multiscale_drift!(gb, 0.0, zl, mul, nothing, "tanh", 2, "periodic", "12", 1, 0, 1, 0, false, lin,
+                          length(ll), Iterators.flatten(ll)...)
+        @test gb == gl
+        @test_throws DimensionMismatch DriftParams(ll, similar(ll, 0), "tanh", 2, (:periodic,), (n,), 1, 0, 1;
+                                                   linear=zeros(5, 1))
     end
 
     @testset "sde steps and rollout" begin

@@ -253,8 +253,10 @@ def _params_args(params) -> list:
     p = params.detach()
     args = [p.activation, int(p.radius), _csv(reversed(p.boundary)), _csv(reversed(p.coarse_shape)),
             int(p.channels), int(p.micro_dim), int(p.n_mu), int(p.n_f)]
-    if p.positional:                  # the optional flag of drift_params_from_python (absent: off)
-        args.append(True)
+    if p.positional or p.linear is not None:   # the optional flag of drift_params_from_python (absent: off)
+        args.append(bool(p.positional))
+    if p.linear is not None:          # then the optional linear term, (C, S (1 + n_mu)) -> Julia (in, out)
+        args.append(_jl(p.linear, "linear drift term"))
     args.append(len(p.macro_weights))
     for w, b in zip(p.macro_weights, p.macro_biases):
         args += [_jl(w, "macro weight"), _jl(b, "macro bias")]

@@ -17,6 +17,8 @@ import sys
 
 
 def register(subparsers) -> None:
+    from pymsde.training.config import FORECAST_SOLVERS
+
     p = subparsers.add_parser(
         "evaluate", help="forecast with a trained run and its baselines; write the report",
         description="Forecast every trajectory of a split with a trained run (ensemble from the initial "
@@ -43,6 +45,9 @@ def register(subparsers) -> None:
                    help="compute backend of the forecasts (default: torch)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which checkpoint of each run: best (validation forecast error) or last (default: best)")
+    p.add_argument("--solver", choices=FORECAST_SOLVERS, default=None,
+                   help="SDE scheme of the model forecasts (default: each run's forecast_solver, em unless the "
+                        "run was trained on derived defaults)")
     p.add_argument("--no-plots", action="store_true", help="write report.md only (no matplotlib needed)")
     p.add_argument("--json", action="store_true", help="print the metrics JSON on stdout")
     p.set_defaults(func=run)
@@ -56,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run_dir, args.data, split=args.split, baselines=baselines,
                           closure_run=args.closure_run, n_samples=args.n_samples, out=args.out,
                           backend=args.backend, seed=args.seed, plots=not args.no_plots,
-                          checkpoint=args.checkpoint)
+                          checkpoint=args.checkpoint, solver=args.solver)
     if args.json:
         print(result.to_json())
     else:

@@ -23,11 +23,13 @@ and torch versions, timings), log.csv, val.csv and the checkpoints. Trains on th
 file's train split (attrs["split"]; all trajectories when the file has no splits) and
 validates on its val split when there is one.
 
-Without --recipe, the [train] options that depend on the size of the data and that you
-did not set (window, epochs, beta_steps, lr_decay_steps) are derived from the training
-split, and each derived value is printed: the window fits the trajectories, the run has
-2000 to 20000 steps, the KL ramp ends after a quarter of them and the learning rate decays
-by --lr-decay four times (docs/own_data.md). --recipe reference keeps the plain defaults.
+Without --recipe, the options that depend on the data and that you did not set are derived
+from the training split, and each derived value is printed: the window fits the
+trajectories, the run has 2000 to 20000 steps, the KL ramp ends after a quarter of them, the
+learning rate decays by --lr-decay four times; the drift gets a linear stencil term fitted
+by least squares before the first step, the initial variances follow the data's scale, and
+the run forecasts with Heun's scheme (docs/own_data.md). --recipe reference keeps the plain
+defaults.
 """
 
 
@@ -84,19 +86,35 @@ def merged_config(args, checkpoint_train: dict | None = None):
     return model_d, TrainConfig.from_dict(train_d, source="command line/config")
 
 
-def derive_from_data(args, config, train):
+def derive_from_data(args, architecture, config, train):
     """A new run without --recipe: the fields nobody set follow the training data
-    (:func:`pymsde.training.recipes.for_data`). Returns ``(config, notes)``: one line per
-    derived value, printed by :func:`announce` once fit's checks have passed."""
+    (:func:`pymsde.training.recipes.model_for_data` and :func:`~pymsde.training.recipes.for_data`).
+    Returns ``(architecture, config, notes)``: one line per derived value, printed by
+    :func:`announce` once fit's checks have passed."""
     from pymsde.training.config import TrainConfig
-    from pymsde.training.recipes import for_data
+    from pymsde.training.recipes import for_data, model_for_data
 
     if args.recipe is not None or args.resume or args.init_from is not None:
-        return config, []
-    fields, notes = for_data(train.n_traj, train.n_t, args.train_given)
+        return architecture, config, []
+    architecture, model_notes = model_for_data(architecture, _rms(train))
+    fields, notes = for_data(train.n_traj, train.n_t, args.train_given,
+                             drift_linear=bool(architecture.get("drift_linear", False)))
     config = TrainConfig.from_dict(fields, source="command line/config (derived from the data)")
     config.validate()
-    return config, notes
+    return architecture, config, model_notes + notes
+
+
+def _rms(train, max_traj: int = 8) -> float:
+    """Root mean square of the training field over its first ``max_traj`` trajectories (a lazy
+    file is read that far only)."""
+    import numpy as np
+
+    total, count = 0.0, 0
+    for i in range(min(train.n_traj, max_traj)):
+        u = np.asarray(train.u[i], dtype=np.float64)
+        total += float(np.square(u).sum())
+        count += u.size
+    return float(np.sqrt(total / count)) if count else 1.0
 
 
 def announce(notes) -> None:
@@ -158,7 +176,7 @@ def _run(args, dist) -> int:
     val_split = args.val_split if args.val_split is not None else ("val" if "val" in splits else "none")
     val = None if val_split == "none" else data.get_split(
         val_split, args.data, " for --val-split; pass --val-split none to train without validation")
-    config, derived = derive_from_data(args, config, train)
+    architecture, config, derived = derive_from_data(args, architecture, config, train)
     model = None if args.resume else architecture
     if init is not None:
         from pymsde.model.warm_start import check_warm_start_compatible, warm_start

@@ -77,6 +77,9 @@ class ModelConfig(LatentSizes):
         positional_inputs: append ``cos, sin (2 pi i_a / n_a)`` of the coarse cell's index per
             axis to the macroscale drift's input (the final paper's cylinder drift; off by
             default, and a saved config without the field reads as off).
+        drift_linear: add the linear stencil term ``(W_0 + sum_k mu_k W_k) s`` to the
+            macroscale drift (:mod:`pymsde.model.drift`; off by default, and a saved config
+            without the field reads as off; on for your own data, docs/own_data.md).
     """
 
     fine_shape: tuple[int, ...]
@@ -116,6 +119,8 @@ class ModelConfig(LatentSizes):
                                      choices=CONV_MEMORY_FORMATS)
     positional_inputs: bool = option(False, "append sin/cos of the coarse-cell index per axis to the macroscale "
                                      "drift's input (the final paper's cylinder)", cli=False)
+    drift_linear: bool = option(False, "add a linear stencil term, its coefficients affine in mu, to the "
+                                "macroscale drift", cli=False)
 
     def __post_init__(self) -> None:
         tup = lambda v, cast: tuple(cast(x) for x in v)  # noqa: E731
@@ -132,7 +137,7 @@ class ModelConfig(LatentSizes):
             for name in ("kernel_n_sigma", "encoder_var_init", "decoder_var_init", "diffusion_init",
                          "gp_amplitude_init", "gp_length_init", "gp_noise_init"):
                 object.__setattr__(self, name, float(getattr(self, name)))
-            for name in ("diffusion_depends_on_mu", "positional_inputs"):
+            for name in ("diffusion_depends_on_mu", "positional_inputs", "drift_linear"):
                 object.__setattr__(self, name, bool(getattr(self, name)))
             object.__setattr__(self, "conv_memory_format", str(self.conv_memory_format))
         except (TypeError, ValueError) as exc:

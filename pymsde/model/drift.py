@@ -11,6 +11,12 @@ The latent state is flat, ``z = concat(zM.flatten(1), zm)`` with ``zM`` of shape
   is ``[stencil (C (2r+1)^d), pos (2d or 0), zm (d_m), mu (n_mu), f (n_f)]``; ``pos`` (with
   ``positional``) is :func:`positional_features` of the cell, ``cos, sin (2 pi i_a / n_a)``
   per axis ``a`` (the final paper's cylinder drift), so cells with equal stencils can differ.
+  With ``linear`` (the ``drift_linear`` model option) a linear stencil term is added to ``h``:
+  ``g_M[:, j] += (W_0 + sum_k mu_k W_k) s_j`` with ``s_j`` the cell's stencil and ``W_k`` of
+  shape ``(C, C (2r+1)^d)``: the exact form of a linear PDE's coarse operator whose
+  coefficients are affine in the parameters. Why: a per-cell MLP fitted on a few trajectories
+  does not carry a linear operator to an initial state outside their span (measured in
+  docs/own_data.md); the linear term does, and the MLP is left the nonlinear remainder.
 - microscale: ``g_m = q([zm, zM flat, sin t, cos t, mu, f])`` -> ``d_m`` numbers.
 
 Both MLPs are :func:`pymsde.model.mlp.mlp_forward`'s layers (``addmm`` per layer, the
@@ -82,6 +88,9 @@ class DriftParams(LatentSizes):
         micro_dim, n_mu, n_f: sizes of ``zm``, ``mu`` and ``f``.
         positional: append :func:`positional_features` (``2d`` values per cell) to ``h``'s input
             after the stencil (default False: the input and the numbers of before).
+        linear: None (no linear term) or the ``(C, S (1 + n_mu))`` matrix ``[W_0, W_1, ...]`` of
+            the linear stencil term (``S = C (2r+1)^d``), applied to ``[s, mu_1 s, ..., mu_k s]``
+            (:func:`linear_features`).
     """
 
     macro_weights: list[torch.Tensor]
@@ -97,6 +106,7 @@ class DriftParams(LatentSizes):
     n_mu: int = 0
     n_f: int = 0
     positional: bool = False
+    linear: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # cheap integer checks only: this object is rebuilt on every model.drift call
@@ -110,6 +120,9 @@ class DriftParams(LatentSizes):
             _check_layers("micro", self.micro_weights, self.micro_biases, self.micro_in, self.micro_dim)
         elif self.micro_weights:
             raise ConfigError("DriftParams: micro_dim is 0 but micro weights were given")
+        if self.linear is not None and tuple(self.linear.shape) != (self.channels, self.linear_in):
+            raise ConfigError(f"DriftParams.linear: shape {tuple(self.linear.shape)}; expected "
+                              f"({self.channels}, {self.linear_in}) = (C, stencil size x (1 + n_mu))")
 
     @property
     def ndim(self) -> int:
@@ -131,6 +144,11 @@ class DriftParams(LatentSizes):
         return self.stencil_size + self.n_positional + self.micro_dim + self.n_mu + self.n_f
 
     @property
+    def linear_in(self) -> int:
+        """``S (1 + n_mu)``: the columns of the linear stencil term (:func:`linear_features`)."""
+        return self.stencil_size * (1 + self.n_mu)
+
+    @property
     def micro_in(self) -> int:
         return self.micro_dim + self.macro_dim + 2 + self.n_mu + self.n_f
 
@@ -146,7 +164,8 @@ class DriftParams(LatentSizes):
         return replace(self, macro_weights=[fn(w) for w in self.macro_weights],
                        macro_biases=[fn(b) for b in self.macro_biases],
                        micro_weights=[fn(w) for w in self.micro_weights],
-                       micro_biases=[fn(b) for b in self.micro_biases])
+                       micro_biases=[fn(b) for b in self.micro_biases],
+                       linear=None if self.linear is None else fn(self.linear))
 
 
 def _check_layers(name: str, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
@@ -197,6 +216,24 @@ def _positional_cached(shape: tuple[int, ...], dtype: torch.dtype, device: torch
         for fn in (torch.cos, torch.sin):
             cols.append(fn(angle).view(view).expand(shape).reshape(-1))
     return torch.stack(cols, dim=1).to(dtype=dtype, device=device)
+
+
+def linear_features(rows: torch.Tensor, mu: torch.Tensor | None, n_cells: int) -> torch.Tensor:
+    """The inputs of the linear stencil term: ``[s, mu_1 s, ..., mu_k s]`` per cell.
+
+    Args:
+        rows: ``(B n_cells, S)`` stencils, sample slowest (the rows of the drift's MLP).
+        mu: ``(B, n_mu)`` parameters, or None (then the result is ``rows``).
+        n_cells: cells per sample.
+
+    Returns:
+        ``(B n_cells, S (1 + n_mu))``.
+    """
+    if mu is None or mu.shape[1] == 0:
+        return rows
+    batch, S = rows.shape[0] // n_cells, rows.shape[1]
+    scaled = rows.view(batch, n_cells, 1, S) * mu.view(batch, 1, -1, 1)        # (B, n_cells, n_mu, S)
+    return torch.cat([rows, scaled.reshape(batch * n_cells, -1)], dim=1)
 
 
 class DriftWorkspace:
@@ -299,6 +336,8 @@ def multiscale_drift(params: DriftParams, t: torch.Tensor | float, z: torch.Tens
     else:
         h = dense(rows, w0, b0, out0)
     h = mlp_layers(h, p.macro_weights[1:], p.macro_biases[1:], act, act_inplace, buffers[1:])
+    if p.linear is not None:
+        h = torch.addmm(h, linear_features(rows, mu if p.n_mu else None, p.n_cells), p.linear.t())
     # (B * n_cells, C) -> (B, C, n_cells) -> flat, channel slowest like zM.flatten(1)
     gM = h.view(batch, p.n_cells, p.channels).transpose(1, 2).reshape(batch, macro_dim)
     if not p.micro_dim:
@@ -323,13 +362,17 @@ class MultiscaleDrift(nn.Module):
         activation: activation name of both.
         n_mu, n_f: sizes of ``mu`` and ``f``.
         positional: the per-cell positional inputs of :func:`positional_features`.
+        linear: the linear stencil term (``DriftParams.linear``), a parameter ``linear`` of
+            shape ``(C, S (1 + n_mu))``.
 
-    Initialisation: Xavier-normal weights, zero biases (as the reference implementation).
+    Initialisation: Xavier-normal weights, zero biases (as the reference implementation); the
+    linear term starts at zero (:func:`pymsde.training.prefit.prefit_linear_drift` fits it).
     """
 
     def __init__(self, coarse_shape: Sequence[int], channels: int, micro_dim: int, radius: int,
                  boundary: Sequence[str], macro_hidden: Sequence[int], micro_hidden: Sequence[int],
-                 activation: str, n_mu: int = 0, n_f: int = 0, positional: bool = False):
+                 activation: str, n_mu: int = 0, n_f: int = 0, positional: bool = False,
+                 linear: bool = False):
         super().__init__()
         self.meta = dict(activation=activation, radius=int(radius), boundary=tuple(boundary),
                          coarse_shape=tuple(int(c) for c in coarse_shape), channels=int(channels),
@@ -350,11 +393,16 @@ class MultiscaleDrift(nn.Module):
             w, b = [], []
         self.micro_weights = nn.ParameterList(nn.Parameter(x) for x in w)
         self.micro_biases = nn.ParameterList(nn.Parameter(x) for x in b)
+        if linear:
+            stencil = channels * (2 * radius + 1) ** nd
+            self.linear = nn.Parameter(torch.zeros(channels, stencil * (1 + n_mu)))
+        else:
+            self.register_parameter("linear", None)
 
     def params(self) -> DriftParams:
         """The live parameters (autograd-connected) as :class:`DriftParams`."""
         return DriftParams(list(self.macro_weights), list(self.macro_biases),
-                           list(self.micro_weights), list(self.micro_biases), **self.meta)
+                           list(self.micro_weights), list(self.micro_biases), **self.meta, linear=self.linear)
 
     def forward(self, t: torch.Tensor | float, z: torch.Tensor, mu: torch.Tensor | None = None,
                 f: torch.Tensor | None = None) -> torch.Tensor:

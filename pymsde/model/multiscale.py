@@ -54,7 +54,7 @@ class MultiscaleModel(nn.Module):
         self.decoder = Decoder(self.kernel, micro_dec, c.macro_dim, c.decoder_var_init)
         self.drift_net = MultiscaleDrift(c.coarse_shape, c.channels, c.micro_dim, c.stencil_radius,
                                          c.boundary, c.drift_hidden, c.micro_hidden, c.activation,
-                                         c.n_mu, c.n_f, c.positional_inputs)
+                                         c.n_mu, c.n_f, c.positional_inputs, c.drift_linear)
         self.diffusion_net = Diffusion(c.latent_dim, c.diffusion_init, c.n_mu, c.diffusion_depends_on_mu)
         self.posterior = GPPosterior(c.gp_hidden, c.gp_amplitude_init, c.gp_length_init, c.gp_noise_init)
 

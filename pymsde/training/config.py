@@ -42,6 +42,8 @@ RESIDUAL_SCALES = ("per_dataset", "elbo")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "float64")
 QUADRATURES = ("stratified", "midpoint")
+#: SDE schemes of a run's forecasts (:mod:`pymsde.sde.solvers`)
+FORECAST_SOLVERS = ("em", "heun", "sra1")
 
 
 def _residual_scale(v: Any) -> str | float:
@@ -112,6 +114,12 @@ class TrainConfig:
     seed: int = option(0, "seed of initialisation, window order and noise (0 to 2^63 - 1)")
     device: str = option("auto", "auto (CUDA when available), cpu or cuda", choices=DEVICES)
     dtype: str = option("float32", "floating-point type of the model and data", choices=DTYPES)
+    drift_prefit: bool = option(False, "before the first step, fit the drift's linear stencil term by least "
+                                "squares on the coarse-grained training data (needs drift_linear in [model])",
+                                cli=False)
+    forecast_solver: str = option("em", "SDE scheme of the run's forecasts (validation and pymsde evaluate): "
+                                  "em (Euler-Maruyama at the data step, the paper's), heun or sra1",
+                                  choices=FORECAST_SOLVERS)
     progress: bool = option(True, "show a progress bar (also off when PYMSDE_NO_PROGRESS is set)", cli=False)
 
     def validate(self) -> None:
@@ -153,6 +161,7 @@ class TrainConfig:
         check_seed(self.seed, "train.seed")
         _check_choice(self.device, "train.device", DEVICES)
         _check_choice(self.dtype, "train.dtype", DTYPES)
+        _check_choice(self.forecast_solver, "train.forecast_solver", FORECAST_SOLVERS)
 
     def to_dict(self) -> dict:
         return plain({f.name: getattr(self, f.name) for f in fields(self)})

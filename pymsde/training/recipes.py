@@ -17,6 +17,7 @@ Keyword overrides win over everything (``recipe("final-paper", epochs=3)``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -189,7 +190,8 @@ def _windows_per_epoch(n_traj: int, n_t: int, window: int, batch_windows: int) -
     return max(1, math.ceil(n_traj * len(window_starts(n_t, window)) / batch_windows))
 
 
-def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None, *,
+             drift_linear: bool = False) -> tuple[dict[str, Any], list[str]]:
     """TrainConfig fields for a training set of ``n_traj`` trajectories of ``n_t`` times.
 
     The defaults of :class:`TrainConfig` are the reference recipe, sized for the demo's data
@@ -201,7 +203,12 @@ def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None) -> t
     - ``epochs``: 100, raised or lowered so that the run has between :data:`MIN_STEPS` and
       :data:`MAX_STEPS` optimiser steps (unless ``max_steps`` or ``max_minutes`` is given);
     - ``beta_steps``: the KL ramp ends after :data:`BETA_FRACTION` of the run (at most 5000);
-    - ``lr_decay_steps``: ``lr`` decays by ``lr_decay`` :data:`LR_DECAYS_PER_RUN` times over the run.
+    - ``lr_decay_steps``: ``lr`` decays by ``lr_decay`` :data:`LR_DECAYS_PER_RUN` times over the run;
+    - ``drift_prefit``: on when the model has the linear drift term (``drift_linear``, which
+      :func:`model_for_data` turns on): it starts from the least-squares fit;
+    - ``forecast_solver``: ``"heun"``: Euler-Maruyama at the data step amplifies every undamped
+      oscillation of a learned drift (by ``(1 + (omega dt)^2)^(1/2)`` a step, ``omega`` its
+      frequency), which no stability analysis chose; Heun's error there is of fourth order.
 
     Returns:
         ``(fields, notes)``: the fields (``given`` included, unchanged) and one line per derived
@@ -233,6 +240,12 @@ def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None) -> t
     if "lr_decay_steps" not in given:
         derive("lr_decay_steps", max(1, round(steps / LR_DECAYS_PER_RUN)),
                f"lr decays by lr_decay {LR_DECAYS_PER_RUN} times over the {steps} steps")
+    if "drift_prefit" not in given and drift_linear:
+        derive("drift_prefit", True, "the drift's linear term starts from its least-squares fit to the "
+               "coarse-grained data")
+    if "forecast_solver" not in given:
+        derive("forecast_solver", "heun", "Euler-Maruyama at the data step amplifies the learned drift's "
+               "undamped oscillations")
     ramp_end = int(out.get("beta_warmup", base.beta_warmup)) + int(out.get("beta_steps", base.beta_steps))
     if ramp_end > steps and given.get("max_minutes") is None:
         warmup = int(out.get("beta_warmup", base.beta_warmup))
@@ -242,5 +255,54 @@ def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None) -> t
     return out, notes
 
 
+#: :func:`model_for_data`: the initial encoder / decoder variances as a fraction of the data's
+#: mean square, and the initial diffusion as a fraction of its rms (per unit time). The
+#: reference values (0.018 and 1.31, whatever the data) make the posterior samples the residual
+#: is fitted on so noisy on data of unit scale that the drift is attenuated (docs/own_data.md).
+VAR_FRACTION, DIFFUSION_FRACTION = 1e-4, 0.05
+
+
+def model_for_data(given: Mapping[str, Any] | None, u_rms: float) -> tuple[dict[str, Any], list[str]]:
+    """ModelConfig architecture fields for your own data, next to :func:`for_data`'s training fields.
+
+    Every field not in ``given`` (what the user set) is derived:
+
+    - ``drift_linear``: on (a linear stencil term, coefficients affine in ``mu``, that the MLP
+      corrects): a per-cell MLP fitted on a few trajectories does not carry a linear operator
+      beyond their span, the linear term does;
+    - ``encoder_var_init``, ``decoder_var_init``: :data:`VAR_FRACTION` times the mean square of
+      the data (initial standard deviations of 1 % of its rms);
+    - ``diffusion_init``: :data:`DIFFUSION_FRACTION` times the data's rms.
+
+    Args:
+        given: the architecture fields set by the user (command line, config file).
+        u_rms: root mean square of the training field (all channels).
+
+    Returns:
+        ``(fields, notes)`` as :func:`for_data`.
+    """
+    from pymsde.model.config import ModelConfig
+
+    given = dict(given or {})
+    out = dict(given)
+    notes: list[str] = []
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+
+    def derive(name: str, value: Any, why: str) -> None:
+        if name in given:
+            return
+        out[name] = value
+        notes.append(f"{name} = {value:.3g} (default {defaults[name]:.3g}): {why}" if isinstance(value, float)
+                     else f"{name} = {value} (default {defaults[name]}): {why}")
+
+    scale = float(u_rms) if math.isfinite(u_rms) and u_rms > 0 else 1.0
+    derive("drift_linear", True, "a linear stencil term the drift MLP corrects (it carries a linear operator "
+           "beyond the training trajectories)")
+    for name in ("encoder_var_init", "decoder_var_init"):
+        derive(name, VAR_FRACTION * scale ** 2, f"standard deviation 1 % of the data's rms {scale:.3g}")
+    derive("diffusion_init", DIFFUSION_FRACTION * scale, f"{DIFFUSION_FRACTION:g} x the data's rms per unit time")
+    return out, notes
+
+
 __all__ = ["Recipe", "RECIPES", "FINAL_PAPER_CASES", "get_recipe", "recipe", "recipe_fields", "describe",
-           "for_data", "MIN_STEPS", "MAX_STEPS"]
+           "for_data", "model_for_data", "MIN_STEPS", "MAX_STEPS", "VAR_FRACTION", "DIFFUSION_FRACTION"]

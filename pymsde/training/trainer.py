@@ -215,6 +215,11 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
         _check_same_data(state, run, sha, data_path)
     cfg = _check_memory(model, state, config, data, val, device, source)
     net = _make_net(model, cfg, state, data, config, device, getattr(torch, config.dtype), source)
+    if config.drift_prefit and state is None and not isinstance(model, torch.nn.Module):
+        # a model built here starts from the least-squares linear drift (a resumed or given one is trained)
+        from pymsde.training.prefit import prefit_linear_drift
+
+        metadata = {**(metadata or {}), "drift_prefit": prefit_linear_drift(net, data).as_dict()}
     tstate = TrainState.from_checkpoint(state, run) if state is not None else TrainState()
     trainer = Trainer(net, data, val, config, run, tstate, weight_kl, meta=None,
                       opt_state=None if state is None else state["optimizer"],

@@ -46,7 +46,7 @@ def validate(model, val: DeviceData, config: TrainConfig, res_factor: float,
     - ELBO terms (beta = 1, midpoint quadrature) averaged over every window of every
       validation trajectory;
     - ``val_nrmse``: a short :func:`~pymsde.forecast.forecast` from each trajectory's first
-      frame (``val_forecast_samples`` members, Euler-Maruyama at the data step,
+      frame (``val_forecast_samples`` members, the run's ``forecast_solver`` at the data step,
       ``val_forecast_steps`` steps), nRMSE (%) of the ensemble mean against the truth (mean
       over trajectories). All trajectories start at the first trajectory's time (the time
       features of the micro drift);
@@ -82,7 +82,7 @@ def validate(model, val: DeviceData, config: TrainConfig, res_factor: float,
         f = None if val.f is None else val.f[:, :n_steps + 1]
         fc = forecast(model, val.u[:, 0], t_out, val.mu, f, f_times=t_out, t0=t0, dt=dt,
                       n_samples=config.val_forecast_samples, quantiles=(), decode_batch=512, seed=config.seed,
-                      check_finite=False)
+                      solver=config.forecast_solver, check_finite=False)
         out["val_nrmse"] = _mean_nrmse(fc.mean, truth)
         frames = truth.flatten(0, 1)
         rec = _decode_mean(model, torch.cat([model.encode(frames[i:i + 512])[0]

@@ -66,8 +66,9 @@ def find_closure_run(run_dir: Path, closure_run: str | os.PathLike | None) -> Pa
 
 def _load(run_dir: Path, which: str):
     check_run_dir(run_dir)
-    model, _, metadata = load_run(run_dir, which=which)
+    model, configs, metadata = load_run(run_dir, which=which)
     model.eval()
+    metadata["forecast_solver"] = configs["train"].forecast_solver      # the scheme the run forecasts with
     return model, metadata
 
 
@@ -209,7 +210,8 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
                  n_samples: int = 32, out: str | os.PathLike | None = None, backend: str = "torch",
                  seed: int = 0, n_score: int = DEFAULT_SCORE_TIMES, plots: bool = True,
                  show_progress: bool = True, checkpoint: str = "best",
-                 extra_meta: dict | None = None, score_steps: int | None = None) -> EvaluationResult:
+                 extra_meta: dict | None = None, score_steps: int | None = None,
+                 solver: str | None = None) -> EvaluationResult:
     """Evaluate the run in ``run_dir`` and its baselines on a split of ``data``; write the report.
 
     Args:
@@ -237,6 +239,9 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
         score_steps: forecast and score only the first ``score_steps`` times of each evaluated
             trajectory (the final paper's wave 1-D: 201 of 1001); DMD and POD-SINDy are still
             fitted on the whole train / val trajectories, as the paper does. None: every time.
+        solver: the SDE scheme of the model forecasts (``"em"``, ``"heun"``, ``"sra1"``); None:
+            each run's own ``forecast_solver`` (``[train]`` of its config; ``"em"``, the paper's,
+            unless the run was trained on derived defaults or set it).
 
     Raises:
         ConfigError: incomplete run directory, unknown baseline, a "closure" run with micro_dim > 0,
@@ -282,10 +287,12 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     preds: dict[str, Prediction] = {}
     with torch.no_grad():
         preds["multiscale"] = model_prediction(model, traj, name="multiscale", n_samples=n_samples, seed=seed,
-                                               backend=backend_name, n_score=n_score, show_progress=show_progress)
+                                               backend=backend_name, n_score=n_score, show_progress=show_progress,
+                                               solver=solver or metadata["forecast_solver"])
         if closure_model is not None:
             preds["closure"] = model_prediction(closure_model, traj, name="closure", n_samples=n_samples, seed=seed,
-                                                backend=backend_name, n_score=n_score, show_progress=show_progress)
+                                                backend=backend_name, n_score=n_score, show_progress=show_progress,
+                                                solver=solver or closure_meta["forecast_solver"])
     if "dns" in names:
         preds["dns"] = dns_prediction(traj, model.config.coarse_shape, n_score=n_score, backend=backend_name)
     preds.update(library)
