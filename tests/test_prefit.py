@@ -74,3 +74,21 @@ def test_prefit_refusals_are_one_line():
     short = Trajectories(u=train.u[:, :2], t=train.t[0, :2], domain=[[0.0, 1.0]], boundary=["periodic"], mu=train.mu)
     with pytest.raises(ConfigError, match="the trajectories have 2 times"):
         prefit_linear_drift(_model(train), short)
+
+
+def test_a_channel_of_small_units_is_fitted_as_well_as_a_large_one():
+    # two advected channels, the second 1e-4 times smaller: the equilibrated ridge fits both
+    big, small = _advection([0.5, 1.0, 1.5]), _advection([0.5, 1.0, 1.5], seed=3)
+    u = np.concatenate([big.u, 1e-4 * small.u], axis=2)
+    two = Trajectories(u=u, t=big.t[0], domain=[[0.0, 1.0]], boundary=["periodic"], mu=big.mu)
+    torch.manual_seed(0)
+    model = MultiscaleModel.build(two.grid, 16, micro_dim=0, channels=2, n_mu=1, drift_linear=True).double()
+    res = prefit_linear_drift(model, two)
+    assert len(res.channel_errors) == 2 and max(res.channel_errors) < 1e-3, res.channel_errors
+
+
+def test_a_zero_field_is_refused_in_one_line():
+    zero = Trajectories(u=np.zeros((2, 5, 1, 64)), t=np.arange(5) * 0.1, domain=[[0.0, 1.0]], boundary=["periodic"],
+                        mu=np.ones((2, 1)))
+    with pytest.raises(ConfigError, match="drift_prefit: the coarse-grained training field is zero everywhere"):
+        prefit_linear_drift(_model(zero), zero)

@@ -111,6 +111,10 @@ def test_train_cli_derives_from_the_data_only_without_a_recipe(tmp_path, capsys)
     assert "pymsde train: drift_linear = True (default False)" in err
     meta = json.loads((tmp_path / "r" / "metadata.json").read_text())
     assert 0 <= meta["drift_prefit"]["relative_error"] < 1 and meta["drift_prefit"]["rows"] == 2 * 13 * 4
+    # a warm start grows from that run: it keeps the run's forecast scheme (no derivation)
+    rc = main(["train", str(tmp_path / "d.npz"), "--init-from", str(tmp_path / "r"), "--micro", "2", "--out",
+               str(tmp_path / "r3"), "--max-steps", "2", "--window", "8", "--no-progress", "--device", "cpu"])
+    assert rc == 0 and read_config(tmp_path / "r3" / "config.toml")[1].forecast_solver == "heun"
     rc = main(["train", str(tmp_path / "d.npz"), "--coarse", "4", "--micro", "1", "--out", str(tmp_path / "r2"),
                "--max-steps", "3", "--no-progress", "--device", "cpu", "--recipe", "reference", "--window", "8"])
     assert rc == 0 and "pymsde train:" not in capsys.readouterr().err

@@ -103,10 +103,11 @@ as the MLP's columns) stacked with each parameter times them, `[rows; mu_1 rows;
 """
 function linear_features(rows::AbstractMatrix, mu, nc::Integer)
     mu === nothing && return rows
-    S, B = size(rows, 1), size(rows, 2) ÷ nc
-    r3 = reshape(rows, S, nc, B)
-    scaled = [reshape(r3 .* reshape(view(mu, k, :), 1, 1, B), S, nc * B) for k in 1:size(mu, 1)]
-    return reduce(vcat, Any[rows, scaled...])
+    S, B, n_mu = size(rows, 1), size(rows, 2) ÷ nc, size(mu, 1)
+    # dense reshapes only (no strided views: a GPU array broadcasts them without scalar indexing);
+    # row k S + s of the result is mu_k times stencil value s, as torch's order
+    scaled = reshape(reshape(rows, S, 1, nc, B) .* reshape(mu, 1, n_mu, 1, B), S * n_mu, nc * B)
+    return vcat(rows, scaled)
 end
 
 """

@@ -159,8 +159,11 @@ def _run(args, dist) -> int:
     elif args.init_from is not None:
         from pymsde.training.run import load_run
 
-        init = load_run(args.init_from, which="last").model      # the final checkpoint, as the paper
+        loaded = load_run(args.init_from, which="last")           # the final checkpoint, as the paper
+        init = loaded.model
         architecture = _init_architecture(architecture, init.config, args.init_from)
+        if "forecast_solver" not in args.train_given:          # the run forecasts as the one it grows from
+            config = config.replace(forecast_solver=loaded.configs["train"].forecast_solver)
     elif not architecture.get("coarse_shape"):
         raise ConfigError("model.coarse_shape: no coarse grid given; expected e.g. --coarse 20 (or "
                           "coarse_shape = [20] in [model] of --config)")
@@ -210,6 +213,9 @@ def _check_resume_architecture(given: dict, model_config: dict, run_dir) -> None
     def norm(v):
         return list(v) if isinstance(v, (list, tuple)) else v
 
+    from pymsde.model.config import ModelConfig
+
+    model_config = ModelConfig.from_dict(model_config).to_dict()      # an older checkpoint's: every field
     unknown = sorted(set(given) - set(model_config))
     if unknown:
         raise ConfigError(f"--resume: unknown model option(s) {unknown}; expected ModelConfig fields")

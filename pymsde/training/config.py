@@ -208,7 +208,10 @@ def parameters_lower_bound(model_config) -> int:
         widths = [n_in, *hidden, n_out]
         return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
-    total = mlp(c.channels * (2 * c.stencil_radius + 1) ** c.ndim + c.micro_dim + extra, c.drift_hidden, c.channels)
+    stencil = c.channels * (2 * c.stencil_radius + 1) ** c.ndim
+    total = mlp(stencil + c.micro_dim + extra, c.drift_hidden, c.channels)
+    if getattr(c, "drift_linear", False):
+        total += c.channels * stencil * (1 + c.n_mu)
     if c.micro_dim:
         total += mlp(c.micro_dim + c.channels * n_cells + 2 + extra, c.micro_hidden, c.micro_dim)
         chans = [c.channels, *c.encoder_channels]

@@ -28,10 +28,13 @@ from pymsde.model.drift import linear_features
 from pymsde.numerics.padding import gather_stencil
 from pymsde.util.errors import ConfigError
 
-#: Ridge weight relative to the mean diagonal of the normal matrix: smooth fields make the
-#: stencil columns nearly collinear; this keeps the solve well posed without biasing the fit
-#: measurably (relative residual 0.37 % on docs/own_data.md's set).
+#: Ridge weight on the equilibrated normal matrix (each column scaled to a unit diagonal, so
+#: that a channel of small units is regularised as little as a large one): smooth fields make
+#: the stencil columns nearly collinear; this keeps the solve well posed (tests/test_prefit.py:
+#: the residual is lstsq's to 1e-6 of it).
 RIDGE = 1e-8
+#: Frames coarse-grained per call (memory of a large 2-D trajectory on a GPU).
+CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -40,14 +43,17 @@ class PrefitResult:
 
     Attributes:
         relative_error: ``||dzM/dt - W x|| / ||dzM/dt||`` over the rows fitted (a fraction).
+        channel_errors: the same per channel (a channel of small units is not hidden by a large one).
         rows: (trajectory, interior time, cell) rows fitted.
     """
 
     relative_error: float
+    channel_errors: tuple[float, ...]
     rows: int
 
     def as_dict(self) -> dict:
-        return {"relative_error": self.relative_error, "rows": self.rows}
+        return {"relative_error": self.relative_error, "channel_errors": list(self.channel_errors),
+                "rows": self.rows}
 
 
 @torch.no_grad()
@@ -64,7 +70,8 @@ def prefit_linear_drift(model, data) -> PrefitResult:
         layer of the macroscale MLP is zero (the drift is the linear term alone).
 
     Raises:
-        ConfigError: the model has no linear term, or the trajectories are too short.
+        ConfigError: the model has no linear term, the trajectories are too short, or the
+            coarse-grained field is zero everywhere.
     """
     drift = model.drift_net
     if getattr(drift, "linear", None) is None:
@@ -78,12 +85,14 @@ def prefit_linear_drift(model, data) -> PrefitResult:
     n_in = params.linear_in
     gram = torch.zeros(n_in, n_in, dtype=torch.float64)
     rhs = torch.zeros(n_in, cfg.channels, dtype=torch.float64)
-    yy = 0.0
+    yy = torch.zeros(cfg.channels, dtype=torch.float64)
     n_rows = 0
     t_all = np.asarray(data.t, dtype=np.float64)
     for i in range(data.n_traj):
-        u = torch.as_tensor(np.asarray(data.u[i]), dtype=ref.dtype, device=ref.device)      # (n_t, C, *grid)
-        zM = model.encode(u)[0][:, :model.macro_dim].to(torch.float64).cpu()
+        # the macroscale encoder mean is the coarse-graining kernel's output (no micro CNN needed)
+        u_i = np.asarray(data.u[i])                                                          # (n_t, C, *grid)
+        zM = torch.cat([model.kernel.coarse(torch.as_tensor(u_i[a:a + CHUNK], dtype=ref.dtype, device=ref.device))
+                        .flatten(1).to(torch.float64).cpu() for a in range(0, u_i.shape[0], CHUNK)])
         t = t_all[i] if t_all.ndim == 2 else t_all
         dt2 = torch.as_tensor(t[2:] - t[:-2], dtype=torch.float64).view(-1, 1)
         dz = (zM[2:] - zM[:-2]) / dt2                                                        # (n_t - 2, C n_cells)
@@ -98,17 +107,24 @@ def prefit_linear_drift(model, data) -> PrefitResult:
         y = dz.view(n, cfg.channels, params.n_cells).transpose(1, 2).reshape(n * params.n_cells, cfg.channels)
         gram += x.T @ x
         rhs += x.T @ y
-        yy += float((y * y).sum())
+        yy += (y * y).sum(0)
         n_rows += x.shape[0]
-    reg = RIDGE * float(gram.diagonal().mean()) if n_rows else 0.0
-    w = torch.linalg.solve(gram + reg * torch.eye(n_in, dtype=torch.float64), rhs)          # (n_in, C)
-    # ||y - X w||^2 = y'y - 2 w'X'y + w'X'X w, from the accumulated sums
-    resid = yy - 2.0 * float((w * rhs).sum()) + float((w * (gram @ w)).sum())
-    rel = float(np.sqrt(max(resid, 0.0) / yy)) if yy > 0 else 0.0
+    diag = gram.diagonal()
+    if not float(diag.max()) > 0.0:
+        raise ConfigError("drift_prefit: the coarse-grained training field is zero everywhere; there is no linear "
+                          "drift to fit (set drift_prefit = false in [train])")
+    # equilibrate (unit diagonal; a column that is zero stays zero), ridge, solve, scale back
+    d = torch.where(diag > 0, diag.rsqrt(), torch.zeros_like(diag))
+    a = d[:, None] * gram * d[None, :] + RIDGE * torch.eye(n_in, dtype=torch.float64)
+    w = d[:, None] * torch.linalg.solve(a, d[:, None] * rhs)                                  # (n_in, C)
+    # ||y - X w||^2 = y'y - 2 w'X'y + w'X'X w per channel, from the accumulated sums
+    resid = (yy - 2.0 * (w * rhs).sum(0) + (w * (gram @ w)).sum(0)).clamp_min(0.0)
+    per = [float((r / t).sqrt()) if t > 0 else 0.0 for r, t in zip(resid, yy)]
+    rel = float((resid.sum() / yy.sum()).sqrt()) if float(yy.sum()) > 0 else 0.0
     drift.linear.copy_(w.t().to(dtype=ref.dtype, device=ref.device))
     drift.macro_weights[-1].zero_()
     drift.macro_biases[-1].zero_()
-    return PrefitResult(relative_error=rel, rows=n_rows)
+    return PrefitResult(relative_error=rel, channel_errors=tuple(per), rows=n_rows)
 
 
-__all__ = ["prefit_linear_drift", "PrefitResult", "RIDGE"]
+__all__ = ["prefit_linear_drift", "PrefitResult", "RIDGE", "CHUNK"]

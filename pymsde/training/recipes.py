@@ -272,7 +272,9 @@ def model_for_data(given: Mapping[str, Any] | None, u_rms: float) -> tuple[dict[
       beyond their span, the linear term does;
     - ``encoder_var_init``, ``decoder_var_init``: :data:`VAR_FRACTION` times the mean square of
       the data (initial standard deviations of 1 % of its rms);
-    - ``diffusion_init``: :data:`DIFFUSION_FRACTION` times the data's rms.
+    - ``diffusion_init``: :data:`DIFFUSION_FRACTION` times the data's rms (sigma is per square root
+      of the data's time unit: this assumes trajectories of order one time unit, as the set it was
+      measured on, docs/own_data.md; it is an initial value, learned from there).
 
     Args:
         given: the architecture fields set by the user (command line, config file).

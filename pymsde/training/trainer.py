@@ -215,7 +215,10 @@ def _prepare(data, model, config, val, run: Path | None, resume: bool, data_path
         _check_same_data(state, run, sha, data_path)
     cfg = _check_memory(model, state, config, data, val, device, source)
     net = _make_net(model, cfg, state, data, config, device, getattr(torch, config.dtype), source)
-    if config.drift_prefit and state is None and not isinstance(model, torch.nn.Module):
+    if config.drift_prefit and state is None and isinstance(model, torch.nn.Module):
+        log.warning("train.drift_prefit: the model was given built (e.g. warm-started); its drift is kept, not "
+                    "pre-fitted")
+    elif config.drift_prefit and state is None:
         # a model built here starts from the least-squares linear drift (a resumed or given one is trained)
         from pymsde.training.prefit import prefit_linear_drift
 

@@ -30,6 +30,7 @@ from pymsde.evaluate.report import (AUTO_BASELINES, DEFAULT_BASELINES, Evaluatio
                                     parse_baselines, score_prediction)
 from pymsde.evaluate.writer import write_report
 from pymsde.model.config import check_data_fits
+from pymsde.training.config import FORECAST_SOLVERS
 from pymsde.training.run import check_run_dir, load_run
 from pymsde.util.errors import ConfigError
 
@@ -262,6 +263,8 @@ def evaluate_run(run_dir: str | os.PathLike, data, *, split: str = "test",
     else:
         data_name = str(data.attrs.get("source", "<in-memory data>"))
         traj_all = data
+    if solver is not None and solver not in FORECAST_SOLVERS:
+        raise ConfigError(f"evaluate: solver = {solver!r}; expected one of {', '.join(FORECAST_SOLVERS)}")
     backend_name = resolve_backend(backend).name      # checks the name; resolves Julia once
     model, metadata = _load(run, checkpoint)
     check_data_fits(model.config, traj_all, data_name, f"run {run}")
