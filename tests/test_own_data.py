@@ -6,7 +6,8 @@ advection-diffusion ``u_t + c u_x = 0.002 u_xx`` on the periodic unit interval, 
 0.7; test 1.3), Fourier modes 1 to 3 with random amplitudes. ``pymsde train DATA --coarse 16``
 with nothing else (the defaults derived from the data: 2000 steps, about 40 s on one core),
 then the evaluation against DMD. Measured on this project's 2-core machine (seeds 0, 1, 2):
-7.6, 6.9 and 7.1 % pooled relative error, DMD 101.5 % (docs/own_data.md section 5).
+7.6, 6.9 and 7.1 % pooled relative error (7.0 % for seed 0 after the equilibrated ridge of the
+pre-fit), DMD 101.5 % (docs/own_data.md section 5).
 """
 import numpy as np
 

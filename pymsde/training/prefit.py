@@ -14,7 +14,7 @@ starts from the linear drift that best explains the data and the MLP from a zero
 Why: fitted by the variational objective alone, the drift is regressed on posterior samples
 whose noise attenuates it (errors in variables) and on a few trajectories whose span a
 per-cell MLP does not extend beyond; on the advection-diffusion set of docs/own_data.md the
-forecast error fell from 54 % to 8 % with the pre-fit, the smaller initial variances of
+forecast error fell from 54 % to 7 % with the pre-fit, the smaller initial variances of
 :func:`pymsde.training.recipes.model_for_data` and Heun forecasts (that page's table).
 """
 from __future__ import annotations
