@@ -210,10 +210,10 @@ def _check_resume_architecture(given: dict, model_config: dict, run_dir) -> None
     """A resumed run keeps its architecture: model options that differ from it are an error."""
     from pymsde.util.errors import ConfigError
 
+    from pymsde.model.config import ModelConfig
+
     def norm(v):
         return list(v) if isinstance(v, (list, tuple)) else v
-
-    from pymsde.model.config import ModelConfig
 
     model_config = ModelConfig.from_dict(model_config).to_dict()      # an older checkpoint's: every field
     unknown = sorted(set(given) - set(model_config))

@@ -208,7 +208,7 @@ def for_data(n_traj: int, n_t: int, given: Mapping[str, Any] | None = None, *,
       :func:`model_for_data` turns on): it starts from the least-squares fit;
     - ``forecast_solver``: ``"heun"``: Euler-Maruyama at the data step amplifies every undamped
       oscillation of a learned drift (by ``(1 + (omega dt)^2)^(1/2)`` a step, ``omega`` its
-      frequency), which no stability analysis chose; Heun's error there is of fourth order.
+      frequency), which no stability analysis chose; Heun's amplification there is ``1 + (omega dt)^4 / 8``.
 
     Returns:
         ``(fields, notes)``: the fields (``given`` included, unchanged) and one line per derived
