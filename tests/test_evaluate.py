@@ -463,6 +463,35 @@ def tiny_run(tmp_path_factory):
     return out
 
 
+def test_evaluate_run_on_hdf5_reads_only_what_it_scores(tiny_run, tmp_path, monkeypatch):
+    """An HDF5 file stays on disk (the dam break's 6.6 GB): the same scores as the .npz of the same
+    data, and no value of the val split (which nothing here fits on) is read; of the training
+    split only DMD's trajectory 0 in full and the initial frames (the coverage check)."""
+    pytest.importorskip("h5py")
+    pytest.importorskip("pydmd")
+    from pymsde.data import lazy
+    from pymsde.data.io import load, save
+    from pymsde.workflows.evaluation import evaluate_run
+
+    data = load(tiny_run / "data.npz")
+    save(data, tmp_path / "data.h5")
+    reads = []
+    original = lazy.LazyTrajectories._read
+    monkeypatch.setattr(lazy.LazyTrajectories, "_read",
+                        lambda self, i, start, stop, step=1: reads.append((int(self._index[i]), start, stop))
+                        or original(self, i, start, stop, step))
+    kw = dict(baselines="dmd", n_samples=2, seed=3, plots=False, show_progress=False)
+    got = evaluate_run(tiny_run / "run", tmp_path / "data.h5", out=tmp_path / "h5", **kw).metrics()
+    want = evaluate_run(tiny_run / "run", tiny_run / "data.npz", out=tmp_path / "npz", **kw).metrics()
+    assert got["relative_error"] == want["relative_error"] and got["nrmse"] == want["nrmse"]
+    assert got["coverage"] == want["coverage"] and got["split_sizes"] == want["split_sizes"]
+    splits = data.splits
+    (val,), (test,), train = splits["val"], splits["test"], list(splits["train"])
+    assert val not in {i for i, _, _ in reads}
+    assert (test, 0, data.n_t) in reads and (train[0], 0, data.n_t) in reads
+    assert all(stop - start == 1 for i, start, stop in reads if i == train[1])   # its first frame only
+
+
 @pytest.mark.slow
 def test_evaluate_run_with_dmd_and_sindy(tiny_run, tmp_path):
     for module in ("pydmd", "pysindy", "sklearn"):
